@@ -1,0 +1,35 @@
+"""hsi_stats: what each attention head tracks, with the evidence to say so.
+
+The public API is small: the data model (:class:`HSIDataset`), the loaders (:func:`load_npz`,
+:func:`load_logs`, :func:`load_extraction`), the estimators (:func:`estimate`) and the full analysis with
+inference and validated labels (:func:`analyze`, returning an :class:`HSIResult`).
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .catalog import DRIVING_CATALOG, FeatureCatalog, FeatureMeaning, load_catalog
+from .data import HSIDataset
+from .estimators import Estimate, estimate
+from .io import load_extraction, load_logs, load_npz
+from .results import HSIResult, analyze
+
+try:
+    __version__ = version("hsi_stats")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without installing
+    __version__ = "0.0.0"
+
+__all__ = [
+    "DRIVING_CATALOG",
+    "Estimate",
+    "FeatureCatalog",
+    "FeatureMeaning",
+    "HSIDataset",
+    "HSIResult",
+    "__version__",
+    "analyze",
+    "estimate",
+    "load_catalog",
+    "load_extraction",
+    "load_logs",
+    "load_npz",
+]

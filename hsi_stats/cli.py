@@ -1,0 +1,257 @@
+"""The ``hsi-stats`` command line: ``demo``, ``analyze``, ``registry`` and ``convert`` (DESIGN 6).
+
+Bad input ends with exit code 2 and one line on standard error, never a traceback; nothing is written before
+the analysis has succeeded, and every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from ._atomic import atomic_write_text
+from ._validation import HSIDataError
+from .catalog import GENERAL_CONTEXT
+from .data import HSIDataset
+from .estimators import ADJUSTMENTS, CORRELATIONS, ESTIMATORS
+from .inference import CORRECTIONS, SCHEMES
+from .inference.bootstrap import CI_METHODS
+from .io import load_extraction, load_logs, load_npz
+from .results import HSIResult, analyze
+
+__all__ = ["main"]
+
+EXIT_BAD_INPUT = 2
+
+
+class CommandError(Exception):
+    """A user error reported as one line with exit code 2."""
+
+
+# ----------------------------------------------------------------------------- pipeline
+def run_analysis(dataset: HSIDataset, args: argparse.Namespace) -> HSIResult:
+    """:func:`hsi_stats.analyze` with the command's options, progress bars on."""
+    return analyze(
+        dataset, estimator=args.estimator, correlation=args.correlation,
+        adjust=None if args.adjust == "none" else args.adjust, n_resamples=args.n_resamples,
+        confidence_level=args.confidence_level, ci_method=args.ci_method, scheme=args.scheme,
+        correction=args.correction, alpha=args.alpha, threshold=args.threshold, strict=args.strict,
+        catalog=args.catalog, rng=args.seed, batch=args.batch, progress=sys.stderr.isatty(),
+    )
+
+
+def write_outputs(result: HSIResult, out_dir: Path, *, allow_unvalidated: bool) -> list[Path]:
+    """Write ``pairs.csv``, ``heads.csv`` and ``head_functions.json`` (each atomically)."""
+    paths = {name: out_dir / name for name in ("pairs.csv", "heads.csv", "head_functions.json")}
+    atomic_write_text(paths["pairs.csv"], result.pairs.to_csv(index=False))
+    atomic_write_text(paths["heads.csv"], result.heads.to_csv(index=False))
+    result.export_registry(paths["head_functions.json"], allow_unvalidated=allow_unvalidated)
+    return list(paths.values())
+
+
+# ----------------------------------------------------------------------------- loading
+def load_input(args: argparse.Namespace) -> tuple[HSIDataset, str]:
+    """The dataset named by the input options of ``analyze``/``convert``."""
+    given = [bool(args.path), bool(args.feature_dir or args.attention_dir), bool(args.extraction)]
+    if sum(given) != 1:
+        raise CommandError("give exactly one input: PATH.npz, or --feature-dir and --attention-dir, "
+                           "or --extraction FILE")
+    if args.path:
+        return load_npz(args.path), str(args.path)
+    if args.extraction:
+        return load_extraction(args.extraction, trust_pickle=args.trust_pickle), str(args.extraction)
+    if not (args.feature_dir and args.attention_dir):
+        raise CommandError("--feature-dir and --attention-dir must be given together")
+    step_range = None if args.step_range is None else tuple(args.step_range)
+    dataset = load_logs(args.feature_dir, args.attention_dir, pair_by=args.pair_by, step_range=step_range,
+                        attention_key=args.attention_key, trust_pickle=args.trust_pickle)
+    return dataset, f"{args.feature_dir} + {args.attention_dir}"
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_analyze(args: argparse.Namespace) -> int:
+    dataset, _ = load_input(args)
+    result = run_analysis(dataset, args)
+    paths = write_outputs(result, Path(args.out), allow_unvalidated=args.allow_unvalidated)
+    print(result.summary())
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    dataset, _ = load_input(args)
+    result = run_analysis(dataset, args)
+    result.export_registry(args.output, allow_unvalidated=args.allow_unvalidated)
+    print(result.summary())
+    n_valid = int(result.heads["validated"].sum())
+    print(f"wrote {args.output}: {n_valid} validated label(s) of {len(result.heads)} heads"
+          + ("; unvalidated labels kept as asked" if args.allow_unvalidated else
+             "; unvalidated labels written as General Context Heads"))
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    dataset, _ = load_input(args)
+    if not str(args.output).endswith(".npz"):
+        raise CommandError(f"the output must be a .npz file, but {args.output!r} was given")
+    dataset.to_npz(args.output)
+    print(f"wrote {args.output}: {dataset!r}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .synthetic import generate, write_driving_logs
+
+    out = Path(args.out)
+    run = generate(rng=args.seed)
+    with tempfile.TemporaryDirectory(prefix="hsi-demo-") as staging:
+        feature_dir, attention_dir = Path(staging) / "features", Path(staging) / "attention"
+        write_driving_logs(run, feature_dir, attention_dir)
+        dataset = load_logs(feature_dir, attention_dir, pair_by="step")
+        result = run_analysis(dataset, args)
+        comparison = planted_versus_found(run.truth_frame(), result.heads)
+        paths = write_outputs(result, out, allow_unvalidated=args.allow_unvalidated)
+        atomic_write_text(out / "planted_vs_found.csv", comparison.to_csv(index=False))
+        logs = out / "logs"
+        for folder in (feature_dir, attention_dir):
+            (logs / folder.name).mkdir(parents=True, exist_ok=True)
+            for file in sorted(folder.iterdir()):
+                shutil.move(file, logs / folder.name / file.name)
+    print(f"hsi_stats {__version__} demo: synthetic driving logs in {logs}, loaded back with load_logs")
+    print(result.summary())
+    print("\nplanted versus found:")
+    print(comparison.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"{int(comparison['match'].sum())}/{len(comparison)} heads found as planted")
+    print("wrote " + ", ".join(str(p) for p in [*paths, out / "planted_vs_found.csv"]))
+    return 0
+
+
+def planted_versus_found(truth: pd.DataFrame, heads: pd.DataFrame) -> pd.DataFrame:
+    """Put the synthetic ground truth beside what the analysis found: one row per head, with ``match``.
+
+    Heads are matched by position (the loaders rename them, e.g. ``other_traj/cross_attn_0:h2``). A planted
+    head matches when its planted label is found and validated; a no-effect head matches when it is not
+    validated and its point-estimate label is General Context.
+    """
+    if len(truth) != len(heads):
+        raise ValueError(f"the ground truth has {len(truth)} heads but the analysis found {len(heads)}")
+    table = pd.DataFrame({
+        "head": heads["head"].to_numpy(),
+        "planted_feature": truth["feature"].to_numpy(),
+        "planted_label": truth["expected_label"].to_numpy(),
+        "found_feature": heads["label_feature"].to_numpy(),
+        "found_label": heads["label"].to_numpy(),
+        "hsi": heads["hsi"].to_numpy(),
+        "validated": heads["validated"].to_numpy(dtype=bool),
+    })
+    is_planted = table["planted_label"] != GENERAL_CONTEXT
+    found_planted = (table["found_label"] == table["planted_label"]) & table["validated"]
+    found_nothing = (table["found_label"] == GENERAL_CONTEXT) & ~table["validated"]
+    table["match"] = np.where(is_planted, found_planted, found_nothing)
+    return table
+
+
+# ----------------------------------------------------------------------------- parser
+def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--estimator", choices=ESTIMATORS, default="within", type=str.lower,
+                        help="rho estimator (default: within)")
+    parser.add_argument("--correlation", choices=CORRELATIONS, default="spearman", type=str.lower,
+                        help="correlation type (default: spearman)")
+    parser.add_argument("--adjust", choices=ADJUSTMENTS, default="none", type=str.lower,
+                        help="slot adjustment (default: none)")
+    parser.add_argument("--threshold", type=float, default=0.3, help="HSI threshold for a label (default 0.3)")
+    parser.add_argument("--catalog", default=None, help="feature catalog file (.toml or .json)")
+    parser.add_argument("--n-resamples", type=int, default=9999,
+                        help="bootstrap resamples and randomisations, each (default 9999)")
+    parser.add_argument("--confidence-level", type=float, default=0.95, help="CI level (default 0.95)")
+    parser.add_argument("--ci-method", choices=CI_METHODS, default="bca", type=str.lower,
+                        help="bootstrap interval (default: bca)")
+    parser.add_argument("--scheme", choices=SCHEMES, default="auto", type=str.lower,
+                        help="randomisation scheme (default: auto = sign-flip with >= 12 groups)")
+    parser.add_argument("--correction", default="maxT", type=str,
+                        help=f"multiple-comparison correction, one of {', '.join(CORRECTIONS)} (default: maxT)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    parser.add_argument("--strict", action="store_true", help="also require the CI bound to pass the threshold")
+    parser.add_argument("--batch", type=int, default=None, help="resamples per batch (memory only)")
+    parser.add_argument("--allow-unvalidated", action="store_true",
+                        help="keep unvalidated labels in the registry (default: General Context Head)")
+
+
+def _add_input_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", nargs="?", help="an .npz file (DESIGN 2.1)")
+    parser.add_argument("--feature-dir", help="folder of attention_log_*.pkl feature logs")
+    parser.add_argument("--attention-dir", help="folder of attention_scenario_*.pkl extractions")
+    parser.add_argument("--extraction", help="an extraction_*.pkl file or a folder of them")
+    parser.add_argument("--pair-by", choices=("step", "order"), default="step",
+                        help="how feature logs and attention files are paired (default: step)")
+    parser.add_argument("--step-range", nargs=2, type=int, metavar=("START", "END"),
+                        help="keep logs whose step lies in [START, END]")
+    parser.add_argument("--attention-key", default="other_traj",
+                        help="attention module (or exact key) whose layers become heads (default: other_traj)")
+    parser.add_argument("--trust-pickle", action="store_true",
+                        help="load pickles with plain pickle (only for files you trust: pickle runs code)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hsi-stats", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"hsi_stats {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="synthetic driving run with planted heads, end to end")
+    demo.add_argument("--out", default="reports/demo", help="output folder (default: reports/demo)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    _add_analysis_options(demo)
+    demo.set_defaults(handler=cmd_demo)
+
+    analyze = commands.add_parser("analyze", help="estimate and label the heads of a run")
+    _add_input_options(analyze)
+    analyze.add_argument("--out", default="reports", help="output folder (default: reports)")
+    analyze.add_argument("--seed", type=int, default=None, help="random seed (default: fresh, recorded)")
+    _add_analysis_options(analyze)
+    analyze.set_defaults(handler=cmd_analyze)
+
+    registry = commands.add_parser("registry", help="validate the labels and export head_functions.json")
+    _add_input_options(registry)
+    registry.add_argument("--output", "-o", default="head_functions.json", help="the registry file to write")
+    registry.add_argument("--seed", type=int, default=None, help="random seed (default: fresh, recorded)")
+    _add_analysis_options(registry)
+    registry.set_defaults(handler=cmd_registry)
+
+    convert = commands.add_parser("convert", help="write driving logs or extractions as the .npz file")
+    _add_input_options(convert)
+    convert.add_argument("--output", "-o", required=True, help="the .npz file to write")
+    convert.set_defaults(handler=cmd_convert)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hsi-stats`` console script."""
+    args = build_parser().parse_args(argv)
+    original_format = warnings.formatwarning
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.formatwarning = _one_line_warning
+            return int(args.handler(args))
+    except (CommandError, HSIDataError, ValueError, TypeError, OSError) as exc:
+        print(f"hsi-stats: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    finally:
+        warnings.formatwarning = original_format
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> str:
+    return f"hsi-stats: warning: {message}\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

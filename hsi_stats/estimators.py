@@ -1,0 +1,465 @@
+"""Estimators of rho[h, f] and the Head Specialization Index (DESIGN 3).
+
+:func:`estimate` turns an :class:`~hsi_stats.data.HSIDataset` into per-group additive sums
+(:mod:`hsi_stats.group_sums`) and evaluates them once. The same sums are what the inference layer resamples, so
+the point estimate and every resample share one code path.
+
+Estimators (``estimator=``):
+
+``within`` (default)
+    Correlation after centring attention and feature within each scenario over its valid entities,
+    :math:`\\rho = \\sum \\tilde a \\tilde x / \\sqrt{\\sum \\tilde a^2 \\sum \\tilde x^2}`.
+``pooled``
+    Pearson/Spearman correlation over every valid (scenario, entity) pair: the original in-house method.
+``fisher``
+    Mean Fisher z of per-scenario correlations (scenarios with >= 3 valid entities and both variables
+    non-constant), averaged within group then over groups, back-transformed. Kept for comparability.
+
+Spearman ranks use average ties, within each scenario (``within``, ``fisher``) or over the pooled pairs
+(``pooled``); ``+-inf`` ranks as an extreme value. Under Pearson ``+-inf`` is left out and counted. NaN is always
+left out for that feature only. This module never imports plotting.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from scipy.stats import rankdata
+
+from ._validation import ConstantInputWarning, check_choice
+from .data import HSIDataset
+from .group_sums import CentredSums, FisherSums, GroupSums, PooledSums
+
+__all__ = ["ADJUSTMENTS", "CORRELATIONS", "ESTIMATORS", "Estimate", "estimate", "group_sums", "hsi_from_rho",
+           "selectivity", "within_centred"]
+
+ESTIMATORS = ("within", "pooled", "fisher")
+CORRELATIONS = ("spearman", "pearson")
+ADJUSTMENTS = ("none", "slot")
+MIN_FISHER_ENTITIES = 3
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+
+# --------------------------------------------------------------------------- per-scenario transforms
+class _Grouping:
+    """Sums rows over groups with one sort and ``np.add.reduceat`` (G rows out, in group-code order)."""
+
+    def __init__(self, codes: NDArray[np.intp]) -> None:
+        self.order = np.argsort(codes, kind="stable")
+        sorted_codes = codes[self.order]
+        self.starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+        self.n_groups = int(self.starts.size)
+
+    def sum(self, values: FloatArray) -> FloatArray:
+        return np.add.reduceat(values[self.order], self.starts, axis=0)
+
+    def mean_where(self, values: FloatArray, used: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Mean of ``values`` over the scenarios where ``used`` is 1, per group, and whether any was used."""
+        total = self.sum(values * used)
+        count = self.sum(used)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = np.where(count > 0, total / np.where(count > 0, count, 1.0), 0.0)
+        return mean, (count > 0).astype(float)
+
+
+def _rank_within(values: FloatArray, valid: BoolArray) -> FloatArray:
+    """Average-tie ranks along the last axis among valid entries (NaN elsewhere); +-inf ranks as extreme."""
+    return rankdata(np.where(valid, values, np.nan), axis=-1, nan_policy="omit")
+
+
+def _centre_within(values: FloatArray, valid: BoolArray) -> FloatArray:
+    """Centre along the last axis over valid entries; 0 on invalid entries and on constant rows.
+
+    A row whose valid values are all equal is set to exactly 0 (its mean-subtracted values would otherwise be
+    rounding noise of order 1e-17 that a ratio could amplify).
+    """
+    valid = np.broadcast_to(valid, values.shape)
+    n = valid.sum(axis=-1, keepdims=True)
+    filled = np.where(valid, values, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = filled.sum(axis=-1, keepdims=True) / np.maximum(n, 1)
+    high = np.where(valid, values, -np.inf).max(axis=-1, keepdims=True)
+    low = np.where(valid, values, np.inf).min(axis=-1, keepdims=True)
+    varies = high > low
+    return np.where(valid & varies, values - mean, 0.0)
+
+
+# --------------------------------------------------------------------------- inputs per feature
+@dataclass(frozen=True)
+class _FeatureInput:
+    """One feature's values and the entities it uses, after the non-finite rules of DESIGN 3.4."""
+
+    values: FloatArray  # (S, V), finite (or +-inf under Spearman) where valid
+    valid: BoolArray  # (S, V)
+    missing: int  # NaN on a present entity: always left out
+    infinite: int  # +-inf on a present entity
+    infinite_left_out: int  # under Pearson, the infinite values left out
+
+
+def _feature_inputs(dataset: HSIDataset, correlation: str) -> list[_FeatureInput]:
+    inputs = []
+    for name in dataset.feature_names:
+        values = dataset.features[name]
+        nan = np.isnan(values) & dataset.mask
+        inf = np.isinf(values) & dataset.mask
+        valid = dataset.mask & ~np.isnan(values)
+        if correlation == "pearson":
+            valid = valid & ~np.isinf(values)
+        inputs.append(_FeatureInput(values, valid, int(nan.sum()), int(inf.sum()),
+                                    int(inf.sum()) if correlation == "pearson" else 0))
+    return inputs
+
+
+# --------------------------------------------------------------------------- the three estimators
+def _centred_pair(attention: FloatArray, feature: _FeatureInput,
+                  correlation: str) -> tuple[FloatArray, FloatArray]:
+    """Attention (S, H, V) and feature (S, V), ranked within scenario for Spearman, centred within scenario."""
+    valid = feature.valid
+    a, x = attention, feature.values
+    if correlation == "spearman":
+        a = _rank_within(a, valid[:, None, :])
+        x = _rank_within(x, valid)
+    return _centre_within(a, valid[:, None, :]), _centre_within(x, valid)
+
+
+def within_centred(dataset: HSIDataset, correlation: str = "spearman") -> tuple[FloatArray, FloatArray]:
+    """Within-scenario centred (and, for Spearman, ranked) values: attention (S, H, F, V), features (S, F, V).
+
+    Entities not valid for a feature hold 0. These are the inputs of the ``within`` estimator that the
+    permutation schemes shuffle.
+    """
+    correlation = check_choice("correlation", correlation, CORRELATIONS)
+    pairs = [_centred_pair(dataset.attention, f, correlation) for f in _feature_inputs(dataset, correlation)]
+    return np.stack([a for a, _ in pairs], axis=2), np.stack([x for _, x in pairs], axis=1)
+
+
+def _within_rows(
+    attention: FloatArray, feature: _FeatureInput, correlation: str, slot_onehot: FloatArray | None,
+    grouping: _Grouping,
+) -> dict[str, FloatArray]:
+    valid = feature.valid
+    a_c, x_c = _centred_pair(attention, feature, correlation)
+    rows = {
+        "cross": grouping.sum(np.einsum("shv,sv->sh", a_c, x_c)),
+        "attention_ss": grouping.sum(np.einsum("shv,shv->sh", a_c, a_c)),
+        "feature_ss": grouping.sum(np.einsum("sv,sv->s", x_c, x_c)),
+    }
+    if slot_onehot is not None:
+        d_c = _centre_within(np.moveaxis(slot_onehot, 2, 1), valid[:, None, :])  # (S, K, V)
+        rows["attention_slot"] = grouping.sum(np.einsum("shv,skv->shk", a_c, d_c))
+        rows["feature_slot"] = grouping.sum(np.einsum("sv,skv->sk", x_c, d_c))
+        rows["slot_slot"] = grouping.sum(np.einsum("skv,slv->skl", d_c, d_c))
+    return rows
+
+
+def _pooled_rows(attention: FloatArray, feature: _FeatureInput, correlation: str,
+                 grouping: _Grouping) -> dict[str, FloatArray]:
+    valid = feature.valid
+    a = np.moveaxis(attention, 1, 0)  # (H, S, V)
+    x = feature.values
+    if correlation == "spearman":
+        n_heads = a.shape[0]
+        a = _rank_within(a.reshape(n_heads, -1), valid.reshape(1, -1)).reshape(a.shape)
+        x = _rank_within(x.reshape(-1), valid.reshape(-1)).reshape(x.shape)
+    n_valid = max(int(valid.sum()), 1)
+    # Shift by the overall means: r is shift-invariant and the raw sums stay well conditioned.
+    a = np.where(valid, a - np.where(valid, a, 0.0).sum(axis=(1, 2), keepdims=True) / n_valid, 0.0)
+    x = np.where(valid, x - np.where(valid, x, 0.0).sum() / n_valid, 0.0)
+    return {
+        "count": grouping.sum(valid.sum(axis=1).astype(float)),
+        "attention_sum": grouping.sum(a.sum(axis=2).T),
+        "feature_sum": grouping.sum(x.sum(axis=1)),
+        "attention_sq": grouping.sum(np.einsum("hsv,hsv->sh", a, a)),
+        "feature_sq": grouping.sum(np.einsum("sv,sv->s", x, x)),
+        "cross": grouping.sum(np.einsum("hsv,sv->sh", a, x)),
+    }
+
+
+def _fisher_rows(attention: FloatArray, feature: _FeatureInput, correlation: str, clip: float,
+                 grouping: _Grouping) -> dict[str, FloatArray]:
+    valid = feature.valid
+    a_c, x_c = _centred_pair(attention, feature, correlation)
+    saa = np.einsum("shv,shv->sh", a_c, a_c)
+    sxx = np.einsum("sv,sv->s", x_c, x_c)[:, None]
+    usable = (valid.sum(axis=1)[:, None] >= MIN_FISHER_ENTITIES) & (saa > 0) & (sxx > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(usable, np.einsum("shv,sv->sh", a_c, x_c) / np.sqrt(saa * sxx), 0.0)
+    z = np.arctanh(np.clip(r, -clip, clip))
+    mean_z, used = grouping.mean_where(z, usable.astype(float))
+    return {"mean_z": mean_z, "used": used, "pairs": (usable * valid.sum(axis=1)[:, None]).sum(axis=0)}
+
+
+def _slot_onehot(dataset: HSIDataset) -> FloatArray:
+    """One-hot (S, V, K) of each entity's slot; slots default to the column index."""
+    slots = dataset.slots if dataset.slots is not None else np.broadcast_to(
+        np.arange(dataset.n_slots), (dataset.n_scenarios, dataset.n_slots))
+    codes = np.unique(slots, return_inverse=True)[1].reshape(slots.shape)
+    return np.eye(int(codes.max()) + 1)[codes]
+
+
+def group_sums(
+    dataset: HSIDataset,
+    *,
+    estimator: str = "within",
+    correlation: str = "spearman",
+    adjust: str | None = None,
+    fisher_clip: float = 0.999,
+) -> tuple[GroupSums, NDArray[np.int64], pd.DataFrame]:
+    """Per-group sums of ``dataset`` for one estimator, with pairs used (H, F) and left-out counts per feature.
+
+    The arguments are those of :func:`estimate`. Rows of the sums follow the sorted group labels.
+    """
+    estimator, correlation, adjust_name, fisher_clip = _estimate_iv(estimator, correlation, adjust, fisher_clip)
+    grouping = _Grouping(dataset.group_codes)
+    inputs = _feature_inputs(dataset, correlation)
+    attention = dataset.attention
+    slot_onehot = _slot_onehot(dataset) if adjust_name == "slot" else None
+
+    per_feature: list[dict[str, FloatArray]] = []
+    n_used = np.zeros((dataset.n_heads, dataset.n_features), dtype=np.int64)
+    for f, feature in enumerate(inputs):
+        if estimator == "within":
+            rows = _within_rows(attention, feature, correlation, slot_onehot, grouping)
+            counts = feature.valid.sum(axis=1)
+            n_used[:, f] = counts[counts >= 2].sum()
+        elif estimator == "pooled":
+            rows = _pooled_rows(attention, feature, correlation, grouping)
+            n_used[:, f] = feature.valid.sum()
+        else:
+            rows = _fisher_rows(attention, feature, correlation, fisher_clip, grouping)
+            n_used[:, f] = rows.pop("pairs")
+        per_feature.append(rows)
+
+    def stack(key: str) -> FloatArray:
+        # Per-feature rows are (G, ...) with the feature axis missing; put it after the head axis.
+        arrays = [rows[key] for rows in per_feature]
+        return np.stack(arrays, axis=2 if key in _HEAD_KEYS else 1)
+
+    sums: GroupSums
+    if estimator == "within":
+        slot_keys = ("attention_slot", "feature_slot", "slot_slot") if slot_onehot is not None else ()
+        sums = CentredSums(stack("cross"), stack("attention_ss"), stack("feature_ss"),
+                           *(stack(k) for k in slot_keys))
+    elif estimator == "pooled":
+        sums = PooledSums(*(stack(k) for k in ("count", "attention_sum", "feature_sum",
+                                               "attention_sq", "feature_sq", "cross")))
+    else:
+        sums = FisherSums(stack("mean_z"), stack("used"))
+
+    left_out = pd.DataFrame({
+        "feature": list(dataset.feature_names),
+        "missing": [i.missing for i in inputs],
+        "infinite": [i.infinite for i in inputs],
+        "infinite_left_out": [i.infinite_left_out for i in inputs],
+    })
+    return sums, n_used, left_out
+
+
+# Row arrays whose second axis is the head axis (the feature axis is inserted after it).
+_HEAD_KEYS = frozenset({"cross", "attention_ss", "attention_slot", "attention_sum", "attention_sq",
+                        "mean_z", "used"})
+
+
+# --------------------------------------------------------------------------- result
+@dataclass(frozen=True, eq=False)
+class Estimate:
+    """Point estimates of rho[h, f] and of the HSI.
+
+    Attributes
+    ----------
+    rho : ndarray (H, F)
+        Correlation of head h's attention with feature f under the chosen estimator; NaN when undefined.
+    hsi : ndarray (H,)
+        :math:`\\mathrm{HSI}_h = \\max_f |\\rho_{hf}|` (NaN features ignored; NaN when all are).
+    primary_feature, runner_up : tuple of str or None
+        Argmax of ``|rho|`` per head and the second largest.
+    head_names, feature_names : tuple of str
+    n_used : ndarray of int (H, F)
+        (scenario, entity) pairs that entered each correlation.
+    left_out : DataFrame
+        Per feature: ``missing`` (NaN, always left out), ``infinite`` and ``infinite_left_out`` (Pearson).
+    estimator, correlation, adjust : str
+    sums : GroupSums
+        The per-group sums (what inference resamples).
+    """
+
+    rho: FloatArray
+    hsi: FloatArray
+    primary_feature: tuple[str | None, ...]
+    runner_up: tuple[str | None, ...]
+    head_names: tuple[str, ...]
+    feature_names: tuple[str, ...]
+    n_used: NDArray[np.int64]
+    left_out: pd.DataFrame
+    estimator: str
+    correlation: str
+    adjust: str
+    sums: GroupSums
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per (head, feature): ``head, feature, rho, n_used, primary``."""
+        n_heads, n_features = self.rho.shape
+        return pd.DataFrame({
+            "head": np.repeat(self.head_names, n_features),
+            "feature": np.tile(self.feature_names, n_heads),
+            "rho": self.rho.reshape(-1),
+            "n_used": self.n_used.reshape(-1),
+            "primary": [self.primary_feature[h] == f for h in range(n_heads) for f in self.feature_names],
+        })
+
+    def heads_frame(self) -> pd.DataFrame:
+        """One row per head: ``head, hsi, primary_feature, primary_rho, runner_up, runner_up_rho``."""
+        def rho_of(h: int, name: str | None) -> float:
+            return float("nan") if name is None else float(self.rho[h, self.feature_names.index(name)])
+
+        return pd.DataFrame({
+            "head": list(self.head_names),
+            "hsi": self.hsi,
+            "primary_feature": list(self.primary_feature),
+            "primary_rho": [rho_of(h, n) for h, n in enumerate(self.primary_feature)],
+            "runner_up": list(self.runner_up),
+            "runner_up_rho": [rho_of(h, n) for h, n in enumerate(self.runner_up)],
+        })
+
+
+def selectivity(dataset: HSIDataset) -> FloatArray:
+    r"""How concentrated each head's attention is over the valid entities, averaged over scenarios (H,).
+
+    For scenario s with :math:`n \ge 2` valid entities and the head's attention renormalised over them,
+    :math:`p`, the selectivity is :math:`1 - H(p)/\log n` (0 for uniform attention, 1 for all mass on one
+    entity); scenarios with fewer than two valid entities or no attention mass are skipped. A head whose
+    attention is uniform to within rounding can still rank-correlate with a feature; this guards against
+    labelling it (DESIGN 4.4, rule 6).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hsi_stats import HSIDataset
+    >>> attention = np.array([[[0.25, 0.25, 0.25, 0.25], [1.0, 0.0, 0.0, 0.0]]])
+    >>> selectivity(HSIDataset(attention, {"x": np.zeros((1, 4))})).round(6).tolist()
+    [0.0, 1.0]
+    """
+    valid = dataset.mask[:, None, :]
+    mass = np.where(valid, np.abs(dataset.attention), 0.0)
+    total = mass.sum(axis=2, keepdims=True)
+    n_valid = dataset.mask.sum(axis=1)[:, None]
+    usable = (n_valid >= 2) & (total[..., 0] > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(usable[..., None], mass / total, 0.0)
+        entropy = -np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0).sum(axis=2)
+        per_scenario = np.where(usable, 1.0 - entropy / np.log(np.maximum(n_valid, 2)), 0.0)
+        count = usable.sum(axis=0)
+        return np.where(count > 0, per_scenario.sum(axis=0) / np.maximum(count, 1), np.nan)
+
+
+def hsi_from_rho(rho: FloatArray) -> FloatArray:
+    """:math:`\\max_f |\\rho_{hf}|` along the last axis, ignoring NaN (NaN only when every feature is NaN)."""
+    magnitude = np.abs(rho)
+    all_nan = np.isnan(magnitude).all(axis=-1)
+    return np.where(all_nan, np.nan, np.where(np.isnan(magnitude), -np.inf, magnitude).max(axis=-1))
+
+
+def _ranked_features(rho_row: FloatArray, names: tuple[str, ...]) -> tuple[str | None, str | None]:
+    magnitude = np.where(np.isnan(rho_row), -1.0, np.abs(rho_row))
+    order = np.argsort(-magnitude, kind="stable")
+    ranked = [names[i] for i in order if magnitude[i] >= 0]
+    return (ranked[0] if ranked else None), (ranked[1] if len(ranked) > 1 else None)
+
+
+def _estimate_iv(estimator: str, correlation: str, adjust: str | None,
+                 fisher_clip: float) -> tuple[str, str, str, float]:
+    estimator = check_choice("estimator", estimator, ESTIMATORS)
+    correlation = check_choice("correlation", correlation, CORRELATIONS)
+    adjust_name = check_choice("adjust", "none" if adjust is None else adjust, ADJUSTMENTS)
+    if adjust_name == "slot" and estimator != "within":
+        raise ValueError(f"`adjust='slot'` is defined for estimator='within' only, but estimator="
+                         f"{estimator!r} was passed.")
+    clip = float(fisher_clip)
+    if not 0.0 < clip < 1.0:
+        raise ValueError(f"The value for `fisher_clip` must lie in (0, 1), but {fisher_clip!r} was passed.")
+    return estimator, correlation, adjust_name, clip
+
+
+def estimate(
+    dataset: HSIDataset,
+    *,
+    estimator: str = "within",
+    correlation: str = "spearman",
+    adjust: str | None = None,
+    fisher_clip: float = 0.999,
+) -> Estimate:
+    """Estimate rho[h, f] for every head and feature, and the HSI of every head.
+
+    Parameters
+    ----------
+    dataset : HSIDataset
+    estimator : {"within", "pooled", "fisher"}, default "within"
+        See the module docstring. ``within`` compares entities present in the same scenario and removes what
+        differs between scenarios (density); ``pooled`` reproduces the original numbers with Pearson.
+    correlation : {"spearman", "pearson"}, default "spearman"
+    adjust : {None, "slot"}, default None
+        ``"slot"`` (``within`` only) also removes per-slot means (two-way fixed effects; DESIGN 3.3).
+    fisher_clip : float, default 0.999
+        ``fisher`` only: per-scenario r is clipped to ``+-fisher_clip`` before Fisher's z. The result depends
+        strongly on it when few entities are present, one reason ``fisher`` is not the default.
+
+    Returns
+    -------
+    Estimate
+
+    Notes
+    -----
+    :math:`\\mathrm{HSI}_h = \\max_f |\\rho_{hf}|`. A feature (or head) with no variation inside any scenario
+    has rho NaN and a :class:`~hsi_stats._validation.ConstantInputWarning`, as :func:`scipy.stats.pearsonr`.
+
+    References
+    ----------
+    .. [1] Fisher, R. A. (1921). On the "probable error" of a coefficient of correlation deduced from a small
+       sample. Metron 1, 3-32.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hsi_stats import HSIDataset, estimate
+    >>> rng = np.random.default_rng(1)
+    >>> distance = rng.random((50, 6))
+    >>> attention = np.stack([-distance, rng.random((50, 6))], axis=1)
+    >>> est = estimate(HSIDataset(attention, {"distance_to_ego": distance}))
+    >>> est.rho.round(2).tolist()
+    [[-1.0], [-0.03]]
+    >>> est.primary_feature
+    ('distance_to_ego', 'distance_to_ego')
+    """
+    sums, n_used, left_out = group_sums(dataset, estimator=estimator, correlation=correlation,
+                                        adjust=adjust, fisher_clip=fisher_clip)
+    estimator, correlation, adjust_name, _ = _estimate_iv(estimator, correlation, adjust, fisher_clip)
+    rho = sums.rho()
+    undefined = np.isnan(rho)
+    if undefined.any():
+        pairs = [f"{dataset.head_names[h]} x {dataset.feature_names[f]}" for h, f in np.argwhere(undefined)[:5]]
+        warnings.warn(
+            f"rho is NaN for {int(undefined.sum())} (head, feature) pair(s) (e.g. {', '.join(pairs)}): one of the "
+            "variables has no variation inside any usable scenario (or none left after the slot adjustment).",
+            ConstantInputWarning, stacklevel=2,
+        )
+    ranked = [_ranked_features(rho[h], dataset.feature_names) for h in range(dataset.n_heads)]
+    return Estimate(
+        rho=rho,
+        hsi=hsi_from_rho(rho),
+        primary_feature=tuple(r[0] for r in ranked),
+        runner_up=tuple(r[1] for r in ranked),
+        head_names=dataset.head_names,
+        feature_names=dataset.feature_names,
+        n_used=n_used,
+        left_out=left_out,
+        estimator=estimator,
+        correlation=correlation,
+        adjust=adjust_name,
+        sums=sums,
+    )

@@ -1,0 +1,18 @@
+"""Readers and writers: the npz interchange file, the driving-log formats and the safe unpickler.
+
+This package turns files into :class:`~hsi_stats.data.HSIDataset` objects and back; it computes no statistic.
+"""
+
+from .driving_logs import load_logs
+from .extraction import load_extraction
+from .npz import load_npz, write_npz
+from .safe_pickle import UnsafePickleError, safe_load_pickle
+
+__all__ = [
+    "UnsafePickleError",
+    "load_extraction",
+    "load_logs",
+    "load_npz",
+    "safe_load_pickle",
+    "write_npz",
+]

@@ -1,0 +1,597 @@
+"""Reader for the two-directory driving logs (DESIGN 2.2): feature logs plus attention files.
+
+A feature directory holds ``attention_log_{step:08d}.pkl`` files (semantic features per object id),
+an attention directory holds ``attention_scenario_{i:04d}.pkl`` files (raw attention per token).
+This module pairs them, reduces token attention to per-entity attention, aligns attention slots to
+feature columns and returns one :class:`~hsi_stats.data.HSIDataset`. It also holds the validation
+helpers that the unified-extraction reader shares.
+
+It must never skip a file silently, never pair or align by assumption without a warning and a note
+on the dataset, and never unpickle except through
+:func:`~hsi_stats.io.safe_pickle.safe_load_pickle`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._validation import DataAlignmentWarning, HSIDataError, check_choice
+from ..data import HSIDataset
+from .safe_pickle import safe_load_pickle
+
+__all__ = ["load_logs"]
+
+FEATURE_PATTERN = "attention_log_*.pkl"
+ATTENTION_PATTERN = "attention_scenario_*.pkl"
+
+NO_OBJECT_IDS_NOTE = ("alignment of attention slots to feature object ids was assumed "
+                      "(no object_ids)")
+ORDER_NOTE = ("pairing by sorted order was assumed: the i-th feature log was matched with the "
+              "i-th attention file, both sorted by file name (pair_by='order')")
+NO_EPISODES_NOTE = "each feature log was taken as one group (no episode_ids)"
+
+_SEMANTIC_DIMS = "(n_samples, n_obj) or (n_obj,)"
+_ATTENTION_DIMS = "(n_samples, n_latents, n_tokens, n_heads)"
+
+
+# ------------------------------------------------------------------------------ shared helpers
+@dataclass(frozen=True)
+class _Block:
+    """Consecutive scenarios from one source, already in the dataset's layout."""
+
+    source: str
+    step: int
+    attention: NDArray[np.float64]  # (n, H, V)
+    features: dict[str, NDArray[np.float64]]  # name -> (n, V)
+    mask: NDArray[np.bool_]  # (n, V)
+    groups: NDArray[np.str_]  # (n,)
+    head_names: tuple[str, ...]
+
+
+def _natural_key(path: Path) -> list[Any]:
+    """Sort key under which ``x_10000`` follows ``x_9999``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def _list_files(directory: str | os.PathLike[str], pattern: str, param: str) -> list[Path]:
+    """The files in ``directory`` matching ``pattern`` in natural order; an error if none."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise HSIDataError(f"`{param}` must be a directory holding {pattern!r} files, but "
+                           f"{str(folder)!r} is not a directory.")
+    files = sorted((p for p in folder.glob(pattern) if p.is_file()), key=_natural_key)
+    if not files:
+        raise HSIDataError(f"`{param}` {str(folder)!r} holds no files matching {pattern!r}.")
+    return files
+
+
+def _require_mapping(value: Any, what: str, source: str) -> Mapping[Any, Any]:
+    if not isinstance(value, Mapping):
+        raise HSIDataError(f"{source}: {what} must be a dict, but it is a {type(value).__name__}.")
+    return value
+
+
+def _require_key(mapping: Mapping[Any, Any], key: str, source: str) -> Any:
+    if key not in mapping:
+        raise HSIDataError(f"{source}: the required field `{key}` is missing "
+                           f"(fields present: {sorted(map(str, mapping))}).")
+    return mapping[key]
+
+
+def _require_int(value: Any, field: str, source: str) -> int:
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    raise HSIDataError(f"{source}: `{field}` must be an integer, but it is {value!r} "
+                       f"({type(value).__name__}).")
+
+
+def _numeric_array(value: Any, field: str, source: str) -> NDArray[Any]:
+    """``value`` as a numeric (bool, int or float) array; an error naming the field otherwise."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise HSIDataError(f"{source}: `{field}` must be a numeric array, but it could not be "
+                           f"read as one ({exc}).") from None
+    if array.dtype.kind not in "biuf":
+        raise HSIDataError(f"{source}: `{field}` must be a numeric array, but it is a "
+                           f"{type(value).__name__} of dtype {array.dtype}.")
+    return array
+
+
+def _as_mask(array: NDArray[Any], field: str, source: str) -> NDArray[np.bool_]:
+    if array.dtype == np.bool_:
+        return array
+    if not np.isin(array, (0, 1)).all():
+        raise HSIDataError(f"{source}: `{field}` is the validity mask and must be boolean (or "
+                           f"0/1), but it has dtype {array.dtype} with other values.")
+    return array.astype(bool)
+
+
+def _split_semantic(
+    raw: Any, source: str, *, ndims: tuple[int, ...], dims: str
+) -> tuple[NDArray[np.bool_], dict[str, NDArray[np.float64]]]:
+    """Turn a ``semantic_features`` dict into ``(mask, features)`` of one shared shape.
+
+    A boolean entry named ``valid`` is the mask (all True when absent); every other entry is a
+    feature and must be a numeric array with ``ndim`` in ``ndims``.
+    """
+    entries = _require_mapping(raw, "`semantic_features`", source)
+    mask: NDArray[np.bool_] | None = None
+    features: dict[str, NDArray[np.float64]] = {}
+    first: tuple[str, tuple[int, ...]] | None = None
+    for name, value in entries.items():
+        if not isinstance(name, str) or not name:
+            raise HSIDataError(f"{source}: `semantic_features` keys must be non-empty strings, "
+                               f"but {name!r} was found.")
+        field = f"semantic_features[{name!r}]"
+        array = _numeric_array(value, field, source)
+        if array.ndim not in ndims:
+            raise HSIDataError(f"{source}: `{field}` must have shape {dims}, but it has shape "
+                               f"{array.shape}.")
+        if first is None:
+            first = (name, array.shape)
+        elif array.shape != first[1]:
+            raise HSIDataError(f"{source}: `{field}` has shape {array.shape}, but "
+                               f"`semantic_features[{first[0]!r}]` has shape {first[1]}; every "
+                               f"entry must have the same shape {dims}.")
+        if name == "valid":
+            mask = _as_mask(array, field, source)
+        else:
+            features[name] = array.astype(np.float64)
+    if first is None or not features:
+        raise HSIDataError(f"{source}: `semantic_features` must hold at least one feature "
+                           f"besides 'valid', but it has keys {list(entries)}.")
+    if mask is None:
+        mask = np.ones(first[1], dtype=bool)
+    return mask, features
+
+
+def _check_compatible(block: _Block, first: _Block) -> None:
+    if block.head_names != first.head_names:
+        raise HSIDataError(f"{block.source}: gives {len(block.head_names)} heads "
+                           f"{list(block.head_names)}, but {first.source} gives "
+                           f"{len(first.head_names)} heads {list(first.head_names)}; every file "
+                           f"must give the same heads.")
+    if block.attention.shape[2] != first.attention.shape[2]:
+        raise HSIDataError(f"{block.source}: has V = {block.attention.shape[2]} entity slots, but "
+                           f"{first.source} has V = {first.attention.shape[2]}; every file must "
+                           f"have the same number of entity slots.")
+    if list(block.features) != list(first.features):
+        raise HSIDataError(f"{block.source}: has features {list(block.features)}, but "
+                           f"{first.source} has {list(first.features)}; every file must have the "
+                           f"same features.")
+
+
+def _assemble(blocks: Sequence[_Block], notes: Sequence[str]) -> HSIDataset:
+    """Concatenate blocks in (stable) step order into one dataset, once they fit together."""
+    ordered = sorted(blocks, key=lambda block: block.step)
+    first = ordered[0]
+    for block in ordered[1:]:
+        _check_compatible(block, first)
+    features = {name: np.concatenate([block.features[name] for block in ordered])
+                for name in first.features}
+    steps = [np.full(block.attention.shape[0], block.step, dtype=np.int64) for block in ordered]
+    return HSIDataset(
+        np.concatenate([block.attention for block in ordered]),
+        features,
+        mask=np.concatenate([block.mask for block in ordered]),
+        groups=np.concatenate([block.groups for block in ordered]),
+        steps=np.concatenate(steps),
+        head_names=first.head_names,
+        notes=notes,
+    )
+
+
+# ------------------------------------------------------------------------------ feature logs
+@dataclass(frozen=True)
+class _FeatureLog:
+    path: Path
+    step: int
+    raw_shape: tuple[int, ...]  # shape of the semantic features as stored, for messages
+    mask: NDArray[np.bool_]  # (n_samples, n_obj)
+    features: dict[str, NDArray[np.float64]]  # name -> (n_samples, n_obj)
+    token_boundaries: Mapping[Any, Any]
+    object_ids: NDArray[np.int64] | None  # (n_samples, V)
+    episode_ids: NDArray[Any] | None  # (n_samples,)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.mask.shape[0])
+
+
+def _object_id_array(value: Any, source: str) -> NDArray[np.int64]:
+    ids = _numeric_array(value, "object_ids", source)
+    if ids.dtype.kind not in "iu" or ids.ndim not in (1, 2):
+        raise HSIDataError(f"{source}: `object_ids` must be an integer array of shape "
+                           f"(n_samples, V), but it has dtype {ids.dtype} and shape {ids.shape}.")
+    return (ids.reshape(1, -1) if ids.ndim == 1 else ids).astype(np.int64)
+
+
+def _episode_ids(value: Any, n_samples: int, source: str) -> NDArray[Any] | None:
+    if value is None:
+        return None
+    episodes = np.asarray(value).reshape(-1)
+    if episodes.shape[0] != n_samples:
+        raise HSIDataError(f"{source}: `episode_ids` must have one entry per sample (n_samples = "
+                           f"{n_samples}), but it has {episodes.shape[0]}.")
+    return episodes
+
+
+def _read_feature_log(path: Path, trust_pickle: bool) -> _FeatureLog:
+    source = str(path)
+    content = safe_load_pickle(path, trust_pickle=trust_pickle)
+    log = _require_mapping(content, "a feature log", source)
+    step = _require_int(_require_key(log, "step", source), "step", source)
+    mask, features = _split_semantic(_require_key(log, "semantic_features", source), source,
+                                     ndims=(1, 2), dims=_SEMANTIC_DIMS)
+    raw_shape = mask.shape
+    if mask.ndim == 1:  # a single sample
+        mask = mask[None, :]
+        features = {name: values[None, :] for name, values in features.items()}
+    boundaries = _require_mapping(log.get("token_boundaries", {}), "`token_boundaries`", source)
+    raw_ids = log.get("object_ids")
+    object_ids = None if raw_ids is None else _object_id_array(raw_ids, source)
+    episodes = _episode_ids(log.get("episode_ids"), mask.shape[0], source)
+    return _FeatureLog(path, step, raw_shape, mask, features, boundaries, object_ids, episodes)
+
+
+def _check_unique_steps(logs: Sequence[_FeatureLog]) -> None:
+    seen: dict[int, Path] = {}
+    for log in logs:
+        if log.step in seen:
+            raise HSIDataError(f"feature logs {seen[log.step]} and {log.path} both have step "
+                               f"{log.step}; each step must have one feature log.")
+        seen[log.step] = log.path
+
+
+# ------------------------------------------------------------------------------ attention
+def _read_attention_file(path: Path, trust_pickle: bool) -> Mapping[Any, Any]:
+    source = str(path)
+    content = safe_load_pickle(path, trust_pickle=trust_pickle)
+    attention = _require_mapping(content, "an attention file", source)
+    weights = _require_key(attention, "attention_weights", source)
+    _require_mapping(weights, "`attention_weights`", source)
+    return attention
+
+
+def _select_keys(weights: Mapping[Any, Any], attention_key: str, source: str) -> list[str]:
+    if "/" in attention_key:
+        chosen = [attention_key] if attention_key in weights else []
+    else:
+        chosen = sorted(key for key in weights
+                        if isinstance(key, str) and key.split("/", 1)[0] == attention_key)
+    if not chosen:
+        raise HSIDataError(f"{source}: `attention_key` {attention_key!r} matches no key of "
+                           f"`attention_weights`; available keys: {sorted(map(str, weights))}.")
+    return chosen
+
+
+def _entity_tokens(n_tokens: int, key: str, log: _FeatureLog, source: str) -> slice:
+    """The module's entity tokens: its ``token_boundaries`` range unless that spans all tokens."""
+    module = key.split("/", 1)[0]
+    if module not in log.token_boundaries:
+        return slice(0, n_tokens)
+    field = f"token_boundaries[{module!r}]"
+    bounds = log.token_boundaries[module]
+    if not isinstance(bounds, (Sequence, np.ndarray)) or len(bounds) != 2:
+        raise HSIDataError(f"{log.path}: `{field}` must be a (start, end) pair, but it is "
+                           f"{bounds!r}.")
+    start, end = (_require_int(bound, field, str(log.path)) for bound in bounds)
+    if end - start == n_tokens:
+        return slice(0, n_tokens)
+    if not 0 <= start < end <= n_tokens:
+        raise HSIDataError(f"{source}: `attention_weights[{key!r}]` has {n_tokens} tokens, but "
+                           f"`{field}` = ({start}, {end}) in {log.path} is not a range within "
+                           f"them.")
+    return slice(start, end)
+
+
+def _entity_attention(
+    raw: Any, key: str, n_slots: int, log: _FeatureLog, path: Path
+) -> NDArray[np.float64]:
+    """Sum token attention over latents and each entity's T_obs tokens: (n_samples, H, V)."""
+    source, field = str(path), f"attention_weights[{key!r}]"
+    weights = _numeric_array(raw, field, source)
+    if weights.ndim != 4:
+        raise HSIDataError(f"{source}: `{field}` must have shape {_ATTENTION_DIMS}, but it has "
+                           f"shape {weights.shape}.")
+    if weights.shape[0] != log.n_samples:
+        raise HSIDataError(f"{source}: `{field}` has shape {weights.shape} (n_samples = "
+                           f"{weights.shape[0]}), but the paired feature log {log.path} has "
+                           f"semantic features of shape {log.raw_shape} (n_samples = "
+                           f"{log.n_samples}).")
+    tokens = _entity_tokens(weights.shape[2], key, log, source)
+    n_entity_tokens = tokens.stop - tokens.start
+    if n_entity_tokens % n_slots:
+        raise HSIDataError(f"{source}: `{field}` has {n_entity_tokens} entity tokens, which is not "
+                           f"a multiple of V = {n_slots} entities: T_obs = {n_entity_tokens} / "
+                           f"{n_slots} must be an integer.")
+    n_samples, _, _, n_heads = weights.shape
+    per_token = weights[:, :, tokens, :].sum(axis=1, dtype=np.float64)  # (n, tokens, H)
+    per_entity = per_token.reshape(n_samples, n_slots, -1, n_heads).sum(axis=2)  # (n, V, H)
+    return np.ascontiguousarray(per_entity.transpose(0, 2, 1))
+
+
+def _pair_object_ids(
+    log: _FeatureLog, content: Mapping[Any, Any], path: Path
+) -> NDArray[np.int64] | None:
+    """The object-id map of a pair (from either file; both must agree), checked against it."""
+    raw = content.get("object_ids")
+    att_ids = None if raw is None else _object_id_array(raw, str(path))
+    if (log.object_ids is not None and att_ids is not None
+            and not np.array_equal(log.object_ids, att_ids)):
+        raise HSIDataError(f"{log.path} and {path} both carry `object_ids`, but they disagree "
+                           f"(shapes {log.object_ids.shape} and {att_ids.shape}).")
+    ids, source = (log.object_ids, log.path) if log.object_ids is not None else (att_ids, path)
+    if ids is None:
+        return None
+    n_obj = log.mask.shape[1]
+    if ids.shape[0] != log.n_samples:
+        raise HSIDataError(f"{source}: `object_ids` has shape {ids.shape}, but the feature log "
+                           f"{log.path} has n_samples = {log.n_samples}.")
+    if ids.size and (ids.min() < -1 or ids.max() >= n_obj):
+        raise HSIDataError(f"{source}: `object_ids` must lie in [-1, {n_obj - 1}] (-1 = empty "
+                           f"slot, else a column of the semantic features), but it holds values "
+                           f"from {ids.min()} to {ids.max()}.")
+    return ids
+
+
+def _align(
+    log: _FeatureLog, ids: NDArray[np.int64] | None
+) -> tuple[NDArray[np.bool_], dict[str, NDArray[np.float64]]]:
+    """Features and mask per attention slot: column ``ids[s, v]`` (NaN and invalid when -1)."""
+    if ids is None:
+        return log.mask, log.features
+    empty = ids < 0
+    columns = np.where(empty, 0, ids)
+    mask = np.take_along_axis(log.mask, columns, axis=1) & ~empty
+    features = {name: np.where(empty, np.nan, np.take_along_axis(values, columns, axis=1))
+                for name, values in log.features.items()}
+    return mask, features
+
+
+def _group_labels(log: _FeatureLog) -> NDArray[np.str_]:
+    if log.episode_ids is None:
+        return np.full(log.n_samples, str(log.step))
+    return np.char.add(f"{log.step}/", log.episode_ids.astype(str))
+
+
+def _pair_block(
+    log: _FeatureLog, path: Path, content: Mapping[Any, Any], attention_key: str
+) -> tuple[_Block, bool]:
+    """One feature log and its attention file as a block, and whether object ids aligned them."""
+    weights = content["attention_weights"]
+    keys = _select_keys(weights, attention_key, str(path))
+    ids = _pair_object_ids(log, content, path)
+    n_slots = log.mask.shape[1] if ids is None else ids.shape[1]
+    layers = [_entity_attention(weights[key], key, n_slots, log, path) for key in keys]
+    mask, features = _align(log, ids)
+    heads = tuple(f"{key}:h{h}" for key, layer in zip(keys, layers, strict=True)
+                  for h in range(layer.shape[1]))
+    block = _Block(source=f"{log.path} + {path}", step=log.step,
+                   attention=np.concatenate(layers, axis=1), features=features, mask=mask,
+                   groups=_group_labels(log), head_names=heads)
+    return block, ids is not None
+
+
+# ------------------------------------------------------------------------------ pairing
+def _pairs_by_step(
+    logs: Sequence[_FeatureLog], attention_files: Sequence[Path],
+    in_range: Callable[[int], bool], trust_pickle: bool,
+) -> Iterator[tuple[_FeatureLog, Path, Mapping[Any, Any]]]:
+    """Yield each feature log with the attention file of its step, one attention file at a time."""
+    by_step = {log.step: log for log in logs}
+    seen: dict[int, Path] = {}
+    for path in attention_files:
+        content = _read_attention_file(path, trust_pickle)
+        if content.get("step") is None:
+            raise HSIDataError(f"{path}: pair_by='step' needs a `step` field in every attention "
+                               f"file, but this one has none (fields: "
+                               f"{sorted(map(str, content))}); pass pair_by='order' to pair "
+                               f"files by sorted name instead.")
+        step = _require_int(content["step"], "step", str(path))
+        if step in seen:
+            raise HSIDataError(f"attention files {seen[step]} and {path} both have step {step}; "
+                               f"each step must have one attention file.")
+        seen[step] = path
+        if not in_range(step):
+            continue
+        if step not in by_step:
+            raise HSIDataError(f"{path}: the attention file of step {step} has no feature log of "
+                               f"that step (feature log steps: {sorted(by_step)}).")
+        yield by_step[step], path, content
+    for log in logs:
+        if log.step not in seen:
+            raise HSIDataError(f"{log.path}: the feature log of step {log.step} has no attention "
+                               f"file of that step (attention file steps: {sorted(seen)}).")
+
+
+def _pairs_by_order(
+    logs: Sequence[_FeatureLog], keep: Sequence[bool], attention_files: Sequence[Path],
+    trust_pickle: bool,
+) -> Iterator[tuple[_FeatureLog, Path, Mapping[Any, Any]]]:
+    """Yield the i-th feature log with the i-th attention file, reading only kept partners."""
+    for log, kept, path in zip(logs, keep, attention_files, strict=True):
+        if not kept:
+            continue
+        content = _read_attention_file(path, trust_pickle)
+        step = content.get("step")
+        if step is not None and _require_int(step, "step", str(path)) != log.step:
+            raise HSIDataError(f"pair_by='order' paired {log.path} (step {log.step}) with {path} "
+                               f"(step {step}), whose steps disagree; use pair_by='step'.")
+        yield log, path, content
+
+
+def _load_logs_iv(
+    pair_by: str, step_range: tuple[int, int] | None, attention_key: str
+) -> tuple[str, Callable[[int], bool]]:
+    pair_by = check_choice("pair_by", pair_by, ("step", "order"))
+    if not isinstance(attention_key, str) or not attention_key:
+        raise ValueError(f"The value for `attention_key` must be a non-empty string such as "
+                         f"'other_traj' or 'other_traj/cross_attn_0', but {attention_key!r} was "
+                         f"passed.")
+    if step_range is None:
+        return pair_by, lambda step: True
+    if (not isinstance(step_range, Sequence) or len(step_range) != 2
+            or not all(isinstance(b, (int, np.integer)) and not isinstance(b, bool)
+                       for b in step_range)
+            or step_range[0] > step_range[1]):
+        raise ValueError(f"The value for `step_range` must be None or a pair (lo, hi) of integers "
+                         f"with lo <= hi, but {step_range!r} was passed.")
+    lo, hi = int(step_range[0]), int(step_range[1])
+    return pair_by, lambda step: lo <= step <= hi
+
+
+def load_logs(
+    feature_dir: str | os.PathLike[str],
+    attention_dir: str | os.PathLike[str],
+    *,
+    pair_by: str = "step",
+    step_range: tuple[int, int] | None = None,
+    attention_key: str = "other_traj",
+    trust_pickle: bool = False,
+) -> HSIDataset:
+    """Read a feature-log directory and an attention directory into one :class:`HSIDataset`.
+
+    Parameters
+    ----------
+    feature_dir : str or path-like
+        Directory of feature logs ``attention_log_{step:08d}.pkl``. Each is a dict with
+
+        - ``step`` (int): the training step (checkpoint);
+        - ``semantic_features``: dict name -> float array (n_samples, n_obj), or (n_obj,) for a
+          single sample, indexed by object id. A boolean entry ``valid`` of the same shape is the
+          mask, not a feature. Every entry must be a numeric array of that shape;
+        - ``token_boundaries``: dict module -> (start, end) token range, such as
+          ``{"sdc_traj": (0, 5), "other_traj": (5, 45)}``;
+        - ``config``: dict (informational, not read);
+        - optional ``episode_ids`` (n_samples,): the episodes, which become the resampling groups
+          (labelled ``"{step}/{episode_id}"``). Without them each feature log is one group
+          (labelled ``"{step}"``) and a note says so;
+        - optional ``object_ids`` (n_samples, V) int: the feature column holding the entity in
+          attention slot v of sample s; -1 marks an empty slot (masked out).
+    attention_dir : str or path-like
+        Directory of attention files ``attention_scenario_{i:04d}.pkl``. Each is a dict with
+        ``attention_weights``: dict key (``"other_traj/cross_attn_0"``, ...) -> float array
+        (n_samples, n_latents, n_tokens, n_heads); optionally ``step`` (int, the checkpoint) and
+        ``object_ids`` (as above; when both files of a pair carry them they must agree).
+    pair_by : {"step", "order"}, default "step"
+        ``"step"`` pairs each feature log with the attention file of the same ``step``.
+        ``"order"`` pairs the i-th feature log with the i-th attention file, both sorted by file
+        name, with a :class:`DataAlignmentWarning` and a note on the dataset.
+    step_range : (int, int), optional
+        Keep only logs whose step lies in ``[lo, hi]`` (inclusive).
+    attention_key : str, default "other_traj"
+        A module name selects every layer of that module (``"other_traj"`` selects
+        ``other_traj/cross_attn_0``, ``other_traj/cross_attn_1``, ...); a key containing ``/``
+        selects that layer only. Each selected layer contributes its own heads, named
+        ``"{key}:h{n}"``, layers in sorted key order.
+    trust_pickle : bool, default False
+        Passed to :func:`~hsi_stats.io.safe_pickle.safe_load_pickle`: by default only plain data
+        is unpickled.
+
+    Returns
+    -------
+    HSIDataset
+        ``attention`` (N, H, V), ``features`` name -> (N, V), ``mask``, ``groups``, ``steps``
+        (each sample gets its log's step) and ``head_names``, concatenated over logs in step order.
+
+    Raises
+    ------
+    HSIDataError
+        On a missing or empty directory, a pair that cannot be matched, shapes that disagree, an
+        unknown ``attention_key`` or an empty ``step_range`` selection; the message names the
+        file(s) and the field.
+
+    Warns
+    -----
+    DataAlignmentWarning
+        Once when files were paired by sorted order; once when a pair has no ``object_ids`` and
+        attention slot v was taken to be feature column v.
+
+    Notes
+    -----
+    Entity tokens are entity-major (token = v * T_obs + t). When the module's
+    ``token_boundaries`` range does not span all n_tokens, tokens ``[start:end]`` are the entity
+    tokens. V is the number of objects (n_obj, or the second dimension of ``object_ids``) and
+    T_obs = n_entity_tokens / V must be an integer. The attention head h puts on entity v is the
+    sum over latents and over the entity's T_obs tokens.
+
+    Examples
+    --------
+    >>> import os, pickle, tempfile
+    >>> import numpy as np
+    >>> root = tempfile.mkdtemp()
+    >>> feat, att = os.path.join(root, "feat"), os.path.join(root, "att")
+    >>> os.makedirs(feat); os.makedirs(att)
+    >>> log = {"step": 100, "semantic_features": {"ttc": np.arange(6.0).reshape(2, 3)},
+    ...        "token_boundaries": {"other_traj": (0, 6)}, "config": {},
+    ...        "object_ids": np.array([[0, 1, 2], [2, 1, 0]])}
+    >>> weights = {"other_traj/cross_attn_0": np.ones((2, 4, 6, 2), dtype=np.float32)}
+    >>> with open(os.path.join(feat, "attention_log_00000100.pkl"), "wb") as f:
+    ...     pickle.dump(log, f)
+    >>> with open(os.path.join(att, "attention_scenario_0000.pkl"), "wb") as f:
+    ...     pickle.dump({"step": 100, "attention_weights": weights}, f)
+    >>> ds = load_logs(feat, att)
+    >>> ds.attention.shape, ds.head_names[1], ds.features["ttc"][1].tolist()
+    ((2, 2, 3), 'other_traj/cross_attn_0:h1', [5.0, 4.0, 3.0])
+    """
+    pair_by, in_range = _load_logs_iv(pair_by, step_range, attention_key)
+    feature_files = _list_files(feature_dir, FEATURE_PATTERN, "feature_dir")
+    attention_files = _list_files(attention_dir, ATTENTION_PATTERN, "attention_dir")
+    if pair_by == "order" and len(feature_files) != len(attention_files):
+        raise HSIDataError(f"pair_by='order' needs as many attention files as feature logs, but "
+                           f"{feature_dir} has {len(feature_files)} files matching "
+                           f"{FEATURE_PATTERN!r} and {attention_dir} has {len(attention_files)} "
+                           f"matching {ATTENTION_PATTERN!r}.")
+    logs = [_read_feature_log(path, trust_pickle) for path in feature_files]
+    _check_unique_steps(logs)
+    keep = [in_range(log.step) for log in logs]
+    if not any(keep):
+        raise HSIDataError(f"{feature_dir}: no feature log has a step in "
+                           f"step_range={step_range!r} (steps found: "
+                           f"{sorted(log.step for log in logs)}).")
+    kept = [log for log, k in zip(logs, keep, strict=True) if k]
+    if pair_by == "order":
+        pairs = _pairs_by_order(logs, keep, attention_files, trust_pickle)
+    else:
+        pairs = _pairs_by_step(kept, attention_files, in_range, trust_pickle)
+    results = [_pair_block(log, path, content, attention_key) for log, path, content in pairs]
+    aligned = [by_ids for _, by_ids in results]
+    dataset = _assemble([block for block, _ in results], _notes(pair_by, aligned, kept))
+    _warn_assumptions(pair_by, aligned)
+    return dataset
+
+
+def _notes(pair_by: str, aligned: Sequence[bool], logs: Sequence[_FeatureLog]) -> list[str]:
+    notes = []
+    if pair_by == "order":
+        notes.append(ORDER_NOTE)
+    if not all(aligned):
+        notes.append(NO_OBJECT_IDS_NOTE)
+    if any(log.episode_ids is None for log in logs):
+        notes.append(NO_EPISODES_NOTE)
+    return notes
+
+
+def _warn_assumptions(pair_by: str, aligned: Sequence[bool]) -> None:
+    # Warned only once the data loaded, so that an error is never hidden behind a warning;
+    # stacklevel=3 points at the caller of load_logs.
+    if pair_by == "order":
+        warnings.warn(f"{ORDER_NOTE}; pass pair_by='step' when the attention files carry `step`.",
+                      DataAlignmentWarning, stacklevel=3)
+    if not all(aligned):
+        warnings.warn(f"{NO_OBJECT_IDS_NOTE}: in {list(aligned).count(False)} of {len(aligned)} "
+                      f"file pairs attention slot v was taken to be column v of the semantic "
+                      f"features.", DataAlignmentWarning, stacklevel=3)

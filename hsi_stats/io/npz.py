@@ -1,0 +1,92 @@
+"""The ``.npz`` interchange file (DESIGN 2.1): exact round trip, never needs ``allow_pickle``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._atomic import atomic_path
+from .._validation import HSIDataError
+from ..data import HSIDataset
+
+__all__ = ["load_npz", "write_npz"]
+
+_REQUIRED = ("attention", "features", "feature_names")
+_OPTIONAL = ("mask", "groups", "steps", "slots", "head_names", "notes")
+
+
+def write_npz(dataset: HSIDataset, path: str | os.PathLike[str]) -> None:
+    """Write ``dataset`` to ``path`` as a compressed ``.npz``, atomically.
+
+    String fields are stored as fixed-width unicode arrays so that reading never needs pickle.
+    """
+    arrays: dict[str, Any] = {
+        "attention": dataset.attention,
+        "features": dataset.feature_array(),
+        "feature_names": np.array(dataset.feature_names, dtype=str),
+        "mask": dataset.mask,
+        "groups": dataset.groups,
+        "head_names": np.array(dataset.head_names, dtype=str),
+    }
+    if dataset.steps is not None:
+        arrays["steps"] = dataset.steps
+    if dataset.slots is not None:
+        arrays["slots"] = dataset.slots
+    if dataset.notes:
+        arrays["notes"] = np.array(dataset.notes, dtype=str)
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+
+
+def load_npz(path: str | os.PathLike[str]) -> HSIDataset:
+    """Read an :class:`HSIDataset` from the interchange ``.npz`` file.
+
+    The file holds ``attention`` (S, H, V), ``features`` (S, F, V) and ``feature_names`` (F,), and optionally
+    ``mask``, ``groups``, ``steps``, ``slots`` and ``head_names``. Object arrays are refused: loading never
+    unpickles.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from hsi_stats import HSIDataset, load_npz
+    >>> ds = HSIDataset(np.ones((3, 2, 4)), {"ttc": np.arange(12.0).reshape(3, 4)})
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.npz")
+    >>> ds.to_npz(path)
+    >>> load_npz(path).fingerprint() == ds.fingerprint()
+    True
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise HSIDataError(f"`path` must be an existing .npz file, but {str(path)!r} does not exist.")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise HSIDataError(f"{path}: not a readable .npz file ({exc}).") from None
+    with archive:
+        names = set(archive.files)
+        missing = [k for k in _REQUIRED if k not in names]
+        if missing:
+            raise HSIDataError(f"{path}: the .npz file must contain {list(_REQUIRED)}, but {missing} "
+                               f"are missing (it has {sorted(names)}).")
+        try:
+            data = {k: archive[k] for k in (*_REQUIRED, *_OPTIONAL) if k in names}
+        except ValueError as exc:
+            raise HSIDataError(f"{path}: an array needs pickle to load, which is refused ({exc}).") from None
+    features = data["features"]
+    feature_names = [str(n) for n in data["feature_names"]]
+    if features.ndim != 3 or features.shape[1] != len(feature_names):
+        raise HSIDataError(f"{path}: `features` must have shape (S, F, V) with F = len(feature_names) = "
+                           f"{len(feature_names)}, but it has shape {features.shape}.")
+    return HSIDataset(
+        data["attention"],
+        {name: features[:, i, :] for i, name in enumerate(feature_names)},
+        mask=data.get("mask"),
+        groups=data.get("groups"),
+        steps=data.get("steps"),
+        slots=data.get("slots"),
+        head_names=None if "head_names" not in data else [str(n) for n in data["head_names"]],
+        notes=() if "notes" not in data else [str(n) for n in data["notes"]],
+    )

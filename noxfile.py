@@ -1,0 +1,45 @@
+"""Development sessions: ``nox -s tests`` (the suite), ``lint``, ``typecheck``, ``demo`` and ``bench``."""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the whole test suite (doctests included) with hypothesis derandomized."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs, env={"CI": os.environ.get("CI", "true")})
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff: style, imports, numpy idioms."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", "hsi_stats", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Mypy on the package."""
+    session.install("-e", ".[dev]")
+    session.run("mypy")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Install the package and run the demo end to end."""
+    session.install(".")
+    session.run("hsi-stats", "demo", "--out", str(session.create_tmp() + "/demo"), *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Time the estimators on the reference workload of DESIGN 7 and at three sizes."""
+    session.install(".")
+    session.run("python", "benchmarks/bench_estimate.py", *session.posargs)
