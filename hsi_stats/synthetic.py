@@ -68,6 +68,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from ._atomic import atomic_path
 from ._validation import check_choice, normalize_rng
+from .catalog import DRIVING_CATALOG, GENERAL_CONTEXT
 from .data import HSIDataset
 
 if TYPE_CHECKING:
@@ -105,13 +106,6 @@ Fixed rather than estimated, so that an effect does not depend on the size of th
 LANE_WIDTH = 3.7
 """Lane width in metres; ``is_left``/``is_right`` mean ``dy`` beyond half of it."""
 
-_CATALOG_LABELS: Mapping[str, str] = MappingProxyType({
-    "ttc": "Safety Head", "distance_to_ego": "Proximity Head",
-    "closing_speed": "Threat Assessment Head", "is_ahead": "Traffic Flow Head",
-    "is_behind": "Rear Monitoring Head", "is_left": "Left Lane Head", "is_right": "Right Lane Head",
-    "agent_speeds": "Dynamic Object Head",
-})
-_NO_EFFECT_LABEL = "General Context Head"
 _SIGNS = ("negative", "positive", "either")
 
 _TTC_MAX = 5.0
@@ -283,8 +277,8 @@ class HeadTruth:
     def of(cls, spec: HeadSpec) -> HeadTruth:
         """The ground truth implied by a head specification."""
         if spec.feature is None:
-            return cls(spec.name, None, None, _NO_EFFECT_LABEL, "no effect")
-        label = _CATALOG_LABELS.get(spec.feature, f"{spec.feature} Head")
+            return cls(spec.name, None, None, GENERAL_CONTEXT, "no effect")
+        label = DRIVING_CATALOG.meaning(spec.feature).label
         return cls(spec.name, spec.feature, spec.sign, label, "planted")
 
 

@@ -1,0 +1,126 @@
+"""The ``hsi-stats`` command line: demo end to end, analyze/convert/registry on user data, and bad input."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hsi_stats import HSIDataset, load_npz
+from hsi_stats.cli import main
+from hsi_stats.synthetic import generate, write_driving_logs
+
+FAST = ["--n-resamples", "199"]
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    assert main(["demo", "--out", str(out), "--seed", "0", *FAST]) == 0
+    return out
+
+
+def test_demo_finds_the_planted_heads(demo_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    table = pd.read_csv(demo_dir / "planted_vs_found.csv")
+    planted = table[table["planted_label"] != "General Context Head"]
+    assert len(planted) == 4
+    assert (planted["found_feature"] == planted["planted_feature"]).all()
+    assert (planted["found_label"] == planted["planted_label"]).all()
+    assert planted["validated"].all()
+    no_effect = table[table["planted_label"] == "General Context Head"]
+    assert len(no_effect) == 4
+    assert (no_effect["found_label"] == "General Context Head").all()
+    assert not no_effect["validated"].any()
+    assert table["match"].all()
+
+
+def test_demo_writes_outputs_and_logs(demo_dir: Path) -> None:
+    for name in ("pairs.csv", "heads.csv", "head_functions.json", "planted_vs_found.csv"):
+        assert (demo_dir / name).is_file(), name
+    assert sorted(p.name for p in (demo_dir / "logs" / "features").iterdir()) == ["attention_log_01000000.pkl"]
+    assert sorted(p.name for p in (demo_dir / "logs" / "attention").iterdir()) == ["attention_scenario_0000.pkl"]
+    registry = json.loads((demo_dir / "head_functions.json").read_text())
+    assert set(registry) == {*map(str, range(8)), "_meta"}
+    assert registry["0"]["name"] == "Safety Head"
+    assert registry["0"]["primary_feature"] == "ttc"
+    assert registry["0"]["correlation_sign"] == "negative"
+    pairs = pd.read_csv(demo_dir / "pairs.csv")
+    assert len(pairs) == 64
+    assert list(pairs.columns[:7]) == ["head", "feature", "rho", "ci_low", "ci_high", "p_value", "p_adjusted"]
+
+
+def test_demo_prints_planted_versus_found(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--out", str(tmp_path), "--seed", "3", *FAST]) == 0
+    printed = capsys.readouterr().out
+    assert "planted versus found" in printed
+    assert "8/8 heads found as planted" in printed
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("logs")
+    run = generate(n_episodes=16, n_steps=8, rng=1)
+    write_driving_logs(run, root / "f", root / "a", rng=2)
+    return root / "f", root / "a"
+
+
+def test_convert_then_analyze_npz(tmp_path: Path, logs: tuple[Path, Path]) -> None:
+    npz = tmp_path / "run.npz"
+    assert main(["convert", "--feature-dir", str(logs[0]), "--attention-dir", str(logs[1]), "-o", str(npz)]) == 0
+    dataset = load_npz(npz)
+    assert dataset.n_heads == 8 and dataset.head_names[0] == "other_traj/cross_attn_0:h0"
+    out = tmp_path / "out"
+    assert main(["analyze", str(npz), "--out", str(out), "--seed", "1", *FAST]) == 0
+    heads = pd.read_csv(out / "heads.csv")
+    assert list(heads["head"]) == list(dataset.head_names)
+
+
+def test_analyze_logs_and_registry(tmp_path: Path, logs: tuple[Path, Path]) -> None:
+    registry_path = tmp_path / "reg.json"
+    args = ["--feature-dir", str(logs[0]), "--attention-dir", str(logs[1]), "--seed", "2", *FAST]
+    assert main(["registry", *args, "-o", str(registry_path)]) == 0
+    registry = json.loads(registry_path.read_text())
+    assert registry["_meta"]["allow_unvalidated"] is False
+    assert all(entry["validated"] or entry["name"] == "General Context Head"
+               for key, entry in registry.items() if key != "_meta")
+
+
+class _Evil:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (print, ("pwned",))
+
+
+def _inputs(root: Path) -> None:
+    """An extraction whose loading would run code, and an npz file with a single group."""
+    (root / "extraction_1.pkl").write_bytes(pickle.dumps({"step": 1, "scenarios": [_Evil()]}))
+    HSIDataset(np.ones((3, 1, 2)), {"x": np.arange(6.0).reshape(3, 2)}, groups=[0, 0, 0]).to_npz(
+        root / "one_group.npz")
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["analyze", "{root}/missing.npz", "--out", "{root}/out"], "does not exist"),
+        (["analyze", "--out", "{root}/out"], "give exactly one input"),
+        (["analyze", "--extraction", "{root}/extraction_1.pkl", "--out", "{root}/out"], "builtins.print"),
+        (["convert", "--extraction", "{root}/nothing", "-o", "{root}/out/x.npz"], "nothing"),
+        (["analyze", "{root}/one_group.npz", "--out", "{root}/out"], "at least 2 groups"),
+        (["registry", "{root}/one_group.npz", "-o", "{root}/out/reg.json"], "at least 2 groups"),
+    ],
+    ids=["missing-file", "no-input", "unsafe-pickle", "missing-extraction", "one-group", "registry-one-group"],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str],
+                                         message: str) -> None:
+    _inputs(tmp_path)
+    assert main([part.format(root=tmp_path) for part in command]) == 2
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("hsi-stats: error:")
+    assert message in lines[0]
+    assert "pwned" not in captured.out
+    assert not (tmp_path / "out").exists()
