@@ -144,11 +144,12 @@ def planted_versus_found(truth: pd.DataFrame, heads: pd.DataFrame) -> pd.DataFra
     """
     if len(truth) != len(heads):
         raise ValueError(f"the ground truth has {len(truth)} heads but the analysis found {len(heads)}")
+    general = heads["label"].to_numpy() == GENERAL_CONTEXT
     table = pd.DataFrame({
         "head": heads["head"].to_numpy(),
-        "planted_feature": truth["feature"].to_numpy(),
+        "planted_feature": truth["feature"].fillna("-").to_numpy(),
         "planted_label": truth["expected_label"].to_numpy(),
-        "found_feature": heads["label_feature"].to_numpy(),
+        "found_feature": np.where(general, "-", heads["label_feature"].fillna("-").to_numpy()),
         "found_label": heads["label"].to_numpy(),
         "hsi": heads["hsi"].to_numpy(),
         "validated": heads["validated"].to_numpy(dtype=bool),

@@ -56,6 +56,8 @@ class HSIResult:
     estimate, bootstrap, test : the underlying results (for figures and further work).
     catalog : FeatureCatalog
         The feature meanings the labels were judged against.
+    dataset : HSIDataset
+        The data analysed (immutable), for figures of attention against features.
     """
 
     pairs: pd.DataFrame
@@ -67,6 +69,7 @@ class HSIResult:
     bootstrap: BootstrapResult
     test: RandomisationResult
     catalog: FeatureCatalog
+    dataset: HSIDataset
 
     def summary(self) -> str:
         """A readable table of the heads with the settings that produced it."""
@@ -307,5 +310,5 @@ def analyze(
         settings=settings,
         data_summary=MappingProxyType(_data_summary(dataset, est)),
         provenance=provenance,
-        estimate=est, bootstrap=boot, test=test, catalog=resolved_catalog,
+        estimate=est, bootstrap=boot, test=test, catalog=resolved_catalog, dataset=dataset,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,18 @@ def write_npz(dataset: HSIDataset, path: str | os.PathLike[str]) -> None:
         np.savez_compressed(handle, **arrays)
 
 
+def _read_arrays(archive: np.lib.npyio.NpzFile, path: Path) -> dict[str, Any]:
+    names = set(archive.files)
+    missing = [k for k in _REQUIRED if k not in names]
+    if missing:
+        raise HSIDataError(f"{path}: the .npz file must contain {list(_REQUIRED)}, but {missing} "
+                           f"are missing (it has {sorted(names)}).")
+    try:
+        return {k: archive[k] for k in (*_REQUIRED, *_OPTIONAL) if k in names}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise HSIDataError(f"{path}: an array needs pickle to load, which is refused ({exc}).") from None
+
+
 def load_npz(path: str | os.PathLike[str]) -> HSIDataset:
     """Read an :class:`HSIDataset` from the interchange ``.npz`` file.
 
@@ -61,22 +74,21 @@ def load_npz(path: str | os.PathLike[str]) -> HSIDataset:
     path = Path(path)
     if not path.is_file():
         raise HSIDataError(f"`path` must be an existing .npz file, but {str(path)!r} does not exist.")
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise HSIDataError(f"{path}: not a readable .npz file ({exc}).") from None
-    with archive:
-        names = set(archive.files)
-        missing = [k for k in _REQUIRED if k not in names]
-        if missing:
-            raise HSIDataError(f"{path}: the .npz file must contain {list(_REQUIRED)}, but {missing} "
-                               f"are missing (it has {sorted(names)}).")
+    # np.load is given our own handle: it leaks the file it opened itself when the zip is corrupt.
+    with open(path, "rb") as handle:
         try:
-            data = {k: archive[k] for k in (*_REQUIRED, *_OPTIONAL) if k in names}
-        except ValueError as exc:
-            raise HSIDataError(f"{path}: an array needs pickle to load, which is refused ({exc}).") from None
+            archive = np.load(handle, allow_pickle=False)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise HSIDataError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc}).") from None
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise HSIDataError(f"{path}: expected an .npz archive of named arrays, but the file holds a single "
+                               f"{type(archive).__name__}.")
+        with archive:
+            data = _read_arrays(archive, path)
     features = data["features"]
     feature_names = [str(n) for n in data["feature_names"]]
+    if len(set(feature_names)) != len(feature_names):
+        raise HSIDataError(f"{path}: `feature_names` must be unique, but {feature_names} was found.")
     if features.ndim != 3 or features.shape[1] != len(feature_names):
         raise HSIDataError(f"{path}: `features` must have shape (S, F, V) with F = len(feature_names) = "
                            f"{len(feature_names)}, but it has shape {features.shape}.")
