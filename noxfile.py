@@ -1,4 +1,4 @@
-"""Development sessions: ``nox -s tests`` (the suite), ``lint``, ``typecheck``, ``demo`` and ``bench``."""
+"""Development sessions: ``nox -s tests`` (the suite), ``lint``, ``typecheck``, ``demo``, ``bench``, ``calibration``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ nox.options.reuse_existing_virtualenvs = True
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the whole test suite (doctests included) with hypothesis derandomized."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[report,test]")
     session.run("pytest", *session.posargs, env={"CI": os.environ.get("CI", "true")})
 
 
@@ -34,12 +34,28 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """Install the package and run the demo end to end."""
-    session.install(".")
+    session.install(".[report]")
     session.run("hsi-stats", "demo", "--out", str(session.create_tmp() + "/demo"), *session.posargs)
 
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Time the estimators on the reference workload of DESIGN 7 and at three sizes."""
+    """Time the estimators and the whole analysis (against per-pair scipy) on the reference workload of DESIGN 7.
+
+    ``bench_analyze.py`` writes ``benchmarks/results/bench_analyze.json``. Arguments after ``--`` go to both scripts
+    (only ``--repeats`` is understood by both).
+    """
     session.install(".")
     session.run("python", "benchmarks/bench_estimate.py", *session.posargs)
+    session.run("python", "benchmarks/bench_analyze.py", *session.posargs)
+
+
+@nox.session
+def calibration(session: nox.Session) -> None:
+    """Calibration study of the defaults on synthetic null and planted data (R = 500, 20-30 min on 2 cores).
+
+    Writes ``benchmarks/results/calibration.json`` and ``calibration.md``; arguments after ``--`` go to the script
+    (e.g. ``nox -s calibration -- --replicates 100``).
+    """
+    session.install(".")
+    session.run("python", "benchmarks/calibration.py", *session.posargs)

@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from .catalog import DRIVING_CATALOG, FeatureCatalog, FeatureMeaning, load_catalog
 from .data import HSIDataset
 from .estimators import Estimate, estimate
+from .evolution import analyze_evolution
 from .io import load_extraction, load_logs, load_npz
 from .results import HSIResult, analyze
 
@@ -17,6 +18,17 @@ try:
     __version__ = version("hsi_stats")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without installing
     __version__ = "0.0.0"
+
+
+
+def __getattr__(name: str) -> object:
+    # The report needs the optional plotting dependencies: import it only when asked for.
+    if name == "write_report":
+        from .report import write_report
+
+        return write_report
+    raise AttributeError(f"module 'hsi_stats' has no attribute {name!r}")
+
 
 __all__ = [
     "DRIVING_CATALOG",
@@ -27,9 +39,11 @@ __all__ = [
     "HSIResult",
     "__version__",
     "analyze",
+    "analyze_evolution",
     "estimate",
     "load_catalog",
     "load_extraction",
     "load_logs",
     "load_npz",
+    "write_report",
 ]

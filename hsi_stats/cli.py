@@ -13,6 +13,7 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,7 @@ from ._validation import HSIDataError
 from .catalog import GENERAL_CONTEXT
 from .data import HSIDataset
 from .estimators import ADJUSTMENTS, CORRELATIONS, ESTIMATORS
+from .evolution import EvolutionResult, analyze_evolution
 from .inference import CORRECTIONS, SCHEMES
 from .inference.bootstrap import CI_METHODS
 from .io import load_extraction, load_logs, load_npz
@@ -38,23 +40,38 @@ class CommandError(Exception):
 
 
 # ----------------------------------------------------------------------------- pipeline
+def _analysis_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of :func:`hsi_stats.analyze` given on the command line (progress bars on a tty)."""
+    return {
+        "estimator": args.estimator, "correlation": args.correlation,
+        "adjust": None if args.adjust == "none" else args.adjust, "n_resamples": args.n_resamples,
+        "confidence_level": args.confidence_level, "ci_method": args.ci_method, "scheme": args.scheme,
+        "correction": args.correction, "alpha": args.alpha, "threshold": args.threshold, "strict": args.strict,
+        "catalog": args.catalog, "rng": args.seed, "batch": args.batch, "progress": sys.stderr.isatty(),
+    }
+
+
 def run_analysis(dataset: HSIDataset, args: argparse.Namespace) -> HSIResult:
-    """:func:`hsi_stats.analyze` with the command's options, progress bars on."""
-    return analyze(
-        dataset, estimator=args.estimator, correlation=args.correlation,
-        adjust=None if args.adjust == "none" else args.adjust, n_resamples=args.n_resamples,
-        confidence_level=args.confidence_level, ci_method=args.ci_method, scheme=args.scheme,
-        correction=args.correction, alpha=args.alpha, threshold=args.threshold, strict=args.strict,
-        catalog=args.catalog, rng=args.seed, batch=args.batch, progress=sys.stderr.isatty(),
-    )
+    """:func:`hsi_stats.analyze` with the command's options."""
+    return analyze(dataset, **_analysis_options(args))
 
 
-def write_outputs(result: HSIResult, out_dir: Path, *, allow_unvalidated: bool) -> list[Path]:
-    """Write ``pairs.csv``, ``heads.csv`` and ``head_functions.json`` (each atomically)."""
+def write_outputs(result: HSIResult, out_dir: Path, args: argparse.Namespace,
+                  evolution: EvolutionResult | None = None) -> list[Path]:
+    """Write the report (when the ``report`` extra is installed) and the tables and registry (always)."""
+    formats = tuple(part.strip().lower() for part in args.format.split(",") if part.strip())
+    if formats:
+        try:
+            from .report import write_report
+        except ImportError as exc:
+            raise CommandError(f"the report needs the optional dependencies ({exc.name} is missing): "
+                               "pip install 'hsi_stats[report]', or pass --format '' for tables only") from None
+        return list(write_report(result, out_dir, formats=formats, evolution=evolution,
+                                 allow_unvalidated=args.allow_unvalidated).values())
     paths = {name: out_dir / name for name in ("pairs.csv", "heads.csv", "head_functions.json")}
     atomic_write_text(paths["pairs.csv"], result.pairs.to_csv(index=False))
     atomic_write_text(paths["heads.csv"], result.heads.to_csv(index=False))
-    result.export_registry(paths["head_functions.json"], allow_unvalidated=allow_unvalidated)
+    result.export_registry(paths["head_functions.json"], allow_unvalidated=args.allow_unvalidated)
     return list(paths.values())
 
 
@@ -81,7 +98,7 @@ def load_input(args: argparse.Namespace) -> tuple[HSIDataset, str]:
 def cmd_analyze(args: argparse.Namespace) -> int:
     dataset, _ = load_input(args)
     result = run_analysis(dataset, args)
-    paths = write_outputs(result, Path(args.out), allow_unvalidated=args.allow_unvalidated)
+    paths = write_outputs(result, Path(args.out), args)
     print(result.summary())
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
@@ -109,28 +126,36 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .synthetic import generate, write_driving_logs
+    from .synthetic import DEMO_CHECKPOINTS, DEMO_EMERGENCE, generate, specialising_heads, write_driving_logs
 
     out = Path(args.out)
-    run = generate(rng=args.seed)
+    run = generate(checkpoints=DEMO_CHECKPOINTS, heads=specialising_heads(*DEMO_EMERGENCE), rng=args.seed)
     with tempfile.TemporaryDirectory(prefix="hsi-demo-") as staging:
         feature_dir, attention_dir = Path(staging) / "features", Path(staging) / "attention"
         write_driving_logs(run, feature_dir, attention_dir)
         dataset = load_logs(feature_dir, attention_dir, pair_by="step")
-        result = run_analysis(dataset, args)
+        final = dataset.select(step_range=(DEMO_CHECKPOINTS[-1], DEMO_CHECKPOINTS[-1]))
+        result = run_analysis(final, args)
+        evolution = analyze_evolution(dataset, **_analysis_options(args), trend_resamples=args.n_resamples)
         comparison = planted_versus_found(run.truth_frame(), result.heads)
-        paths = write_outputs(result, out, allow_unvalidated=args.allow_unvalidated)
+        paths = write_outputs(result, out, args, evolution=evolution)
         atomic_write_text(out / "planted_vs_found.csv", comparison.to_csv(index=False))
         logs = out / "logs"
         for folder in (feature_dir, attention_dir):
             (logs / folder.name).mkdir(parents=True, exist_ok=True)
             for file in sorted(folder.iterdir()):
                 shutil.move(file, logs / folder.name / file.name)
-    print(f"hsi_stats {__version__} demo: synthetic driving logs in {logs}, loaded back with load_logs")
+    print(f"hsi_stats {__version__} demo: synthetic driving logs of {len(DEMO_CHECKPOINTS)} checkpoints in {logs}, "
+          "loaded back with load_logs")
+    print(f"final checkpoint (step {DEMO_CHECKPOINTS[-1]}):")
     print(result.summary())
     print("\nplanted versus found:")
     print(comparison.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"{int(comparison['match'].sum())}/{len(comparison)} heads found as planted")
+    print(f"\nover training (planted emergence between steps {DEMO_EMERGENCE[0]} and {DEMO_EMERGENCE[1]}):")
+    emergence = pd.DataFrame({"head": list(evolution.emergence),
+                              "emerges_at": pd.array(list(evolution.emergence.values()), dtype="Int64")})
+    print(evolution.trends.merge(emergence, on="head").to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print("wrote " + ", ".join(str(p) for p in [*paths, out / "planted_vs_found.csv"]))
     return 0
 
@@ -183,6 +208,8 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     parser.add_argument("--strict", action="store_true", help="also require the CI bound to pass the threshold")
     parser.add_argument("--batch", type=int, default=None, help="resamples per batch (memory only)")
+    parser.add_argument("--format", default="html,pdf",
+                        help="report formats, comma-separated: html, pdf (default: html,pdf; '' for tables only)")
     parser.add_argument("--allow-unvalidated", action="store_true",
                         help="keep unvalidated labels in the registry (default: General Context Head)")
 

@@ -270,8 +270,8 @@ class HSIDataset:
                 _check_shape("scenarios", chosen, (self.n_scenarios,), "(S,)")
                 sel = chosen
             else:
-                if not np.issubdtype(chosen.dtype, np.integer) or chosen.size and (
-                        chosen.min() < -self.n_scenarios or chosen.max() >= self.n_scenarios):
+                if not np.issubdtype(chosen.dtype, np.integer) or (chosen.size and (
+                        chosen.min() < -self.n_scenarios or chosen.max() >= self.n_scenarios)):
                     raise HSIDataError(f"`scenarios` must be a boolean mask of length {self.n_scenarios} or "
                                        f"integer indices in [0, {self.n_scenarios}), but {scenarios!r} was passed.")
                 sel[chosen.astype(np.intp)] = True

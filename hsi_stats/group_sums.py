@@ -16,9 +16,19 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["CentredSums", "FisherSums", "GroupSums", "PooledSums", "weighted_total"]
+__all__ = ["CentredSums", "FisherSums", "GroupSums", "PooledSums", "rowwise_product", "weighted_total"]
 
 FloatArray = NDArray[np.float64]
+
+
+def rowwise_product(left: FloatArray, right: FloatArray) -> FloatArray:
+    """``left @ right`` for 2-D arrays, each output row computed on its own in a fixed order.
+
+    A BLAS product may sum in an order that depends on the shape of ``left``, so that a resample's value would
+    change (in the last bits) with the batch it is computed in; this product does not, which makes results
+    identical for any ``batch``.
+    """
+    return np.einsum("bg,gk->bk", left, right, optimize=False)
 
 
 def weighted_total(rows: FloatArray, weights: FloatArray | None) -> FloatArray:
@@ -29,7 +39,7 @@ def weighted_total(rows: FloatArray, weights: FloatArray | None) -> FloatArray:
     if weights is None:
         return rows.sum(axis=0)
     flat = rows.reshape(rows.shape[0], -1)
-    return (weights @ flat).reshape((weights.shape[0], *rows.shape[1:]))
+    return rowwise_product(weights, flat).reshape((weights.shape[0], *rows.shape[1:]))
 
 
 def _safe_ratio(numerator: FloatArray, denominator_sq: FloatArray) -> FloatArray:

@@ -151,7 +151,9 @@ def judge_head(evidence: HeadEvidence, feature_names: tuple[str, ...], catalog: 
     """
     choice = label_feature(evidence.rho, feature_names, catalog)
     reasons: list[str] = []
-    if choice.inverted_feature is not None:
+    # A stronger sign-inverted relation is worth naming only when it would itself reach the threshold.
+    if choice.inverted_feature is not None and (choice.feature is None
+                                                or abs(choice.inverted_rho) >= rules.threshold):
         expected = catalog.meaning(choice.inverted_feature).sign
         verb = "avoids" if choice.inverted_rho < 0 else "prefers"
         reasons.append(f"sign-inverted: {choice.inverted_feature} rho = {choice.inverted_rho:+.3f}, expected "
@@ -179,8 +181,10 @@ def judge_head(evidence: HeadEvidence, feature_names: tuple[str, ...], catalog: 
         reasons.append(f"ambiguous: {choice.feature} vs {rival_name} (stability {stability:.2f} < "
                        f"{rules.min_stability:g})")
     if rules.strict:
-        low, high = evidence.rho_ci_low[f], evidence.rho_ci_high[f]
-        bound = 0.0 if low <= 0.0 <= high else min(abs(low), abs(high))
+        low, high = float(evidence.rho_ci_low[f]), float(evidence.rho_ci_high[f])
+        # An undefined endpoint (e.g. a degenerate BCa interval) must fail the rule; min() would drop a NaN.
+        bound = (float("nan") if np.isnan(low) or np.isnan(high) else
+                 0.0 if low <= 0.0 <= high else min(abs(low), abs(high)))
         if not bound >= rules.threshold:
             reasons.append(f"strict: CI bound nearest zero {bound:.3f} < threshold {rules.threshold:g}")
     if not evidence.selectivity >= rules.min_selectivity:

@@ -2,8 +2,9 @@
 
 Top-level keys are head indices as strings (``REGISTRY[str(h)]["name"]`` keeps working), each entry holding the
 original keys (``name, description, primary_feature, hsi, correlation, correlation_sign``) and the evidence
-(``head, validated, reasons, strength, hsi_ci, correlation_ci, p_value, p_adjusted, stability``); run-level
-metadata sits in ``_meta``. Unvalidated labels are written as General Context Heads unless explicitly allowed.
+(``head, validated, reasons, strength, hsi_ci, correlation_ci, p_value, p_adjusted, stability``, plus the
+head-level ``hsi_p_value, hsi_p_adjusted``); run-level metadata sits in ``_meta``. Unvalidated labels are
+written as General Context Heads unless explicitly allowed.
 Files are written atomically.
 """
 
@@ -33,53 +34,58 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
-def _interval(row: Mapping[str, Any], low: str, high: str) -> list[float | None] | None:
-    if low not in row or high not in row:
-        return None
-    return [_number(row[low]), _number(row[high])]
+def _entry(head: Mapping[str, Any], pairs: pd.DataFrame, catalog: FeatureCatalog,
+           allow_unvalidated: bool) -> dict[str, Any]:
+    """One head's registry entry; the pair-level fields all describe the same feature.
 
-
-def _entry(row: Mapping[str, Any], catalog: FeatureCatalog, allow_unvalidated: bool) -> dict[str, Any]:
-    validated = bool(row.get("validated", False))
-    label = str(row["label"])
-    reasons = row.get("reasons", "")
-    reason_list = [r for r in str(reasons).split("; ") if r] if isinstance(reasons, str) else list(reasons)
+    That feature is the label's feature for a labelled head, else the primary feature.
+    """
+    validated = bool(head.get("validated", False))
+    label = str(head["label"])
+    reasons = [r for r in str(head.get("reasons") or "").split("; ") if r]
     if label != GENERAL_CONTEXT and not validated and not allow_unvalidated:
-        reason_list.append(f"label {label!r} not validated: exported as {GENERAL_CONTEXT}")
+        reasons.append(f"label {label!r} not validated: exported as {GENERAL_CONTEXT}")
         label = GENERAL_CONTEXT
-    feature = row.get("label_feature") if label != GENERAL_CONTEXT else None
-    shown_feature = feature if isinstance(feature, str) else row.get("primary_feature")
-    shown_rho = row.get("label_rho") if isinstance(feature, str) else row.get("primary_rho")
-    rho = _number(shown_rho)
+    labelled = label != GENERAL_CONTEXT
+    feature = head["label_feature"] if labelled else head["primary_feature"]
+    feature = feature if isinstance(feature, str) else None
+    pair: Mapping[str, Any] = {}
+    if feature is not None:
+        match = pairs[(pairs["head"] == head["head"]) & (pairs["feature"] == feature)]
+        pair = match.iloc[0].to_dict() if len(match) else {}
+    rho = _number(pair.get("rho"))
     return {
         "name": label,
-        "description": catalog.meaning(feature).description if isinstance(feature, str) else _GENERAL_DESCRIPTION,
-        "primary_feature": shown_feature if isinstance(shown_feature, str) else None,
-        "hsi": _number(row["hsi"]),
+        "description": catalog.meaning(feature).description if labelled and feature else _GENERAL_DESCRIPTION,
+        "primary_feature": feature,
+        "hsi": _number(head["hsi"]),
         "correlation": rho,
         "correlation_sign": None if rho is None else ("positive" if rho > 0 else "negative" if rho < 0 else "zero"),
-        "head": str(row["head"]),
-        "validated": validated and label != GENERAL_CONTEXT,
-        "reasons": reason_list,
-        "strength": str(row.get("strength", "general")) if label != GENERAL_CONTEXT else "general",
-        "hsi_ci": _interval(row, "ci_low", "ci_high"),
-        "correlation_ci": _interval(row, "label_ci_low", "label_ci_high"),
-        "p_value": _number(row.get("p_value")),
-        "p_adjusted": _number(row.get("p_adjusted")),
-        "stability": _number(row.get("stability")),
+        "head": str(head["head"]),
+        "validated": validated and labelled,
+        "reasons": reasons,
+        "strength": str(head.get("strength", "general")) if labelled else "general",
+        "hsi_ci": [_number(head.get("ci_low")), _number(head.get("ci_high"))],
+        "correlation_ci": [_number(pair.get("ci_low")), _number(pair.get("ci_high"))],
+        "p_value": _number(pair.get("p_value")),
+        "p_adjusted": _number(pair.get("p_adjusted")),
+        "stability": _number(head.get("label_stability") if labelled else head.get("stability")),
+        "hsi_p_value": _number(head.get("p_value")),
+        "hsi_p_adjusted": _number(head.get("p_adjusted")),
     }
 
 
-def build_registry(heads: pd.DataFrame, catalog: FeatureCatalog, *, meta: Mapping[str, Any],
+def build_registry(heads: pd.DataFrame, pairs: pd.DataFrame, catalog: FeatureCatalog, *, meta: Mapping[str, Any],
                    allow_unvalidated: bool = False) -> dict[str, Any]:
-    """Registry dictionary from a per-head table (one row per head, in head-index order).
+    """Registry dictionary from the per-head and per-pair tables of a result (heads in head-index order).
 
-    Required columns: ``head, hsi, primary_feature, primary_rho, label, label_feature, label_rho``; optional:
-    ``strength, validated, reasons, ci_low, ci_high, label_ci_low, label_ci_high, p_value, p_adjusted,
-    stability``.
+    ``correlation``, ``correlation_ci``, ``p_value``, ``p_adjusted`` and ``stability`` describe the feature named
+    in ``primary_feature``: the label's feature when the head keeps its label, else the feature of largest |rho|.
+    ``hsi``, ``hsi_ci``, ``hsi_p_value`` and ``hsi_p_adjusted`` describe the head-level HSI test.
     """
     records: list[dict[str, Any]] = heads.to_dict(orient="records")  # type: ignore[assignment]
-    registry: dict[str, Any] = {str(h): _entry(row, catalog, allow_unvalidated) for h, row in enumerate(records)}
+    registry: dict[str, Any] = {str(h): _entry(row, pairs, catalog, allow_unvalidated)
+                                for h, row in enumerate(records)}
     registry["_meta"] = {**meta, "allow_unvalidated": allow_unvalidated}
     return registry
 

@@ -103,7 +103,7 @@ class HSIResult:
             "provenance": dict(self.provenance),
             "data_summary": {k: v for k, v in self.data_summary.items() if k != "left_out"},
         }
-        return build_registry(self.heads, self.catalog, meta=meta,
+        return build_registry(self.heads, self.pairs, self.catalog, meta=meta,
                               allow_unvalidated=allow_unvalidated)
 
     def export_registry(self, path: str | os.PathLike[str], *, allow_unvalidated: bool = False) -> None:

@@ -43,6 +43,15 @@ h6    (none)           0     1.5    (none)         General Context Head  no effe
 h7    (none)           0     1.5    (none)         General Context Head  no effect
 ====  ===============  ====  =====  =============  ====================  =========
 
+Heads that specialise over training. A head with an emergence window ``(start, end)``
+(:attr:`HeadSpec.emergence`) has its planted ``beta`` scaled, at each checkpoint ``c``, by
+``s(c) = clip((c - start) / (end - start), 0, 1)``,
+so the head tracks nothing at checkpoints up to ``start``, its effect grows linearly in between and
+is complete from ``end`` on. Everything else (traffic, noise, slot preferences) is the same at every
+checkpoint. :func:`specialising_heads` gives the default heads with such a window on the planted
+ones (``generate(specialise=(start, end))`` is the shortcut); without a window a head is fully
+trained at every checkpoint, exactly as before the option existed.
+
 Every head has i.i.d. logit noise 1.0 and persistent noise 0.3. ``is_ahead`` and ``is_behind`` are
 complementary for every present vehicle, so the within-scenario rho of h3 with ``is_behind`` is
 exactly minus its rho with ``is_ahead``; ttc, distance and closing speed are collinear by
@@ -58,7 +67,7 @@ import math
 import os
 import pickle
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -75,6 +84,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "DEMO_CHECKPOINTS",
+    "DEMO_EMERGENCE",
     "FEATURE_NAMES",
     "FEATURE_SCALES",
     "LANE_WIDTH",
@@ -84,6 +95,7 @@ __all__ = [
     "default_heads",
     "generate",
     "null_heads",
+    "specialising_heads",
     "write_driving_logs",
     "write_extraction",
 ]
@@ -102,6 +114,12 @@ FEATURE_SCALES: Mapping[str, float] = MappingProxyType({
 
 Fixed rather than estimated, so that an effect does not depend on the size of the run.
 """
+
+DEMO_CHECKPOINTS: tuple[int, ...] = tuple(range(100_000, 1_000_001, 100_000))
+"""Training steps of the demo run (``hsi-stats demo``): ten checkpoints."""
+
+DEMO_EMERGENCE: tuple[int, int] = (300_000, 800_000)
+"""Window over which the demo's planted heads specialise (:func:`specialising_heads`)."""
 
 LANE_WIDTH = 3.7
 """Lane width in metres; ``is_left``/``is_right`` mean ``dy`` beyond half of it."""
@@ -154,11 +172,19 @@ class HeadSpec:
         Standard deviation of the i.i.d. logit noise per vehicle and step.
     persistent_noise : float, default 0.3
         Standard deviation of the smooth per-vehicle logit noise.
+    emergence : (int, int) or None, default None
+        ``(start, end)`` training steps, ``0 <= start < end``, over which the planted effect appears:
+        at checkpoint ``c`` the logit uses ``beta * clip((c - start) / (end - start), 0, 1)``
+        (no effect up to ``start``, full effect from ``end`` on). None: full effect at every
+        checkpoint. Only for a head with a ``feature``.
 
     Examples
     --------
     >>> HeadSpec("safety", "ttc", beta=-2.0).sign
     'negative'
+    >>> spec = HeadSpec("safety", "ttc", beta=-2.0, emergence=(100, 300))
+    >>> [spec.effect_scale(c) for c in (0, 100, 200, 300, 400)]
+    [0.0, 0.0, 0.5, 1.0, 1.0]
     """
 
     name: str
@@ -168,6 +194,7 @@ class HeadSpec:
     slot_preference: float = 0.0
     noise: float = 1.0
     persistent_noise: float = 0.3
+    emergence: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -183,6 +210,31 @@ class HeadSpec:
                 raise ValueError(f"The value for `{param}` must be >= 0, "
                                  f"but {getattr(self, param)!r} was passed.")
         object.__setattr__(self, "sign", self._resolved_sign())
+        object.__setattr__(self, "emergence", self._checked_emergence())
+
+    def _checked_emergence(self) -> tuple[int, int] | None:
+        window = self.emergence
+        if window is None:
+            return None
+        valid = (isinstance(window, Sequence) and not isinstance(window, (str, bytes)) and len(window) == 2
+                 and all(_is_int(v) for v in window) and 0 <= window[0] < window[1])
+        if not valid:
+            raise ValueError("The value for `emergence` must be None or a pair of integer training steps "
+                             f"(start, end) with 0 <= start < end, but {window!r} was passed.")
+        if self.feature is None:
+            raise ValueError("A head with `feature` None has no effect to emerge: `emergence` must be None, "
+                             f"but {window!r} was passed.")
+        return (int(window[0]), int(window[1]))
+
+    def effect_scale(self, checkpoint: int) -> float:
+        """Share of ``beta`` in effect at ``checkpoint``: ``clip((c - start) / (end - start), 0, 1)``.
+
+        1.0 at every checkpoint when :attr:`emergence` is None.
+        """
+        if self.emergence is None:
+            return 1.0
+        start, end = self.emergence
+        return min(max((checkpoint - start) / (end - start), 0.0), 1.0)
 
     def _resolved_sign(self) -> str | None:
         if self.feature is None:
@@ -227,6 +279,33 @@ def default_heads() -> tuple[HeadSpec, ...]:
     return planted + null_heads(4, start=4)
 
 
+def specialising_heads(start: int, end: int) -> tuple[HeadSpec, ...]:
+    """The default heads whose planted effects emerge between training steps ``start`` and ``end``.
+
+    The planted heads h0-h3 of :func:`default_heads` get ``emergence=(start, end)`` (see
+    :class:`HeadSpec`); the no-effect heads h4-h7 are unchanged. ``generate(specialise=(start, end))``
+    is the same thing.
+
+    Parameters
+    ----------
+    start, end : int
+        Training steps, ``0 <= start < end``: no effect at checkpoints up to ``start``, full effect
+        from ``end`` on, linear in between.
+
+    Examples
+    --------
+    >>> [h.emergence for h in specialising_heads(300, 600)][3:5]
+    [(300, 600), None]
+    """
+    return _with_emergence(default_heads(), (start, end))
+
+
+def _with_emergence(heads: Sequence[HeadSpec], window: object) -> tuple[HeadSpec, ...]:
+    """``heads`` with the emergence window on every planted head (a head without feature is kept)."""
+    return tuple(replace(h, emergence=window) if h.feature is not None else h  # type: ignore[arg-type]
+                 for h in heads)
+
+
 def null_heads(n: int = 8, *, slot_preference: float = 1.5, start: int = 0) -> tuple[HeadSpec, ...]:
     """``n`` heads with no feature effect but a persistent per-episode slot preference.
 
@@ -265,6 +344,9 @@ class HeadTruth:
         Catalog label the head should receive ("General Context Head" for no effect).
     kind : {"planted", "no effect"}
         Whether an effect was planted.
+    emergence : (int, int) or None
+        Training steps ``(start, end)`` over which the planted effect grows from nothing to full
+        (see :class:`HeadSpec`); None when it is full at every checkpoint (or there is none).
     """
 
     head: str
@@ -272,6 +354,7 @@ class HeadTruth:
     expected_sign: str | None
     expected_label: str
     kind: str
+    emergence: tuple[int, int] | None = None
 
     @classmethod
     def of(cls, spec: HeadSpec) -> HeadTruth:
@@ -279,7 +362,7 @@ class HeadTruth:
         if spec.feature is None:
             return cls(spec.name, None, None, GENERAL_CONTEXT, "no effect")
         label = DRIVING_CATALOG.meaning(spec.feature).label
-        return cls(spec.name, spec.feature, spec.sign, label, "planted")
+        return cls(spec.name, spec.feature, spec.sign, label, "planted", spec.emergence)
 
 
 # -------------------------------------------------------------------------------------------- run
@@ -328,10 +411,21 @@ class SyntheticRun:
         self.dataset.to_npz(os.fspath(path))
 
     def truth_frame(self) -> pd.DataFrame:
-        """The ground truth as a DataFrame, one row per head."""
+        """The ground truth as a DataFrame, one row per head.
+
+        Columns ``head, feature, expected_sign, expected_label, kind``, and, when some head has an
+        emergence window, ``emergence_start, emergence_end`` (nullable integers, missing for the
+        heads without one).
+        """
         import pandas as pd
 
-        return pd.DataFrame([{f.name: getattr(t, f.name) for f in fields(t)} for t in self.truth])
+        base = [f.name for f in fields(HeadTruth) if f.name != "emergence"]
+        frame = pd.DataFrame([{name: getattr(t, name) for name in base} for t in self.truth], columns=base)
+        if any(t.emergence is not None for t in self.truth):
+            for i, column in enumerate(("emergence_start", "emergence_end")):
+                frame[column] = pd.array([None if t.emergence is None else t.emergence[i] for t in self.truth],
+                                         dtype="Int64")
+        return frame
 
 
 # --------------------------------------------------------------------------------------- generate
@@ -358,6 +452,7 @@ def generate(
     checkpoints: Sequence[int] = (1_000_000,),
     null: bool = False,
     dt: float = 0.2,
+    specialise: tuple[int, int] | None = None,
     rng: object = None,
 ) -> SyntheticRun:
     """Simulate highway episodes and the attention of heads with known functions.
@@ -379,8 +474,14 @@ def generate(
         studies. Cannot be combined with ``heads``.
     dt : float, default 0.2
         Simulator step in seconds, in [0.05, 0.5].
+    specialise : (int, int), optional
+        Emergence window ``(start, end)`` given to every planted head (default or ``heads``),
+        replacing any window they had: the heads specialise over training (see
+        :class:`HeadSpec`). ``generate(specialise=w)`` equals
+        ``generate(heads=specialising_heads(*w))``. Cannot be combined with ``null``.
     rng : None, int, SeedSequence, BitGenerator or Generator
-        Source of randomness. For a given ``rng`` the traffic does not depend on the heads.
+        Source of randomness. For a given ``rng`` the traffic does not depend on the heads, and a
+        run with emergence windows differs from the same run without them only in the attention.
 
     Returns
     -------
@@ -391,8 +492,11 @@ def generate(
     >>> run = generate(n_episodes=2, n_steps=3, rng=0)
     >>> run.dataset.n_scenarios, run.dataset.n_heads, run.truth[0].expected_label
     (6, 8, 'Safety Head')
+    >>> run = generate(n_episodes=2, n_steps=3, checkpoints=(0, 50, 100), specialise=(0, 100), rng=0)
+    >>> run.truth[0].emergence
+    (0, 100)
     """
-    layout = _generate_iv(n_episodes, n_steps, n_slots, heads, checkpoints, null, dt)
+    layout = _generate_iv(n_episodes, n_steps, n_slots, heads, checkpoints, null, dt, specialise)
     traffic_rng, episode_rng, head_rng = normalize_rng(rng).spawn(3)
     episodes = _draw_episodes(layout, episode_rng)
     record = _simulate(layout, episodes, traffic_rng)
@@ -451,16 +555,25 @@ def _check_heads(heads: object, null: object) -> tuple[HeadSpec, ...]:
 
 
 def _generate_iv(n_episodes: object, n_steps: object, n_slots: object, heads: object,
-                 checkpoints: object, null: object, dt: object) -> _Layout:
+                 checkpoints: object, null: object, dt: object, specialise: object = None) -> _Layout:
     if not _is_real(dt) or not 0.05 <= dt <= 0.5:  # type: ignore[operator]
         raise ValueError("The value for `dt` must be a number of seconds in [0.05, 0.5], "
                          f"but {dt!r} was passed.")
+    specs = _check_heads(heads, null)
+    if specialise is not None:
+        if null:
+            raise ValueError("With `null=True` no head has an effect to emerge: `specialise` must be None, "
+                             f"but {specialise!r} was passed.")
+        try:
+            specs = _with_emergence(specs, specialise)
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("`emergence`", "`specialise`", 1)) from None
     return _Layout(
         n_episodes=_check_int("n_episodes", n_episodes, 1),
         n_steps=_check_int("n_steps", n_steps, 1),
         n_slots=_check_int("n_slots", n_slots, 2),
         checkpoints=_check_checkpoints(checkpoints),
-        heads=_check_heads(heads, null),
+        heads=specs,
         dt=float(dt),  # type: ignore[arg-type]
     )
 
@@ -700,11 +813,16 @@ def _persistent_noise(shape: tuple[int, int, int, int], new: NDArray[np.bool_], 
 
 
 def _head_logits(spec: HeadSpec, preferred: NDArray[np.int64],
-                 features: Mapping[str, NDArray[np.float64]], n_slots: int) -> NDArray[np.float64]:
+                 features: Mapping[str, NDArray[np.float64]], n_slots: int,
+                 episode_checkpoints: NDArray[np.int64]) -> NDArray[np.float64]:
     """Systematic logits of one head, (E, T, V): planted feature effect plus slot preference."""
     logits = np.zeros(features[FEATURE_NAMES[0]].shape)
     if spec.feature is not None:
-        logits = logits + spec.beta * features[spec.feature] / FEATURE_SCALES[spec.feature]
+        beta: float | NDArray[np.float64] = spec.beta
+        if spec.emergence is not None:  # only then: a head without a window keeps its numbers bit for bit
+            scale = np.array([spec.effect_scale(int(c)) for c in episode_checkpoints])
+            beta = (spec.beta * scale)[:, None, None]
+        logits = logits + beta * features[spec.feature] / FEATURE_SCALES[spec.feature]
     if spec.slot_preference:
         chosen = np.arange(n_slots)[None, None, :] == preferred[:, None, None]
         logits = logits + spec.slot_preference * chosen
@@ -726,7 +844,8 @@ def _attention(layout: _Layout, features: Mapping[str, NDArray[np.float64]],
     iid = rng.standard_normal(shape)
     persistent = _persistent_noise(shape, new, layout.dt, rng)
     persistent = np.take_along_axis(persistent, order[:, :, None, :], axis=-1)
-    systematic = np.stack([_head_logits(spec, preferred[:, h], features, layout.n_slots)
+    episode_checkpoints = np.repeat(np.array(layout.checkpoints, dtype=np.int64), layout.n_episodes)
+    systematic = np.stack([_head_logits(spec, preferred[:, h], features, layout.n_slots, episode_checkpoints)
                            for h, spec in enumerate(layout.heads)], axis=2)
     noise = np.array([spec.noise for spec in layout.heads])[:, None]
     persistence = np.array([spec.persistent_noise for spec in layout.heads])[:, None]

@@ -12,7 +12,7 @@ import pytest
 
 from hsi_stats import HSIDataset, load_npz
 from hsi_stats.cli import main
-from hsi_stats.synthetic import generate, write_driving_logs
+from hsi_stats.synthetic import DEMO_CHECKPOINTS, generate, write_driving_logs
 
 FAST = ["--n-resamples", "199"]
 
@@ -39,10 +39,14 @@ def test_demo_finds_the_planted_heads(demo_dir: Path, capsys: pytest.CaptureFixt
 
 
 def test_demo_writes_outputs_and_logs(demo_dir: Path) -> None:
-    for name in ("pairs.csv", "heads.csv", "head_functions.json", "planted_vs_found.csv"):
+    for name in ("report.html", "report.pdf", "methods.md", "table.tex", "pairs.csv", "heads.csv",
+                 "head_functions.json", "planted_vs_found.csv"):
         assert (demo_dir / name).is_file(), name
-    assert sorted(p.name for p in (demo_dir / "logs" / "features").iterdir()) == ["attention_log_01000000.pkl"]
-    assert sorted(p.name for p in (demo_dir / "logs" / "attention").iterdir()) == ["attention_scenario_0000.pkl"]
+    assert sorted(p.name for p in (demo_dir / "logs" / "features").iterdir()) == [
+        f"attention_log_{step:08d}.pkl" for step in DEMO_CHECKPOINTS]
+    assert sorted(p.name for p in (demo_dir / "logs" / "attention").iterdir()) == [
+        f"attention_scenario_{i:04d}.pkl" for i in range(len(DEMO_CHECKPOINTS))]
+    assert "Specialisation over training" in (demo_dir / "report.html").read_text()
     registry = json.loads((demo_dir / "head_functions.json").read_text())
     assert set(registry) == {*map(str, range(8)), "_meta"}
     assert registry["0"]["name"] == "Safety Head"
@@ -54,10 +58,11 @@ def test_demo_writes_outputs_and_logs(demo_dir: Path) -> None:
 
 
 def test_demo_prints_planted_versus_found(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--out", str(tmp_path), "--seed", "3", *FAST]) == 0
+    assert main(["demo", "--out", str(tmp_path), "--seed", "3", "--format", "", *FAST]) == 0
     printed = capsys.readouterr().out
     assert "planted versus found" in printed
     assert "8/8 heads found as planted" in printed
+    assert not (tmp_path / "report.html").exists()
 
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,7 @@ from .._validation import check_choice, normalize_rng
 from ..estimators import hsi_from_rho
 from ..group_sums import GroupSums
 from ._batching import batch_sizes, check_batch, check_n_resamples, quantiles_along_first
+from .multitest import TIE_TOLERANCE
 
 __all__ = ["CI_METHODS", "BootstrapResult", "bootstrap_weights", "cluster_bootstrap"]
 
@@ -109,10 +110,16 @@ def _bca_probabilities(estimate: FloatArray, replicates: FloatArray, jackknife: 
                        alpha: float) -> tuple[FloatArray, FloatArray]:
     """BCa percentile levels (alpha_1, alpha_2) for each element, as scipy computes them."""
     n = np.isfinite(replicates).sum(axis=0)
-    below = (replicates < estimate).sum(axis=0) + (replicates <= estimate).sum(axis=0)
+    # A replicate equal to the estimate up to rounding is a tie (counted half), whatever the summation order
+    # that produced it: with few groups many resamples reproduce the data exactly.
+    tolerance = TIE_TOLERANCE * np.abs(estimate)
+    below = (replicates < estimate - tolerance).sum(axis=0) + (replicates <= estimate + tolerance).sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         z0 = ndtri(below / (2.0 * n))
-        deviation = np.nanmean(jackknife, axis=0) - jackknife
+        # Not np.nanmean: it warns ("Mean of empty slice") for an undefined rho (all-NaN jackknife column).
+        finite = np.isfinite(jackknife)
+        jack_mean = np.where(finite, jackknife, 0.0).sum(axis=0) / finite.sum(axis=0)
+        deviation = jack_mean - jackknife
         acceleration = (deviation**3).sum(axis=0) / (6.0 * ((deviation**2).sum(axis=0)) ** 1.5)
         z_low, z_high = ndtri(alpha), ndtri(1.0 - alpha)
         alpha_1 = ndtr(z0 + (z0 + z_low) / (1.0 - acceleration * (z0 + z_low)))

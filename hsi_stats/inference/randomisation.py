@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from .._validation import check_choice, normalize_rng
 from ..data import HSIDataset
 from ..estimators import hsi_from_rho, within_centred
-from ..group_sums import GroupSums
+from ..group_sums import GroupSums, rowwise_product
 from ._batching import batch_sizes, check_batch, check_n_resamples
 from .multitest import ExceedanceCounter
 
@@ -107,7 +107,7 @@ class PermutationInputs:
         for f in range(n_features):
             shuffled = np.take_along_axis(self.features[None, :, f, :], permutations, axis=2)
             a = self.attention[:, :, f, :].transpose(0, 2, 1).reshape(n_scen * n_slots, n_heads)
-            rho[:, :, f] = shuffled.reshape(permutations.shape[0], -1) @ a
+            rho[:, :, f] = rowwise_product(shuffled.reshape(permutations.shape[0], -1), a)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.clip(rho / self.denominator, -1.0, 1.0)
 
@@ -231,7 +231,7 @@ def _null_rho(sums: GroupSums, scheme: str, inputs: PermutationInputs | None, n_
                     (np.where(rng.random((size, sums.n_groups)) < 0.5, -1.0, 1.0)
                      for size in batch_sizes(n_resamples, batch)))
         for signs in patterns:
-            yield sums.rho_from_flip_total((signs @ flat).reshape((signs.shape[0], *rows.shape[1:])))
+            yield sums.rho_from_flip_total(rowwise_product(signs, flat).reshape((signs.shape[0], *rows.shape[1:])))
         return
     assert inputs is not None
     n_scen, n_slots = inputs.present.shape

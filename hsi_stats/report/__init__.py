@@ -1,0 +1,30 @@
+"""Reports of an analysis: figures, tables and the HTML/PDF writers (needs the ``report`` extra).
+
+Everything here reads result objects and never computes a statistic; the statistics layer never imports it.
+"""
+
+from .figures import (
+    attention_distributions,
+    attention_vs_feature,
+    evolution_plot,
+    figure_to_png_bytes,
+    forest_plot,
+    hsi_bars,
+    null_distributions,
+    rho_heatmap,
+    save_figure,
+)
+from .writer import write_report
+
+__all__ = [
+    "attention_distributions",
+    "attention_vs_feature",
+    "evolution_plot",
+    "figure_to_png_bytes",
+    "forest_plot",
+    "hsi_bars",
+    "null_distributions",
+    "rho_heatmap",
+    "save_figure",
+    "write_report",
+]

@@ -1,0 +1,151 @@
+"""What a report says, assembled once from the result objects and rendered by both the HTML and the PDF writers.
+
+Nothing here computes a statistic: it reads an :class:`~hsi_stats.results.HSIResult` (and optionally an
+:class:`~hsi_stats.evolution.EvolutionResult`), formats its tables and draws its figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from ..catalog import GENERAL_CONTEXT
+from ..results import HSIResult
+from . import figures
+from .methods import CORRECTION_NAMES, MethodsText, methods_text
+from .tables import format_number, format_p, head_table, left_out_table
+
+if TYPE_CHECKING:
+    from ..evolution import EvolutionResult
+
+__all__ = ["Figure", "ReportContent", "build_content"]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure of the report: a title, a caption and the PNG image."""
+
+    key: str
+    title: str
+    caption: str
+    png: bytes
+
+
+@dataclass(frozen=True)
+class ReportContent:
+    """Everything both renderers show, in order."""
+
+    title: str
+    created: str
+    summary: list[tuple[str, str]]
+    notes: list[str]
+    left_out: pd.DataFrame
+    methods: MethodsText
+    heads: pd.DataFrame
+    figures: list[Figure]
+    evolution_table: pd.DataFrame | None
+    emergence: list[tuple[str, str]]
+
+
+def _summary_rows(result: HSIResult) -> list[tuple[str, str]]:
+    d, s = result.data_summary, result.settings
+    per = d["entities_per_scenario"]
+    rows = [
+        ("scenarios", str(d["n_scenarios"])),
+        ("groups (independent episodes)", str(d["n_groups"])),
+        ("entities", f"{d['n_entities']} valid ({per['min']}-{per['max']} per scenario, mean {per['mean']:.2f}) "
+                     f"in {d['n_slots']} slots"),
+        ("heads", str(d["n_heads"])),
+        ("features", ", ".join(result.estimate.feature_names)),
+        ("estimator", f"{s['estimator']} / {s['correlation']}" + (" / slot-adjusted" if s["adjust"] else "")),
+        ("resampling", f"{s['n_resamples']} cluster-bootstrap resamples ({s['ci_method']}), "
+                       f"{result.test.n_resamples} {s['scheme']} randomisations"
+                       + (" (exact)" if result.test.exact else "")),
+        ("correction", CORRECTION_NAMES[s["correction"]]),
+        ("seed", str(result.provenance["seed"])),
+        ("data fingerprint", str(result.provenance["data_fingerprint"])[:16]),
+    ]
+    if d["steps"]:
+        rows.insert(4, ("training steps", ", ".join(map(str, d["steps"]))))
+    return rows
+
+
+def _draw(key: str, title: str, caption: str, draw: Callable[[], Any]) -> Figure:
+    return Figure(key, title, caption, figures.figure_to_png_bytes(draw()))
+
+
+def _figures(result: HSIResult, evolution: EvolutionResult | None) -> list[Figure]:
+    alpha = result.settings["alpha"]
+    level = round(100 * result.settings["confidence_level"])
+    items = [
+        _draw("heatmap", "Correlation of attention with each feature",
+              f"rho per head and feature; * adjusted p < {alpha:g}, ** < {alpha / 5:g}, *** < {alpha / 50:g}.",
+              lambda: figures.rho_heatmap(result)),
+        _draw("hsi", "Head Specialization Index",
+              f"HSI with {level}% cluster-bootstrap intervals; lines at 0.3 / 0.5 / 0.7 (weak / moderate / "
+              "strong); filled bars are validated labels.", lambda: figures.hsi_bars(result)),
+        _draw("forest", "rho with confidence intervals",
+              f"Every head x feature rho with its {level}% interval; highlighted pairs have adjusted p < {alpha:g}.",
+              lambda: figures.forest_plot(result)),
+    ]
+    labelled = result.heads[result.heads["label"] != GENERAL_CONTEXT]
+    for name, feature, label, validated in labelled[["head", "label_feature", "label", "validated"]].itertuples(
+            index=False):
+        items.append(_draw(
+            f"scatter-{name}", f"{name}: attention versus {feature}",
+            f"{label} ({'validated' if validated else 'not validated'}); binned means with 95% intervals where "
+            "there are many points.", partial(figures.attention_vs_feature, result, name, feature)))
+    items += [
+        _draw("distributions", "Attention distributions",
+              "Attention on valid entities, per head.", lambda: figures.attention_distributions(result)),
+        _draw("null", "Null distributions of HSI",
+              f"HSI under the {result.settings['scheme']} null with the observed value (line).",
+              lambda: figures.null_distributions(result)),
+    ]
+    if evolution is not None:
+        items.append(_draw("evolution", "Specialisation over training",
+                           f"HSI per head across training steps with {level}% bands; filled markers are validated.",
+                           lambda: figures.evolution_plot(evolution.per_step)))
+    return items
+
+
+def _evolution_tables(evolution: EvolutionResult | None) -> tuple[pd.DataFrame | None, list[tuple[str, str]]]:
+    if evolution is None:
+        return None, []
+    trends = evolution.trends
+    table = pd.DataFrame({
+        "head": trends["head"],
+        "trend (Spearman, step vs HSI)": [format_number(v) for v in trends["statistic"]],
+        "p-value": [format_p(v) for v in trends["p_value"]],
+        "label emerges at step": [str(evolution.emergence.get(h)) if evolution.emergence.get(h) is not None
+                                  else "never" for h in trends["head"]],
+    })
+    emergence = [(h, "never" if step is None else str(step)) for h, step in evolution.emergence.items()]
+    return table, emergence
+
+
+def build_content(result: HSIResult, *, evolution: EvolutionResult | None = None,
+                  title: str = "Attention-head specialisation report") -> ReportContent:
+    """Assemble the report's tables, methods text and figures from the result objects."""
+    notes = list(result.data_summary["notes"])
+    if result.settings["estimator"] == "fisher":
+        notes.append(f"The fisher estimator depends strongly on its clip ({result.settings['fisher_clip']}); "
+                     "with few entities per scenario it inflates no-effect heads. Prefer 'within'.")
+    evolution_table, emergence = _evolution_tables(evolution)
+    return ReportContent(
+        title=title,
+        created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        summary=_summary_rows(result),
+        notes=notes,
+        left_out=left_out_table(result),
+        methods=methods_text(result),
+        heads=head_table(result),
+        figures=_figures(result, evolution),
+        evolution_table=evolution_table,
+        emergence=emergence,
+    )

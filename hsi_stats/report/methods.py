@@ -1,0 +1,170 @@
+"""The citable methods paragraph: what was done, stated from the settings a result actually used.
+
+Every sentence is built from ``HSIResult.settings``, ``data_summary`` and ``provenance``, so changing a setting
+changes the text. The paragraph is returned as Markdown (for ``methods.md``) and as plain paragraphs (for the
+HTML and PDF reports).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..results import HSIResult
+
+__all__ = ["CORRECTION_NAMES", "REFERENCES", "MethodsText", "methods_text"]
+
+#: How each ``correction`` option is named in tables and captions.
+CORRECTION_NAMES = {"maxt": "step-down max-T", "maxt-single-step": "single-step max-T", "holm": "Holm",
+                    "bonferroni": "Bonferroni", "fdr_bh": "Benjamini-Hochberg", "fdr_by": "Benjamini-Yekutieli",
+                    "sidak": "Sidak", "holm-sidak": "Holm-Sidak", "hommel": "Hommel", "none": "unadjusted"}
+
+REFERENCES = {
+    "efron1987": "Efron, B. (1987). Better bootstrap confidence intervals. Journal of the American Statistical "
+                 "Association 82(397), 171-185. doi:10.1080/01621459.1987.10478410",
+    "westfall1993": "Westfall, P. H. and Young, S. S. (1993). Resampling-Based Multiple Testing: Examples and "
+                    "Methods for p-Value Adjustment. Wiley.",
+    "holm1979": "Holm, S. (1979). A simple sequentially rejective multiple test procedure. Scandinavian Journal "
+                "of Statistics 6(2), 65-70.",
+    "bh1995": "Benjamini, Y. and Hochberg, Y. (1995). Controlling the false discovery rate: a practical and "
+              "powerful approach to multiple testing. Journal of the Royal Statistical Society B 57(1), 289-300. "
+              "doi:10.1111/j.2517-6161.1995.tb02031.x",
+    "phipson2010": "Phipson, B. and Smyth, G. K. (2010). Permutation p-values should never be zero: calculating "
+                   "exact p-values when permutations are randomly drawn. Statistical Applications in Genetics "
+                   "and Molecular Biology 9(1), Article 39. doi:10.2202/1544-6115.1585",
+    "by2001": "Benjamini, Y. and Yekutieli, D. (2001). The control of the false discovery rate in multiple "
+              "testing under dependency. Annals of Statistics 29(4), 1165-1188. doi:10.1214/aos/1013699998",
+    "fisher1921": "Fisher, R. A. (1921). On the 'probable error' of a coefficient of correlation deduced from a "
+                  "small sample. Metron 1, 3-32.",
+}
+
+_CITATIONS = {
+    "efron1987": "Efron, 1987", "westfall1993": "Westfall and Young, 1993", "holm1979": "Holm, 1979",
+    "bh1995": "Benjamini and Hochberg, 1995", "phipson2010": "Phipson and Smyth, 2010",
+    "by2001": "Benjamini and Yekutieli, 2001", "fisher1921": "Fisher, 1921",
+}
+
+_ESTIMATOR_TEXT = {
+    "within": ("the within-scenario correlation: attention and feature were centred within each scenario over the "
+               "entities present, and rho = sum(a~ x~) / sqrt(sum(a~^2) sum(x~^2)) pooled over scenarios, which "
+               "compares only entities present at the same time and removes differences between scenarios such "
+               "as traffic density"),
+    "pooled": ("the pooled correlation over all valid (scenario, entity) pairs, as in the original analysis; it "
+               "confounds differences between scenarios (e.g. traffic density) with the head's preferences"),
+    "fisher": ("the mean Fisher z of per-scenario correlations (scenarios with at least 3 entities and both "
+               "variables varying), averaged within each group and then over groups and back-transformed [fisher1921]"
+               "; r was clipped to +-{clip} before the transform, and with 3-8 entities |r| = 1 is common, so "
+               "the estimate depends strongly on this clip: it is reported for comparability, not recommended"),
+}
+_CI_TEXT = {
+    "bca": "bias-corrected and accelerated (BCa) intervals [efron1987], the acceleration estimated by a "
+           "leave-one-group-out jackknife",
+    "percentile": "percentile intervals",
+    "basic": "basic (reverse-percentile) intervals",
+}
+_SCHEME_TEXT = {
+    "sign-flip": "a sign-flip randomisation test: each group's contribution to the numerator of rho was "
+                 "multiplied by an independent random sign, the same for every head and feature of that group",
+    "within-group": "a permutation test that applied one random permutation of the entities present to every "
+                    "scenario of a group",
+    "within-scenario": "a permutation test with an independent permutation of the entities present in each "
+                       "scenario (valid only if scenarios are independent)",
+}
+_CORRECTION_TEXT = {
+    "maxt": ("the step-down max-T procedure [westfall1993], computed from the same randomisations, which "
+             "controls the family-wise error rate under any dependence between tests"),
+    "maxt-single-step": ("the single-step max-T procedure [westfall1993], computed from the same randomisations, "
+                         "which controls the family-wise error rate under any dependence between tests"),
+    "holm": "Holm's step-down procedure [holm1979], which controls the family-wise error rate",
+    "bonferroni": "the Bonferroni correction, which controls the family-wise error rate",
+    "fdr_bh": "the Benjamini-Hochberg procedure [bh1995], which controls the false discovery rate",
+    "fdr_by": "the Benjamini-Yekutieli procedure [by2001], which controls the false discovery rate under "
+              "dependence",
+    "sidak": "the Sidak correction",
+    "holm-sidak": "the Holm-Sidak step-down procedure [holm1979]",
+    "hommel": "Hommel's procedure",
+    "none": "no correction (raw p-values)",
+}
+
+
+@dataclass(frozen=True)
+class MethodsText:
+    """The methods section: paragraphs of plain text and the references they cite (key -> full reference)."""
+
+    paragraphs: tuple[str, ...]
+    references: dict[str, str]
+
+    def to_markdown(self) -> str:
+        """``methods.md``: a heading, the paragraphs and a numbered reference list."""
+        lines = ["# Methods", "", *(p + "\n" for p in self.paragraphs), "## References", ""]
+        lines += [f"{i}. {text}" for i, text in enumerate(self.references.values(), start=1)]
+        return "\n".join(lines) + "\n"
+
+
+def _cite(paragraphs: list[str]) -> MethodsText:
+    """Replace citation keys ``[key]`` by "(Author, year)" and collect the references cited."""
+    text = " ".join(paragraphs)
+    cited = {key: ref for key, ref in REFERENCES.items() if f"[{key}]" in text}
+    rendered = []
+    for paragraph in paragraphs:
+        for key in cited:
+            paragraph = paragraph.replace(f"[{key}]", f"({_CITATIONS[key]})")
+        rendered.append(paragraph)
+    return MethodsText(tuple(rendered), cited)
+
+
+def methods_text(result: HSIResult) -> MethodsText:
+    """Build the methods section from the settings, data summary and provenance of ``result``.
+
+    Examples
+    --------
+    >>> from hsi_stats import analyze
+    >>> from hsi_stats.synthetic import generate
+    >>> text = methods_text(analyze(generate(n_episodes=12, n_steps=5, rng=0).dataset, n_resamples=99, rng=4))
+    >>> "99 cluster-bootstrap resamples" in text.paragraphs[1], "seed 4" in text.paragraphs[-1]
+    (True, True)
+    """
+    s, d, p = result.settings, result.data_summary, result.provenance
+    estimator = _ESTIMATOR_TEXT[s["estimator"]].format(clip=s["fisher_clip"])
+    correlation = ("Spearman rank correlation (average ranks for ties, ranked within each scenario"
+                   if s["correlation"] == "spearman" else "Pearson correlation (")
+    if s["correlation"] == "spearman" and s["estimator"] == "pooled":
+        correlation = "Spearman rank correlation (average ranks for ties, ranked over the pooled pairs"
+    infinite = ("+-inf feature values ranked as the most extreme values" if s["correlation"] == "spearman"
+                else "+-inf feature values left out and counted")
+    slot = (" Slot preferences were removed before correlating (two-way fixed effects for scenario and "
+            "observation slot), so that a preference for a slot ordered by distance is not read as a feature "
+            "effect." if s["adjust"] == "slot" else "")
+    first = (f"For each of {d['n_heads']} attention heads and {d['n_features']} entity features, the association "
+             f"between the attention a head puts on an entity and the entity's feature value, rho, was estimated "
+             f"as {estimator}, using {correlation}; NaN values left out per feature, {infinite}).{slot} "
+             f"The Head Specialization Index is HSI = max_f |rho_f|; the feature attaining it is the primary "
+             f"feature. The data were {d['n_scenarios']} scenarios from {d['n_groups']} independent groups "
+             f"(episodes), with {d['n_entities']} valid entities in all.")
+    level = round(100 * s["confidence_level"])
+    exact = result.test.exact
+    second = (f"Uncertainty was assessed with the group (episode) as the unit of independence, since scenarios of "
+              f"one episode are autocorrelated. {level}% confidence intervals for every rho and HSI came from "
+              f"{s['n_resamples']} cluster-bootstrap resamples of whole groups, as {_CI_TEXT[s['ci_method']]}. "
+              f"p-values for the null hypothesis that, within a scenario, a head's attention is unrelated to which "
+              f"entity has which feature value came from {_SCHEME_TEXT[s['scheme']]}, with the statistics |rho| "
+              f"per (head, feature) pair and HSI per head (whose p-value accounts for choosing the best feature); "
+              + (f"all {result.test.n_resamples} sign patterns were enumerated (an exact test). " if exact else
+                 f"{result.test.n_resamples} randomisations were drawn and p = (1 + k) / (1 + B), which is never "
+                 "zero [phipson2010]. ")
+              + f"p-values were adjusted over the family of all {d['n_heads'] * d['n_features']} head x feature "
+              f"tests, and separately over the {d['n_heads']} head-level tests, with "
+              f"{_CORRECTION_TEXT[s['correction']]}.")
+    strict = " and the lower end of its confidence interval (in magnitude)" if s["strict"] else ""
+    third = (f"A head received the head-function label of its strongest feature whose correlation has the sign "
+             f"the feature catalog expects, and the label was validated only if |rho|{strict} reached "
+             f"{s['threshold']:g}, the adjusted p-value was below {s['alpha']:g}, the feature was the strongest in "
+             f"at least {s['min_stability']:.0%} of bootstrap resamples, and the head's attention was selective "
+             f"(mean over scenarios of 1 - H(p)/log n at least {s['min_selectivity']:g}); every failed rule is "
+             f"reported. Strength bands: > 0.7 strong, 0.5-0.7 moderate, 0.3-0.5 weak. Under Spearman, the "
+             f"within-scenario correlation with a binary feature that flags one entity among n cannot exceed "
+             f"sqrt(3/(n+1)), so bands for binary features understate the strength.")
+    versions = p["versions"]
+    fourth = (f"Analysis with hsi_stats {versions.get('hsi_stats', '?')} (numpy {versions.get('numpy', '?')}, "
+              f"scipy {versions.get('scipy', '?')}, statsmodels {versions.get('statsmodels', '?')}), seed "
+              f"{p['seed']}, data fingerprint {str(p['data_fingerprint'])[:16]}.")
+    return _cite([first, second, third, fourth])

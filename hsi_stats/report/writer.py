@@ -1,0 +1,90 @@
+"""``write_report``: the report files of one analysis, each written atomically (DESIGN 5, report)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .._atomic import atomic_path, atomic_write_text
+from .._validation import check_choice
+from ..results import HSIResult
+from .content import build_content
+from .tables import latex_table
+
+if TYPE_CHECKING:
+    from ..evolution import EvolutionResult
+
+__all__ = ["FORMATS", "write_report"]
+
+FORMATS = ("html", "pdf")
+
+
+def _formats_iv(formats: Sequence[str] | str) -> tuple[str, ...]:
+    if isinstance(formats, str):
+        formats = [part.strip() for part in formats.split(",") if part.strip()]
+    chosen = tuple(check_choice("formats", f, FORMATS) for f in formats)
+    if not chosen:
+        raise ValueError(f"The value for `formats` must name at least one of {FORMATS}, but none was passed.")
+    return chosen
+
+
+def write_report(
+    result: HSIResult,
+    out_dir: str | os.PathLike[str],
+    *,
+    formats: Sequence[str] | str = FORMATS,
+    evolution: EvolutionResult | None = None,
+    allow_unvalidated: bool = False,
+) -> dict[str, Path]:
+    """Write the report of ``result`` and its citable companions into ``out_dir``.
+
+    Files: ``report.html`` (self-contained) and/or ``report.pdf`` (same content), ``methods.md`` (the methods
+    paragraph with references), ``table.tex`` (booktabs), ``pairs.csv``, ``heads.csv`` and
+    ``head_functions.json`` (the registry; unvalidated labels as General Context Heads unless
+    ``allow_unvalidated``). Each file is written to a temporary name and renamed when complete.
+
+    Parameters
+    ----------
+    result : HSIResult
+    out_dir : path
+    formats : sequence of {"html", "pdf"} or a comma-separated string, default both
+    evolution : EvolutionResult, optional
+        Adds the evolution-over-training figure and table.
+    allow_unvalidated : bool, default False
+
+    Returns
+    -------
+    dict of str to Path
+        File name -> path written.
+    """
+    chosen = _formats_iv(formats)
+    out = Path(out_dir)
+    content = build_content(result, evolution=evolution)
+    # Render everything before writing anything: a failure leaves no partial report.
+    rendered: dict[str, str | bytes] = {}
+    if "html" in chosen:
+        from .html import render_html
+
+        rendered["report.html"] = render_html(content)
+    if "pdf" in chosen:
+        from .pdf import render_pdf
+
+        rendered["report.pdf"] = render_pdf(content)
+    rendered["methods.md"] = content.methods.to_markdown()
+    rendered["table.tex"] = latex_table(result)
+    rendered["pairs.csv"] = result.pairs.to_csv(index=False)
+    rendered["heads.csv"] = result.heads.to_csv(index=False)
+
+    written: dict[str, Path] = {}
+    for name, data in rendered.items():
+        if isinstance(data, bytes):
+            with atomic_path(out / name) as tmp:
+                tmp.write_bytes(data)
+        else:
+            atomic_write_text(out / name, data)
+        written[name] = out / name
+    result.export_registry(out / "head_functions.json", allow_unvalidated=allow_unvalidated)
+    written["head_functions.json"] = out / "head_functions.json"
+    return written

@@ -1,0 +1,131 @@
+"""The report: self-contained HTML, PDF with the same content, citable companions, numbers that agree.
+
+Checks the files :func:`hsi_stats.write_report` writes against the :class:`HSIResult` they come from: the HTML
+refers to no remote URL and embeds every figure, the PDF's extracted text holds the head table and the methods
+paragraph and one image per figure, the same numbers appear in the HTML, PDF, CSV and LaTeX outputs, and the
+methods paragraph follows the settings.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+import pytest
+from pypdf import PdfReader
+
+matplotlib.use("Agg")
+
+from hsi_stats import analyze, write_report
+from hsi_stats.report.content import build_content
+from hsi_stats.report.methods import methods_text
+from hsi_stats.report.tables import format_interval, format_p, head_table
+from hsi_stats.synthetic import generate
+
+
+@pytest.fixture(scope="module")
+def result():
+    return analyze(generate(n_episodes=16, n_steps=10, rng=5).dataset, n_resamples=199, rng=2)
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory: pytest.TempPathFactory, result) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    write_report(result, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def pdf_text(report_dir: Path) -> str:
+    reader = PdfReader(report_dir / "report.pdf")
+    return "\n".join(page.extract_text() for page in reader.pages)
+
+
+def _normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
+
+
+def test_every_output_is_written(report_dir: Path) -> None:
+    expected = {"report.html", "report.pdf", "methods.md", "table.tex", "pairs.csv", "heads.csv",
+                "head_functions.json"}
+    assert expected == {p.name for p in report_dir.iterdir()}
+    assert not [p for p in report_dir.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+
+
+def test_html_is_self_contained(report_dir: Path, result) -> None:
+    html = (report_dir / "report.html").read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert "@import" not in html and "url(http" not in html
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    n_labelled = int((result.heads["label"] != "General Context Head").sum())
+    assert len(images) == 5 + n_labelled  # heatmap, bars, forest, distributions, null + one per labelled head
+    assert all(base64.b64decode(image).startswith(b"\x89PNG") for image in images)
+
+
+def test_pdf_holds_the_head_table_methods_and_figures(report_dir: Path, pdf_text: str, result) -> None:
+    text = _normalise(pdf_text)
+    for row in head_table(result).itertuples():
+        assert row.head in text and row.label in text
+        assert row._4 in text  # "HSI [CI]"
+    first_sentence = methods_text(result).paragraphs[0].split(";")[0]
+    assert _normalise(first_sentence) in text
+    n_images = sum(len(page.images) for page in PdfReader(report_dir / "report.pdf").pages)
+    assert n_images == len(build_content(result).figures)
+
+
+def test_numbers_agree_across_outputs(report_dir: Path, pdf_text: str, result) -> None:
+    html = (report_dir / "report.html").read_text()
+    latex = (report_dir / "table.tex").read_text()
+    heads_csv = pd.read_csv(report_dir / "heads.csv")
+    pairs_csv = pd.read_csv(report_dir / "pairs.csv")
+    text = _normalise(pdf_text)
+    for h, row in heads_csv.iterrows():
+        interval = format_interval(row["hsi"], row["ci_low"], row["ci_high"])
+        assert interval == format_interval(*result.heads.loc[h, ["hsi", "ci_low", "ci_high"]])
+        assert interval in html and interval in latex and interval in text
+        feature = row["label_feature"]
+        pair = pairs_csv[(pairs_csv["head"] == row["head"]) & (pairs_csv["feature"] == feature)].iloc[0]
+        rho_cell = format_interval(pair["rho"], pair["ci_low"], pair["ci_high"])
+        assert rho_cell in html and rho_cell in text and rho_cell in latex
+        assert format_p(pair["p_adjusted"]) in html
+
+
+def test_methods_text_follows_the_settings(result) -> None:
+    dataset = result.dataset
+    changed = analyze(dataset, n_resamples=149, ci_method="percentile", correction="holm", confidence_level=0.9,
+                      rng=7, threshold=0.25)
+    default, other = " ".join(methods_text(result).paragraphs), " ".join(methods_text(changed).paragraphs)
+    assert "199 cluster-bootstrap resamples" in default and "149 cluster-bootstrap resamples" in other
+    assert "(BCa)" in default and "percentile intervals" in other
+    assert "max-T" in default and "Holm" in other and "max-T" not in other
+    assert "95% confidence" in default and "90% confidence" in other
+    assert "seed 2" in default and "seed 7" in other
+    assert "reached 0.3," in default and "reached 0.25," in other
+    assert "Holm, S. (1979)" in methods_text(changed).to_markdown()
+
+
+def test_report_formats_and_errors(tmp_path: Path, result) -> None:
+    written = write_report(result, tmp_path / "html_only", formats="html")
+    assert "report.html" in written and "report.pdf" not in written
+    with pytest.raises(ValueError, match="`formats`"):
+        write_report(result, tmp_path / "bad", formats=("docx",))
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="headless Chromium is not installed")
+def test_html_renders_in_headless_chromium(report_dir: Path, tmp_path: Path) -> None:
+    screenshot = tmp_path / "report.png"
+    subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={screenshot}", "--window-size=1280,2000",
+         (report_dir / "report.html").as_uri()],
+        check=True, capture_output=True, timeout=120,
+    )
+    assert screenshot.read_bytes().startswith(b"\x89PNG")
+    assert screenshot.stat().st_size > 20_000  # a rendered page, not a blank one
