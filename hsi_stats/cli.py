@@ -199,8 +199,8 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-resamples", type=int, default=9999,
                         help="bootstrap resamples and randomisations, each (default 9999)")
     parser.add_argument("--confidence-level", type=float, default=0.95, help="CI level (default 0.95)")
-    parser.add_argument("--ci-method", choices=CI_METHODS, default="bca", type=str.lower,
-                        help="bootstrap interval (default: bca)")
+    parser.add_argument("--ci-method", choices=CI_METHODS, default="expanded", type=str.lower,
+                        help="bootstrap interval (default: expanded percentile)")
     parser.add_argument("--scheme", choices=SCHEMES, default="auto", type=str.lower,
                         help="randomisation scheme (default: auto = sign-flip with >= 12 groups)")
     parser.add_argument("--correction", default="maxT", type=str,

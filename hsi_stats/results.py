@@ -215,7 +215,7 @@ def analyze(
     adjust: str | None = None,
     n_resamples: int = 9999,
     confidence_level: float = 0.95,
-    ci_method: str = "bca",
+    ci_method: str = "expanded",
     scheme: str = "auto",
     correction: str = "maxT",
     alpha: float = 0.05,
@@ -240,7 +240,9 @@ def analyze(
     n_resamples : int, default 9999
         For the bootstrap and for the randomisation test each.
     confidence_level : float, default 0.95
-    ci_method : {"bca", "percentile", "basic"}, default "bca"
+    ci_method : {"expanded", "bca", "percentile", "basic"}, default "expanded"
+        ``expanded`` is the small-sample expanded percentile interval (Hesterberg 2015), which keeps the
+        coverage near nominal with few groups; see :mod:`hsi_stats.inference.bootstrap`.
     scheme : {"auto", "sign-flip", "within-group", "within-scenario"}, default "auto"
     correction : {"maxT", "maxT-single-step", "holm", "bonferroni", "fdr_bh", "fdr_by", "sidak", "holm-sidak",
         "hommel", "none"}, default "maxT"

@@ -402,3 +402,21 @@ def test_stability_splits_between_copies_only(copy):
     if copy == "noisy":  # no ties: the share is the plain frequency of the primary being the larger one
         assert boot.argmax_share[0, primary] == pytest.approx(expected, abs=1e-12)
         assert 0 < boot.argmax_share[0, 1 - primary] < 1
+
+
+def test_expanded_percentile_interval_matches_its_definition(raw):
+    """Hesterberg's expanded interval: plain percentiles of the same replicates at Phi(sqrt(G/(G-1)) t_{G-1})."""
+    from scipy.stats import norm
+    from scipy.stats import t as student_t
+
+    sums = estimate(_dataset(raw)).sums
+    result = cluster_bootstrap(sums, n_resamples=500, method="expanded", confidence_level=0.9, rng=3)
+    n_groups = sums.n_groups
+    tail = norm.cdf(np.sqrt(n_groups / (n_groups - 1)) * student_t.ppf(0.05, n_groups - 1))
+    assert tail < 0.05
+    replicates = result.rho_distribution
+    np.testing.assert_allclose(result.rho_low, np.percentile(replicates, 100 * tail, axis=0), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(result.rho_high, np.percentile(replicates, 100 * (1 - tail), axis=0), rtol=0,
+                               atol=1e-12)
+    plain = cluster_bootstrap(sums, n_resamples=500, method="percentile", confidence_level=0.9, rng=3)
+    assert np.all(result.rho_high - result.rho_low >= plain.rho_high - plain.rho_low)

@@ -101,7 +101,7 @@ def test_methods_text_follows_the_settings(result) -> None:
                       rng=7, threshold=0.25)
     default, other = " ".join(methods_text(result).paragraphs), " ".join(methods_text(changed).paragraphs)
     assert "199 cluster-bootstrap resamples" in default and "149 cluster-bootstrap resamples" in other
-    assert "(BCa)" in default and "percentile intervals" in other
+    assert "expanded percentile intervals" in default and "percentile intervals" in other
     assert "max-T" in default and "Holm" in other and "max-T" not in other
     assert "95% confidence" in default and "90% confidence" in other
     assert "seed 2" in default and "seed 7" in other

@@ -6,11 +6,19 @@ per batch of replicates, never a copy of the data.
 
 Interval methods, as in :func:`scipy.stats.bootstrap`:
 
+``expanded`` (default)
+    the expanded percentile interval of Hesterberg (2015): percentiles at :math:`\alpha' = \Phi\big(\sqrt{G/(G-1)}
+    \, t_{G-1, \alpha/2}\big)` and :math:`1 - \alpha'`. The bootstrap distribution of G clusters is too narrow by
+    the factor :math:`\sqrt{(G-1)/G}` and ignores that the spread itself is estimated from G units; the expansion
+    corrects both to first order. On the synthetic calibration data (40 episodes) the plain percentile and BCa
+    intervals of rho covered 92-92.5% of the time, the expanded interval about 93.5% (``nox -s calibration``).
+    The HSI, a maximum of absolute values, has a bootstrap distribution biased upwards; its expanded interval is
+    the BCa interval at the expanded level :math:`\alpha'`.
 ``percentile``
     :math:`[\hat\theta^*_{(\alpha/2)}, \hat\theta^*_{(1-\alpha/2)}]`.
 ``basic``
     :math:`[2\hat\theta - \hat\theta^*_{(1-\alpha/2)}, 2\hat\theta - \hat\theta^*_{(\alpha/2)}]`.
-``bca`` (default)
+``bca``
     percentiles at :math:`\alpha_{1,2} = \Phi\big(\hat z_0 + \frac{\hat z_0 + z_{\alpha}}{1 - \hat a(\hat z_0 +
     z_{\alpha})}\big)`, with :math:`\hat z_0 = \Phi^{-1}` of the share of replicates below the estimate (ties
     counted half) and the acceleration :math:`\hat a = \sum_g (\bar\theta_{(\cdot)} - \theta_{(g)})^3 / (6
@@ -20,7 +28,9 @@ References
 ----------
 .. [1] Efron, B. (1987). Better bootstrap confidence intervals. JASA 82(397), 171-185.
    https://doi.org/10.1080/01621459.1987.10478410
-.. [2] Davison, A. C. and Hinkley, D. V. (1997). Bootstrap Methods and their Application, section 3.8
+.. [2] Hesterberg, T. C. (2015). What teachers should know about the bootstrap: resampling in the undergraduate
+   statistics curriculum. The American Statistician 69(4), 371-386. https://doi.org/10.1080/00031305.2015.1089789
+.. [3] Davison, A. C. and Hinkley, D. V. (1997). Bootstrap Methods and their Application, section 3.8
    (resampling clusters). Cambridge University Press.
 """
 
@@ -31,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import ndtr, ndtri
+from scipy.stats import t as student_t
 from tqdm.auto import tqdm
 
 from .._validation import check_choice, normalize_rng
@@ -39,9 +50,9 @@ from ..group_sums import GroupSums
 from ._batching import batch_sizes, check_batch, check_n_resamples, quantiles_along_first
 from .multitest import TIE_TOLERANCE
 
-__all__ = ["CI_METHODS", "BootstrapResult", "bootstrap_weights", "cluster_bootstrap"]
+__all__ = ["CI_METHODS", "BootstrapResult", "bootstrap_weights", "cluster_bootstrap", "expanded_alpha"]
 
-CI_METHODS = ("bca", "percentile", "basic")
+CI_METHODS = ("expanded", "bca", "percentile", "basic")
 FloatArray = NDArray[np.float64]
 
 
@@ -127,9 +138,22 @@ def _bca_probabilities(estimate: FloatArray, replicates: FloatArray, jackknife: 
     return alpha_1, alpha_2
 
 
+def expanded_alpha(alpha: float, n_groups: int) -> float:
+    r"""Tail probability of the expanded percentile interval, :math:`\Phi(\sqrt{G/(G-1)}\, t_{G-1, \alpha})`.
+
+    Examples
+    --------
+    >>> round(expanded_alpha(0.025, 40), 4)
+    0.0203
+    """
+    return float(ndtr(np.sqrt(n_groups / (n_groups - 1)) * student_t.ppf(alpha, n_groups - 1)))
+
+
 def _interval(method: str, estimate: FloatArray, replicates: FloatArray, jackknife: FloatArray | None,
-              alpha: float) -> tuple[FloatArray, FloatArray]:
-    if method == "bca":
+              alpha: float, n_groups: int) -> tuple[FloatArray, FloatArray]:
+    if method in ("expanded", "expanded-bca"):
+        alpha = expanded_alpha(alpha, n_groups)
+    if method in ("bca", "expanded-bca"):
         assert jackknife is not None
         alpha_1, alpha_2 = _bca_probabilities(estimate, replicates, jackknife, alpha)
         return quantiles_along_first(replicates, alpha_1), quantiles_along_first(replicates, alpha_2)
@@ -164,7 +188,7 @@ def cluster_bootstrap(
     *,
     n_resamples: int = 9999,
     confidence_level: float = 0.95,
-    method: str = "bca",
+    method: str = "expanded",
     rng: object = None,
     batch: int | None = None,
     progress: bool = False,
@@ -177,7 +201,7 @@ def cluster_bootstrap(
         Per-group sums of one estimator (``Estimate.sums``).
     n_resamples : int, default 9999
     confidence_level : float, default 0.95
-    method : {"bca", "percentile", "basic"}, default "bca"
+    method : {"expanded", "bca", "percentile", "basic"}, default "expanded"
     rng : seed or Generator, optional
     batch : int, optional
         Resamples per matrix product (memory only: results do not depend on it).
@@ -218,12 +242,15 @@ def cluster_bootstrap(
     hsi_hat = hsi_from_rho(rho_hat)
 
     rho_jack = hsi_jack = None
-    if method == "bca":
+    # A maximum of absolute values is biased upwards in the bootstrap world: the expanded HSI interval is
+    # bias-corrected (BCa at the expanded level), else it can miss the estimate of a head with no effect.
+    hsi_method = "expanded-bca" if method == "expanded" else method
+    if "bca" in hsi_method:
         rho_jack = sums.rho(1.0 - np.eye(n_groups))
         hsi_jack = hsi_from_rho(rho_jack)
     alpha = (1.0 - level) / 2.0
-    rho_low, rho_high = _interval(method, rho_hat, replicates, rho_jack, alpha)
-    hsi_low, hsi_high = _interval(method, hsi_hat, hsi_replicates, hsi_jack, alpha)
+    rho_low, rho_high = _interval(method, rho_hat, replicates, rho_jack, alpha, n_groups)
+    hsi_low, hsi_high = _interval(hsi_method, hsi_hat, hsi_replicates, hsi_jack, alpha, n_groups)
     rho_se, hsi_se = _standard_error(replicates), _standard_error(hsi_replicates)
     return BootstrapResult(
         method=method, confidence_level=level, n_resamples=n_resamples,

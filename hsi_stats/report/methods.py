@@ -21,6 +21,9 @@ CORRECTION_NAMES = {"maxt": "step-down max-T", "maxt-single-step": "single-step 
 REFERENCES = {
     "efron1987": "Efron, B. (1987). Better bootstrap confidence intervals. Journal of the American Statistical "
                  "Association 82(397), 171-185. doi:10.1080/01621459.1987.10478410",
+    "hesterberg2015": "Hesterberg, T. C. (2015). What teachers should know about the bootstrap: resampling in the "
+                      "undergraduate statistics curriculum. The American Statistician 69(4), 371-386. "
+                      "doi:10.1080/00031305.2015.1089789",
     "westfall1993": "Westfall, P. H. and Young, S. S. (1993). Resampling-Based Multiple Testing: Examples and "
                     "Methods for p-Value Adjustment. Wiley.",
     "holm1979": "Holm, S. (1979). A simple sequentially rejective multiple test procedure. Scandinavian Journal "
@@ -38,7 +41,8 @@ REFERENCES = {
 }
 
 _CITATIONS = {
-    "efron1987": "Efron, 1987", "westfall1993": "Westfall and Young, 1993", "holm1979": "Holm, 1979",
+    "efron1987": "Efron, 1987", "hesterberg2015": "Hesterberg, 2015", "westfall1993": "Westfall and Young, 1993",
+    "holm1979": "Holm, 1979",
     "bh1995": "Benjamini and Hochberg, 1995", "phipson2010": "Phipson and Smyth, 2010",
     "by2001": "Benjamini and Yekutieli, 2001", "fisher1921": "Fisher, 1921",
 }
@@ -56,6 +60,8 @@ _ESTIMATOR_TEXT = {
                "the estimate depends strongly on this clip: it is reported for comparability, not recommended"),
 }
 _CI_TEXT = {
+    "expanded": "expanded percentile intervals [hesterberg2015]: the percentiles at Phi(sqrt(G/(G-1)) t_{G-1}) "
+                "instead of the nominal levels, which corrects the narrowness of a bootstrap over few groups",
     "bca": "bias-corrected and accelerated (BCa) intervals [efron1987], the acceleration estimated by a "
            "leave-one-group-out jackknife",
     "percentile": "percentile intervals",

@@ -97,7 +97,8 @@ def latex_table(result: HSIResult) -> str:
     """The head table as a booktabs LaTeX ``table`` (reasons omitted: they belong in the text)."""
     table = head_table(result).drop(columns=["reasons"])
     level = round(100 * result.settings["confidence_level"])
-    method = {"bca": "BCa", "percentile": "percentile", "basic": "basic"}[result.settings["ci_method"]]
+    method = {"expanded": "expanded-percentile", "bca": "BCa", "percentile": "percentile",
+              "basic": "basic"}[result.settings["ci_method"]]
     correction = CORRECTION_NAMES[result.settings["correction"]]
     caption = (f"Head specialisation: HSI and rho with {level}\\% {method} cluster-bootstrap intervals; "
                f"{correction} adjusted p-values.")
