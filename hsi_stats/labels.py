@@ -1,8 +1,8 @@
 """Head-function labels: strength bands and the choice of the label's feature (DESIGN 4.4).
 
-This module judges estimates against the feature catalog. The point-estimate rule implemented here labels a head
-when its strongest sign-consistent feature reaches the HSI threshold; it is what the original analysis did and
-it validates nothing (no uncertainty is taken into account), so every label it gives is marked unvalidated.
+This module judges a head's evidence against the feature catalog. The ``label`` it gives is the point-estimate
+label (the strongest sign-consistent feature reaching the threshold, as the original analysis labelled heads);
+``validated`` says whether every rule of DESIGN 4.4 holds, and ``reasons`` lists the rules that failed.
 """
 
 from __future__ import annotations
@@ -10,16 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from .catalog import GENERAL_CONTEXT, FeatureCatalog
-from .estimators import Estimate
 
-__all__ = ["STRENGTH_BANDS", "HeadEvidence", "ValidationRules", "judge_head", "label_feature",
-           "point_estimate_labels", "strength_band"]
-
-#: Lower bounds (exclusive for the first two, inclusive for "weak") of the interpretation guide's bands.
-STRENGTH_BANDS = (("strong", 0.7), ("moderate", 0.5), ("weak", 0.3))
+__all__ = ["HeadEvidence", "ValidationRules", "judge_head", "label_feature",
+           "strength_band"]
 
 
 def strength_band(value: float) -> str:
@@ -69,37 +64,6 @@ def label_feature(rho_row: np.ndarray, feature_names: tuple[str, ...], catalog: 
     if inverted[0] is not None and best[0] is not None and abs(inverted[1]) <= abs(best[1]):
         inverted = (None, float("nan"))
     return LabelChoice(best[0], best[1], inverted[0], inverted[1])
-
-
-def point_estimate_labels(est: Estimate, catalog: FeatureCatalog, *, threshold: float = 0.3) -> pd.DataFrame:
-    """Label heads by the point-estimate rule: the strongest sign-consistent feature with ``|rho| >= threshold``.
-
-    Returns one row per head: ``head, label_feature, label_rho, label, strength, validated, reasons``.
-    ``validated`` is always False: the rule ignores uncertainty.
-    """
-    rows = []
-    for h, head in enumerate(est.head_names):
-        choice = label_feature(est.rho[h], est.feature_names, catalog)
-        reasons = ["point-estimate rule: no confidence interval or p-value was computed"]
-        if choice.feature is not None and abs(choice.rho) >= threshold:
-            label, strength = catalog.meaning(choice.feature).label, strength_band(choice.rho)
-        else:
-            label, strength = GENERAL_CONTEXT, "general"
-            reasons.append(f"no sign-consistent feature with |rho| >= {threshold:g}")
-        if choice.inverted_feature is not None and abs(choice.inverted_rho) >= threshold:
-            verb = "avoids" if choice.inverted_rho < 0 else "prefers"
-            reasons.append(f"also: {verb} {choice.inverted_feature} (rho = {choice.inverted_rho:+.2f}, "
-                           "sign-inverted)")
-        rows.append({
-            "head": head,
-            "label_feature": choice.feature if label != GENERAL_CONTEXT else None,
-            "label_rho": choice.rho if label != GENERAL_CONTEXT else float("nan"),
-            "label": label,
-            "strength": strength,
-            "validated": False,
-            "reasons": "; ".join(reasons),
-        })
-    return pd.DataFrame(rows)
 
 
 @dataclass(frozen=True)
