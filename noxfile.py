@@ -1,4 +1,5 @@
-"""Development sessions: ``nox -s tests`` (the suite), ``lint``, ``typecheck``, ``demo``, ``bench``, ``calibration``."""
+"""Development sessions: ``nox -s tests`` (the suite), ``lint``, ``typecheck``, ``demo``, ``notebooks``, ``bench``,
+``calibration``."""
 
 from __future__ import annotations
 
@@ -36,6 +37,19 @@ def demo(session: nox.Session) -> None:
     """Install the package and run the demo end to end."""
     session.install(".[report]")
     session.run("hsi-stats", "demo", "--out", str(session.create_tmp() + "/demo"), *session.posargs)
+
+
+@nox.session
+def notebooks(session: nox.Session) -> None:
+    """Execute the original notebook on ``hsi_stats.compat`` and ``examples/head_specialization.ipynb`` (nbclient).
+
+    The original notebook is rebuilt from ``tests/data/original_notebook.txt`` with only its import line and its
+    three paths changed; the example runs at the full demo size. Executed copies and outputs go to a temporary
+    folder (``-- --out DIR`` to keep them elsewhere).
+    """
+    session.install("-e", ".[report]", "nbclient", "nbformat", "ipykernel")
+    out = session.posargs or ["--out", str(session.create_tmp() + "/notebooks")]
+    session.run("python", "tests/notebook_from_seed.py", "--full", *out)
 
 
 @nox.session

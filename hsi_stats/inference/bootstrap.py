@@ -42,7 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import ndtr, ndtri
 from scipy.stats import t as student_t
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .._validation import check_choice, normalize_rng
 from ..estimators import hsi_from_rho

@@ -28,7 +28,7 @@ from .._validation import DataAlignmentWarning, HSIDataError, check_choice
 from ..data import HSIDataset
 from .safe_pickle import safe_load_pickle
 
-__all__ = ["load_logs"]
+__all__ = ["RawLogPair", "load_logs", "load_logs_with_raw"]
 
 FEATURE_PATTERN = "attention_log_*.pkl"
 ATTENTION_PATTERN = "attention_scenario_*.pkl"
@@ -204,6 +204,7 @@ class _FeatureLog:
     token_boundaries: Mapping[Any, Any]
     object_ids: NDArray[np.int64] | None  # (n_samples, V)
     episode_ids: NDArray[Any] | None  # (n_samples,)
+    raw: Mapping[Any, Any]  # the log as stored
 
     @property
     def n_samples(self) -> int:
@@ -243,7 +244,7 @@ def _read_feature_log(path: Path, trust_pickle: bool) -> _FeatureLog:
     raw_ids = log.get("object_ids")
     object_ids = None if raw_ids is None else _object_id_array(raw_ids, source)
     episodes = _episode_ids(log.get("episode_ids"), mask.shape[0], source)
-    return _FeatureLog(path, step, raw_shape, mask, features, boundaries, object_ids, episodes)
+    return _FeatureLog(path, step, raw_shape, mask, features, boundaries, object_ids, episodes, log)
 
 
 def _check_unique_steps(logs: Sequence[_FeatureLog]) -> None:
@@ -547,6 +548,38 @@ def load_logs(
     >>> ds.attention.shape, ds.head_names[1], ds.features["ttc"][1].tolist()
     ((2, 2, 3), 'other_traj/cross_attn_0:h1', [5.0, 4.0, 3.0])
     """
+    dataset, _ = _load_logs(feature_dir, attention_dir, pair_by=pair_by, step_range=step_range,
+                            attention_key=attention_key, trust_pickle=trust_pickle)
+    return dataset
+
+
+@dataclass(frozen=True)
+class RawLogPair:
+    """One paired feature log and attention file as read from disk (plain data, safely unpickled)."""
+
+    step: int
+    feature_path: Path
+    attention_path: Path
+    feature_log: Mapping[Any, Any]  # the feature log's dict: step, semantic_features, token_boundaries, config...
+    attention: Mapping[Any, Any]  # the attention file's dict: attention_weights, optional step and object_ids
+
+
+def load_logs_with_raw(
+    feature_dir: str | os.PathLike[str], attention_dir: str | os.PathLike[str], **options: Any
+) -> tuple[HSIDataset, list[RawLogPair]]:
+    """:func:`load_logs` (same ``options``), also returning each pair's file contents in step order.
+
+    Every file is read once; the pairs are the ones :func:`load_logs` pairs (same checks, warnings and notes).
+    For readers that need the logs as stored as well as the dataset, such as :mod:`hsi_stats.compat`.
+    """
+    return _load_logs(feature_dir, attention_dir, keep_raw=True, **options)
+
+
+def _load_logs(
+    feature_dir: str | os.PathLike[str], attention_dir: str | os.PathLike[str], *, pair_by: str = "step",
+    step_range: tuple[int, int] | None = None, attention_key: str = "other_traj", trust_pickle: bool = False,
+    keep_raw: bool = False,
+) -> tuple[HSIDataset, list[RawLogPair]]:
     pair_by, in_range = _load_logs_iv(pair_by, step_range, attention_key)
     feature_files = _list_files(feature_dir, FEATURE_PATTERN, "feature_dir")
     attention_files = _list_files(attention_dir, ATTENTION_PATTERN, "attention_dir")
@@ -567,11 +600,15 @@ def load_logs(
         pairs = _pairs_by_order(logs, keep, attention_files, trust_pickle)
     else:
         pairs = _pairs_by_step(kept, attention_files, in_range, trust_pickle)
-    results = [_pair_block(log, path, content, attention_key) for log, path, content in pairs]
+    results, raw = [], []
+    for log, path, content in pairs:
+        results.append(_pair_block(log, path, content, attention_key))
+        if keep_raw:
+            raw.append(RawLogPair(log.step, log.path, path, log.raw, content))
     aligned = [by_ids for _, by_ids in results]
     dataset = _assemble([block for block, _ in results], _notes(pair_by, aligned, kept))
     _warn_assumptions(pair_by, aligned)
-    return dataset
+    return dataset, sorted(raw, key=lambda pair: pair.step)
 
 
 def _notes(pair_by: str, aligned: Sequence[bool], logs: Sequence[_FeatureLog]) -> list[str]:
@@ -587,11 +624,11 @@ def _notes(pair_by: str, aligned: Sequence[bool], logs: Sequence[_FeatureLog]) -
 
 def _warn_assumptions(pair_by: str, aligned: Sequence[bool]) -> None:
     # Warned only once the data loaded, so that an error is never hidden behind a warning;
-    # stacklevel=3 points at the caller of load_logs.
+    # stacklevel=4 points at the caller of load_logs (or of load_logs_with_raw).
     if pair_by == "order":
         warnings.warn(f"{ORDER_NOTE}; pass pair_by='step' when the attention files carry `step`.",
-                      DataAlignmentWarning, stacklevel=3)
+                      DataAlignmentWarning, stacklevel=4)
     if not all(aligned):
         warnings.warn(f"{NO_OBJECT_IDS_NOTE}: in {list(aligned).count(False)} of {len(aligned)} "
                       f"file pairs attention slot v was taken to be column v of the semantic "
-                      f"features.", DataAlignmentWarning, stacklevel=3)
+                      f"features.", DataAlignmentWarning, stacklevel=4)
