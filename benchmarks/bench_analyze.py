@@ -9,10 +9,11 @@ Reference workload: :func:`hsi_stats.synthetic.generate` with 200 episodes x 50 
 the 8 default heads and the 8 driving features (10,000 scenarios, 64 (head, feature) pairs).
 
 ``hsi_stats``
-    wall-clock time of one ``analyze(ds, n_resamples=9999, rng=...)`` with the defaults (within-scenario Spearman,
-    9999 cluster-bootstrap resamples with BCa intervals, 9999 sign-flip randomisations with step-down max-T, label
-    validation), best of ``--repeats``. Also at 50, 100 and 200 episodes (n_resamples 9999) and at 2499, 4999 and
-    9999 resamples (200 episodes), to show that the cost grows about linearly in scenarios and in resamples.
+    wall-clock time of one ``analyze(ds, n_resamples=9999, rng=...)`` with the defaults (``within`` estimator, Spearman,
+    9999 cluster-bootstrap resamples with the default intervals, whose ``ci_method`` the JSON records, 9999 sign-flip
+    randomisations with step-down max-T, label validation), best of ``--repeats``. Also at 50, 100 and 200 episodes
+    (n_resamples 9999) and at 2499, 4999 and 9999 resamples (200 episodes), to show that the cost grows about
+    linearly in scenarios and in resamples.
 ``scipy`` (what a careful user does today, per pair)
     for a (head, feature) pair, the valid (scenario, entity) pairs are flattened into two vectors ``a`` (attention)
     and ``x`` (feature); then ``scipy.stats.bootstrap((a, x), pearson, paired=True, vectorized=True,
@@ -26,7 +27,8 @@ the 8 default heads and the 8 driving features (10,000 scenarios, 64 (head, feat
 Reported: the time of ``analyze``, the extrapolated scipy time, their ratio (DESIGN 7 asks >= 100x), the times at the
 three sizes and resample counts with a least-squares line ``seconds = intercept + slope * size`` for each (the cost
 is affine: a fixed part, mostly the estimation, which ``estimate`` alone times, plus a part linear in scenarios and in
-resamples), and the peak memory: the process's
+resamples; the resampling stage alone, ``cluster_bootstrap`` + ``randomisation_test`` on the group sums, is timed at
+the three resample counts too), and the peak memory: the process's
 peak resident set size (``resource.getrusage(...).ru_maxrss``) read after the ``analyze`` runs and before scipy, and
 the ``tracemalloc`` peak of traced allocations (numpy reports its buffers) during one reference ``analyze``.
 """
@@ -34,9 +36,13 @@ the ``tracemalloc`` peak of traced allocations (numpy reports its buffers) durin
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.util
+import inspect
 import json
 import platform
 import resource
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -51,6 +57,7 @@ import numpy as np
 from scipy import stats
 
 from hsi_stats import HSIDataset, analyze, estimate
+from hsi_stats.inference import cluster_bootstrap, randomisation_test
 from hsi_stats.synthetic import generate
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -94,6 +101,17 @@ def best_time(function: Callable[[], object], repeats: int) -> float:
 def time_analyze(dataset: HSIDataset, n_resamples: int, repeats: int, seed: int) -> float:
     """Best wall-clock seconds of ``analyze(dataset, n_resamples=...)`` with the defaults otherwise."""
     return best_time(lambda: analyze(dataset, n_resamples=n_resamples, rng=seed), repeats)
+
+
+def time_resampling(dataset: HSIDataset, n_resamples: int, repeats: int, seed: int) -> float:
+    """Best seconds of the resampling stage alone: cluster bootstrap + sign-flip test on the group sums (defaults)."""
+    sums = estimate(dataset).sums
+
+    def resample() -> None:
+        cluster_bootstrap(sums, n_resamples=n_resamples, rng=seed)
+        randomisation_test(sums, n_resamples=n_resamples, rng=seed)
+
+    return best_time(resample, repeats)
 
 
 def growth_table(times: dict[int, float], unit: str) -> list[dict[str, float]]:
@@ -197,8 +215,30 @@ def scipy_section(dataset: HSIDataset, args: argparse.Namespace) -> dict[str, An
 
 
 # --------------------------------------------------------------------------------------------------- main
+def package_source_sha256() -> str:
+    """SHA-256 over the imported package's source files (paths and contents), to pin the code that ran."""
+    spec = importlib.util.find_spec("hsi_stats")
+    if spec is None or spec.origin is None:
+        return "unknown"
+    root = Path(spec.origin).parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in {".py", ".toml", ".j2", ".css"}):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def git_commit() -> str:
+    """The repository's HEAD commit, or "unknown"."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def environment() -> dict[str, Any]:
-    """Package versions and platform."""
+    """Package versions, platform and the code that ran (git commit, SHA-256 of the package sources)."""
     found: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
                              "processor": platform.processor()}
     for name in ("hsi_stats", "numpy", "scipy", "pandas", "statsmodels"):
@@ -206,6 +246,9 @@ def environment() -> dict[str, Any]:
             found[name] = version(name)
         except PackageNotFoundError:
             found[name] = "source tree" if name == "hsi_stats" else "unknown"
+    found["git_commit"] = git_commit()
+    found["hsi_stats_source_sha256"] = package_source_sha256()
+    found["default_ci_method"] = str(inspect.signature(analyze).parameters["ci_method"].default)
     return found
 
 
@@ -227,14 +270,17 @@ def analyze_section(args: argparse.Namespace) -> tuple[HSIDataset, dict[str, Any
         if n_resamples not in by_resamples:
             by_resamples[n_resamples] = time_analyze(reference, n_resamples, args.repeats, args.seed)
         say(f"  analyze, {args.episodes} episodes, n_resamples={n_resamples:>5}: {by_resamples[n_resamples]:.2f} s")
+    resampling = {n: time_resampling(reference, n, args.repeats, args.seed) for n in sorted(by_resamples)}
+    for n_resamples, seconds in resampling.items():
+        say(f"  resampling stage only (bootstrap + test), n_resamples={n_resamples:>5}: {seconds:.3f} s")
     estimate_seconds = best_time(lambda: estimate(reference), args.repeats)
     say(f"  estimate only (the part that does not depend on n_resamples), {args.episodes} episodes: "
         f"{estimate_seconds:.2f} s")
     fits = {"scenarios": linear_fit({datasets[n].n_scenarios: t for n, t in by_size.items()}),
-            "resamples": linear_fit(by_resamples)}
+            "resamples": linear_fit(by_resamples), "resamples (resampling stage only)": linear_fit(resampling)}
     for name, fit in fits.items():
         say(f"  linear fit in {name}: {fit['intercept_seconds']:.3f} s + {fit['slope_seconds_per_unit'] * 1000:.4f} s "
-            f"per 1000 {name} (R^2 = {fit['r_squared']:.4f})")
+            f"per 1000 {name.split()[0]} (R^2 = {fit['r_squared']:.4f})")
     rss = peak_rss_mib()
     traced = traced_peak_mib(reference, args.n_resamples, args.seed)
     scenarios = {n: datasets[n].n_scenarios for n in datasets}
@@ -244,6 +290,8 @@ def analyze_section(args: argparse.Namespace) -> tuple[HSIDataset, dict[str, Any
         "by_scenarios_fit": fits["scenarios"],
         "by_resamples": growth_table(by_resamples, "resamples"),
         "by_resamples_fit": fits["resamples"],
+        "resampling_stage_only": growth_table(resampling, "resamples"),
+        "resampling_stage_only_fit": fits["resamples (resampling stage only)"],
         "estimate_only_seconds": estimate_seconds,
         "peak_rss_mib_after_analyze_runs": rss,
         "tracemalloc_peak_mib_one_reference_analyze": traced,
@@ -254,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print it and write the JSON; exit code 1 when the speed-up is below 100x."""
     args = parse_args(argv)
     warnings.simplefilter("ignore")
+    started = environment()
     start = time.perf_counter()
     reference, toolkit = analyze_section(args)
     say(f"peak memory: resident {toolkit['peak_rss_mib_after_analyze_runs']:.0f} MiB (process, after the analyze "
@@ -273,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         "workload": {"n_scenarios": reference.n_scenarios, "n_episodes": reference.n_groups,
                      "n_heads": reference.n_heads, "n_features": reference.n_features, "n_slots": reference.n_slots,
                      "n_entities": int(reference.mask.sum())},
-        "environment": environment(),
+        "environment": started,
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "hsi_stats": toolkit,
         "scipy": scipy_times,

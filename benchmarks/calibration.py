@@ -24,8 +24,9 @@ compared on paired data (their bootstrap draws coincide too).
 Configurations
 --------------
 ``defaults``
-    ``analyze(ds, rng=...)``: within-scenario Spearman, cluster BCa bootstrap, sign-flip test (40 groups), step-down
-    max-T, ``n_resamples=9999`` unless ``--n-resamples`` says otherwise.
+    ``analyze(ds, rng=...)``: ``within`` estimator with Spearman, cluster bootstrap (the default ``ci_method``, recorded
+    in the JSON), sign-flip test (40 groups), step-down max-T, ``n_resamples=9999`` unless ``--n-resamples`` says
+    otherwise.
 ``within-scenario``
     the same with ``scheme="within-scenario"`` (independent permutation per scenario, ignoring the episodes), with
     fewer resamples (``--n-resamples-within-scenario``, default 999) because each permutation costs about 1 ms.
@@ -61,6 +62,12 @@ chunks; within rho is a ratio of additive sums, so chunk sums add exactly); it i
 (reused when the seed and sizes match). On null data the truth is exactly 0; the large simulation is reported as a
 check.
 
+Interval methods: besides the default ``ci_method`` of ``analyze``, every other method of
+``hsi_stats.inference.bootstrap.CI_METHODS`` is computed with :func:`~hsi_stats.inference.cluster_bootstrap` on the same
+group sums, the same number of resamples and the same seed as the analysis, hence on the same bootstrap draws (a paired
+comparison of coverage). The coverage of the HSI intervals is reported for the planted heads only (true HSI =
+max |true rho|); for a head with no effect the true HSI, 0, lies on the boundary and no interval can cover it.
+
 Power (planted data): share of the four planted (head, feature) tests with ``p_adjusted < 0.05``; share of planted
 heads validated with the planted label. On the no-effect heads of planted data, the family-wise error over their 32
 true-null tests is reported too.
@@ -68,12 +75,16 @@ true-null tests is reported too.
 Acceptance (issue text): with the defaults, neither the FWER nor the per-test rate is significantly above 0.05
 (one-sided exact binomial test at 0.01), and the average coverage on planted data lies in [0.93, 0.97].
 
-Runs on ``--processes`` worker processes (default 2), each with one BLAS thread.
+Runs on ``--processes`` worker processes (default 2), each with one BLAS thread. The package's version, the git
+commit and a SHA-256 of the package's source files are recorded when the study starts (the numbers belong to that code).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.util
+import inspect
 import json
 import multiprocessing as mp
 import os
@@ -217,6 +228,9 @@ def _analyze_numbers(ds: Any, options: dict[str, Any], seed: np.random.SeedSeque
         "seconds": time.perf_counter() - start,
         "warnings": len(caught),
         "scheme": result.settings["scheme"],
+        "ci_method": result.settings["ci_method"],
+        "hsi_low": heads["ci_low"].to_numpy(float),
+        "hsi_high": heads["ci_high"].to_numpy(float),
         "rho": pairs["rho"].to_numpy(float),
         "ci_low": pairs["ci_low"].to_numpy(float),
         "ci_high": pairs["ci_high"].to_numpy(float),
@@ -246,6 +260,36 @@ def _original_numbers(ds: Any) -> dict[str, Any]:
     return {"hsi": est.hsi, "primary": list(est.primary_feature), "p_iid": p_iid.reshape(-1)}
 
 
+def default_ci_method() -> str:
+    """The ``ci_method`` that :func:`hsi_stats.analyze` uses by default."""
+    from hsi_stats import analyze
+
+    return str(inspect.signature(analyze).parameters["ci_method"].default)
+
+
+def other_ci_methods() -> tuple[str, ...]:
+    """Interval methods of the package other than the default of ``analyze``."""
+    from hsi_stats.inference.bootstrap import CI_METHODS
+
+    default = default_ci_method()
+    return tuple(m for m in CI_METHODS if m != default)
+
+
+def _other_intervals(ds: Any, n_resamples: int, seed: np.random.SeedSequence) -> dict[str, Any]:
+    """rho intervals of the other methods, on the bootstrap draws of the analysis (same sums, seed, resamples)."""
+    from hsi_stats import estimate
+    from hsi_stats.inference import cluster_bootstrap
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sums = estimate(ds).sums
+        out = {}
+        for method in other_ci_methods():
+            boot = cluster_bootstrap(sums, n_resamples=n_resamples, method=method, rng=np.random.default_rng(seed))
+            out[method] = {"ci_low": boot.rho_low.reshape(-1), "ci_high": boot.rho_high.reshape(-1)}
+    return out
+
+
 def run_replicate(task: tuple[str, int, np.random.SeedSequence, Settings]) -> dict[str, Any]:
     """Simulate one data set and analyse it under every configuration (and the original method on null data)."""
     from hsi_stats.synthetic import generate
@@ -258,6 +302,7 @@ def run_replicate(task: tuple[str, int, np.random.SeedSequence, Settings]) -> di
     out: dict[str, Any] = {"kind": kind, "index": index,
                            "configs": {c: _analyze_numbers(run.dataset, settings.analyze_options(c), analysis_seed)
                                        for c in CONFIGS}}
+    out["other_intervals"] = _other_intervals(run.dataset, settings.n_resamples, analysis_seed)
     if kind == "null":
         out["original"] = _original_numbers(run.dataset)
     return out
@@ -399,6 +444,7 @@ def null_config_summary(results: list[dict[str, Any]], config: str, truth: dict[
         "seconds_per_analysis": float(_stack(results, config, "seconds").mean()),
         "warnings": int(_stack(results, config, "warnings").sum()),
         "scheme": results[0]["configs"][config]["scheme"],
+        "ci_method": results[0]["configs"][config]["ci_method"],
     }
 
 
@@ -429,9 +475,13 @@ def planted_config_summary(results: list[dict[str, Any]], config: str, truth: di
                       for r in range(len(results))])
     rho_true = np.asarray(truth["rho"]).reshape(-1)
     subsets = {"planted_pairs": np.array(planted), "no_effect_heads": np.array(no_effect)}
+    hsi_true = np.abs(np.asarray(truth["rho"])).max(axis=1)[head_rows]
+    hsi_low = _stack(results, config, "hsi_low")[:, head_rows]
+    hsi_high = _stack(results, config, "hsi_high")[:, head_rows]
     return {
         "coverage": coverage_summary(_stack(results, config, "ci_low"), _stack(results, config, "ci_high"), rho_true,
                                      pair_names, subsets),
+        "hsi_coverage_planted_heads": coverage_summary(hsi_low, hsi_high, hsi_true, [heads[h] for h in head_rows]),
         "power_planted_pairs": float((p_adj[:, planted] < ALPHA).mean()),
         "power_per_planted_pair": {pair_names[i]: float((p_adj[:, i] < ALPHA).mean()) for i in planted},
         "planted_heads_validated_right_label": float(right.mean()),
@@ -449,6 +499,15 @@ def _expected_label(spec: Any) -> str:
     from hsi_stats.synthetic import HeadTruth
 
     return HeadTruth.of(spec).expected_label
+
+
+def other_intervals_summary(results: list[dict[str, Any]], truth: np.ndarray,
+                            pair_names: list[str]) -> dict[str, Any]:
+    """Coverage of the rho intervals of the other methods (same bootstrap draws as the defaults)."""
+    methods = results[0]["other_intervals"]
+    return {m: coverage_summary(np.stack([r["other_intervals"][m]["ci_low"] for r in results]),
+                                np.stack([r["other_intervals"][m]["ci_high"] for r in results]), truth, pair_names)
+            for m in methods}
 
 
 def original_summary(results: list[dict[str, Any]], truth: dict[str, Any], pair_names: list[str]) -> dict[str, Any]:
@@ -498,6 +557,9 @@ def summarise(results: list[dict[str, Any]], truth: dict[str, Any]) -> dict[str,
         "planted": {c: planted_config_summary(planted, c, truth["planted"], pair_names) for c in CONFIGS},
     }
     summary["null"]["original"] = original_summary(null, truth["null"], pair_names)
+    summary["null"]["other_ci_methods"] = other_intervals_summary(null, np.zeros(len(pair_names)), pair_names)
+    summary["planted"]["other_ci_methods"] = other_intervals_summary(
+        planted, np.asarray(truth["planted"]["rho"]).reshape(-1), pair_names)
     summary["acceptance"] = acceptance(summary)
     return summary
 
@@ -505,6 +567,10 @@ def summarise(results: list[dict[str, Any]], truth: dict[str, Any]) -> dict[str,
 # --------------------------------------------------------------------------------------------------- reporting
 def _p(value: float) -> str:
     return f"{value:.2g}" if value >= 1e-4 else "<1e-4"
+
+
+def _coverage(entry: dict[str, Any]) -> str:
+    return f"{entry['coverage']:.3f} ± {entry['mc_se']:.3f}"
 
 
 def _rate(entry: dict[str, Any]) -> str:
@@ -534,11 +600,9 @@ def markdown_table(summary: dict[str, Any], settings: Settings) -> str:
         ("null", "heads labelled (per head)", "≤ 0.05", f"{n0['per_head_label_rate']:.3f}",
          f"{n1['per_head_label_rate']:.3f}", f"{orig['per_head_specialised_rate']:.3f} (HSI ≥ 0.3)"),
         ("planted", "coverage of 95% CIs of rho (all 64 pairs)", "0.93–0.97",
-         f"{p0['coverage']['coverage']:.3f} ± {p0['coverage']['mc_se']:.3f}",
-         f"{p1['coverage']['coverage']:.3f} ± {p1['coverage']['mc_se']:.3f}", "no intervals"),
+         _coverage(p0["coverage"]), _coverage(p1["coverage"]), "no intervals"),
         ("null", "coverage of 95% CIs of rho (true rho = 0)", "0.93–0.97",
-         f"{n0['coverage_truth_zero']['coverage']:.3f} ± {n0['coverage_truth_zero']['mc_se']:.3f}",
-         f"{n1['coverage_truth_zero']['coverage']:.3f} ± {n1['coverage_truth_zero']['mc_se']:.3f}", "no intervals"),
+         _coverage(n0["coverage_truth_zero"]), _coverage(n1["coverage_truth_zero"]), "no intervals"),
         ("planted", "power: planted pairs with p_adj < 0.05", "high", f"{p0['power_planted_pairs']:.3f}",
          f"{p1['power_planted_pairs']:.3f}", dash),
         ("planted", "planted heads validated with the right label", "high",
@@ -547,8 +611,16 @@ def markdown_table(summary: dict[str, Any], settings: Settings) -> str:
         ("planted", "family-wise error on the 32 tests of no-effect heads", "≤ 0.05",
          _rate(p0["no_effect_heads_fwer"]), _rate(p1["no_effect_heads_fwer"]), dash),
     ]
-    header = ("| data | quantity | target | defaults (within Spearman, BCa, sign-flip, max-T) | "
-              "`scheme=\"within-scenario\"` | original (pooled Pearson) |\n|---|---|---|---|---|---|")
+    rows.append(("planted", "coverage of 95% CIs of HSI (4 planted heads)", "0.93–0.97",
+                 _coverage(p0["hsi_coverage_planted_heads"]), _coverage(p1["hsi_coverage_planted_heads"]),
+                 "no intervals"))
+    for method, planted_cov in summary["planted"]["other_ci_methods"].items():
+        null_cov = summary["null"]["other_ci_methods"][method]
+        rows.append(("both", f"contrast: coverage with `ci_method=\"{method}\"` (planted / null)", "0.93–0.97",
+                     f"{planted_cov['coverage']:.3f} / {null_cov['coverage']:.3f}", "(same draws)", dash))
+    defaults = f"defaults (within Spearman, {n0['ci_method']} CIs, {n0['scheme']}, max-T)"
+    header = (f"| data | quantity | target | {defaults} | `scheme=\"within-scenario\"` | original (pooled Pearson) |"
+              "\n|---|---|---|---|---|---|")
     body = "\n".join("| " + " | ".join(row) + " |" for row in rows)
     verdict = summary["acceptance"]
     checks = ", ".join(f"{name}: {'PASS' if check['passed'] else 'FAIL'}" for name, check in verdict.items()
@@ -576,6 +648,8 @@ def environment() -> dict[str, Any]:
         found["hsi_stats"] = version("hsi_stats")
     except PackageNotFoundError:
         found["hsi_stats"] = "source tree"
+    found["hsi_stats_source_sha256"] = package_source_sha256()
+    found["default_ci_method"] = default_ci_method()
     root = Path(__file__).resolve().parent.parent
     try:
         found["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
@@ -586,6 +660,19 @@ def environment() -> dict[str, Any]:
     except (OSError, subprocess.CalledProcessError):
         found["git_commit"] = "unknown"
     return found
+
+
+def package_source_sha256() -> str:
+    """SHA-256 over the imported package's source files (paths and contents), to pin the code that ran."""
+    spec = importlib.util.find_spec("hsi_stats")
+    if spec is None or spec.origin is None:
+        return "unknown"
+    root = Path(spec.origin).parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in {".py", ".toml", ".j2", ".css"}):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _json_default(value: Any) -> Any:
@@ -608,7 +695,7 @@ class Timing:
 
 
 def write_outputs(out: Path, settings: Settings, truth: dict[str, Any], summary: dict[str, Any],
-                  timing: Timing, table: str) -> None:
+                  timing: Timing, table: str, started: dict[str, Any]) -> None:
     """calibration.json (settings, seeds, versions, times, truth, every number) and calibration.md."""
     out.mkdir(parents=True, exist_ok=True)
     record = {
@@ -618,7 +705,8 @@ def write_outputs(out: Path, settings: Settings, truth: dict[str, Any], summary:
                                 ".spawn(4) = null data, null analysis, planted data, planted analysis",
                      "alpha": ALPHA, "binomial_test_level": TEST_LEVEL, "coverage_range": list(COVERAGE_RANGE),
                      "specialised_threshold": SPECIALISED},
-        "environment": environment(),
+        "environment": started,
+        "environment_at_end": environment(),
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "elapsed_seconds": {"truth": timing.truth, "truth_cached": timing.truth_cached,
                             "replicates": timing.replicates, "total": timing.total},
@@ -633,6 +721,7 @@ def write_outputs(out: Path, settings: Settings, truth: dict[str, Any], summary:
 def main(argv: list[str] | None = None) -> int:
     """Run the study, print the table and write the outputs; exit code 1 when the defaults fail the acceptance."""
     settings, args = parse_args(argv)
+    started = {**environment(), "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     start = time.perf_counter()
     timing = Timing()
     truth, timing.truth, timing.truth_cached = load_or_compute_truth(settings, args.out, args.recompute_truth)
@@ -644,7 +733,9 @@ def main(argv: list[str] | None = None) -> int:
     summary["truth_episodes"] = truth["planted"]["episodes"]
     timing.total = time.perf_counter() - start
     table = markdown_table(summary, settings)
-    write_outputs(args.out, settings, truth, summary, timing, table)
+    write_outputs(args.out, settings, truth, summary, timing, table, started)
+    if started["hsi_stats_source_sha256"] != package_source_sha256():
+        print("warning: the package's source files changed while the study ran; the workers imported them at start")
     print(table)
     print(f"elapsed: {timing.total / 60:.1f} min (replicates {timing.replicates / 60:.1f} min); "
           f"wrote {args.out / 'calibration.json'} and calibration.md")

@@ -10,8 +10,9 @@ Interval methods, as in :func:`scipy.stats.bootstrap`:
     the expanded percentile interval of Hesterberg (2015): percentiles at :math:`\alpha' = \Phi\big(\sqrt{G/(G-1)}
     \, t_{G-1, \alpha/2}\big)` and :math:`1 - \alpha'`. The bootstrap distribution of G clusters is too narrow by
     the factor :math:`\sqrt{(G-1)/G}` and ignores that the spread itself is estimated from G units; the expansion
-    corrects both to first order. On the synthetic calibration data (40 episodes) the plain percentile and BCa
-    intervals of rho covered 92-92.5% of the time, the expanded interval about 93.5% (``nox -s calibration``).
+    corrects both to first order. On the synthetic calibration data (40 episodes, 500 data sets) the 95% BCa and
+    percentile intervals of rho covered 92.5% and 93.2% of the time, the expanded interval 94.3%
+    (``nox -s calibration``).
     The HSI, a maximum of absolute values, has a bootstrap distribution biased upwards; its expanded interval is
     the BCa interval at the expanded level :math:`\alpha'`.
 ``percentile``
