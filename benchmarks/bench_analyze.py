@@ -36,24 +36,19 @@ the ``tracemalloc`` peak of traced allocations (numpy reports its buffers) durin
 from __future__ import annotations
 
 import argparse
-import hashlib
-import importlib.util
-import inspect
 import json
-import platform
 import resource
-import subprocess
 import sys
 import time
 import tracemalloc
 import warnings
 from collections.abc import Callable
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _provenance import environment
 from scipy import stats
 
 from hsi_stats import HSIDataset, analyze, estimate
@@ -215,41 +210,10 @@ def scipy_section(dataset: HSIDataset, args: argparse.Namespace) -> dict[str, An
 
 
 # --------------------------------------------------------------------------------------------------- main
-def package_source_sha256() -> str:
-    """SHA-256 over the imported package's source files (paths and contents), to pin the code that ran."""
-    spec = importlib.util.find_spec("hsi_stats")
-    if spec is None or spec.origin is None:
-        return "unknown"
-    root = Path(spec.origin).parent
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in {".py", ".toml", ".j2", ".css"}):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
-def git_commit() -> str:
-    """The repository's HEAD commit, or "unknown"."""
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
-def environment() -> dict[str, Any]:
-    """Package versions, platform and the code that ran (git commit, SHA-256 of the package sources)."""
-    found: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
-                             "processor": platform.processor()}
-    for name in ("hsi_stats", "numpy", "scipy", "pandas", "statsmodels"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "source tree" if name == "hsi_stats" else "unknown"
-    found["git_commit"] = git_commit()
-    found["hsi_stats_source_sha256"] = package_source_sha256()
-    found["default_ci_method"] = str(inspect.signature(analyze).parameters["ci_method"].default)
-    return found
 
 
 def analyze_section(args: argparse.Namespace) -> tuple[HSIDataset, dict[str, Any]]:

@@ -82,24 +82,20 @@ commit and a SHA-256 of the package's source files are recorded when the study s
 from __future__ import annotations
 
 import argparse
-import hashlib
-import importlib.util
 import inspect
 import json
 import multiprocessing as mp
 import os
-import platform
-import subprocess
 import sys
 import time
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _provenance import environment, package_source_sha256
 from scipy import stats
 
 ALPHA = 0.05
@@ -635,44 +631,8 @@ def markdown_table(summary: dict[str, Any], settings: Settings) -> str:
     return f"{header}\n{body}\n\n{notes}\n"
 
 
-def environment() -> dict[str, Any]:
-    """Package versions, platform and the repository state the numbers came from."""
-    found: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
-                             "cpus": os.cpu_count()}
-    for name in ("numpy", "scipy", "pandas", "statsmodels"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "unknown"
-    try:
-        found["hsi_stats"] = version("hsi_stats")
-    except PackageNotFoundError:
-        found["hsi_stats"] = "source tree"
-    found["hsi_stats_source_sha256"] = package_source_sha256()
-    found["default_ci_method"] = default_ci_method()
-    root = Path(__file__).resolve().parent.parent
-    try:
-        found["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "hsi_stats"], cwd=root, capture_output=True,
-                               text=True, check=True).stdout.split("\n")
-        found["hsi_stats_uncommitted_changes"] = [line[3:] for line in dirty if line.strip()]
-    except (OSError, subprocess.CalledProcessError):
-        found["git_commit"] = "unknown"
-    return found
 
 
-def package_source_sha256() -> str:
-    """SHA-256 over the imported package's source files (paths and contents), to pin the code that ran."""
-    spec = importlib.util.find_spec("hsi_stats")
-    if spec is None or spec.origin is None:
-        return "unknown"
-    root = Path(spec.origin).parent
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in {".py", ".toml", ".j2", ".css"}):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def _json_default(value: Any) -> Any:
