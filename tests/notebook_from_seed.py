@@ -116,6 +116,7 @@ def execute(notebook: nbformat.NotebookNode, cwd: Path, *, timeout: int = 120) -
 
 def run_seed_notebook(out: Path, *, timeout: int = 120) -> nbformat.NotebookNode:
     """Write demo logs under ``out``, rebuild the original notebook pointing at them and run it in ``out``."""
+    out = out.resolve()  # the notebook runs in ``out``: its paths must not be relative to the caller's folder
     feature_dir, attention_dir = write_demo_logs(out)
     paths = {"FEATURE_DIR": feature_dir, "ATTENTION_DIR": attention_dir, "OUTPUT_DIR": out / "hsi_results"}
     notebook = seed_notebook(SEED_TEXT.read_text(encoding="utf-8"), paths)
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, run in (("original_notebook", lambda out: run_seed_notebook(out)),
                       ("head_specialization", lambda out: run_example(
                           out, parameters=None if args.full else SMALL_EXAMPLE))):
-        folder = args.out / name
+        folder = (args.out / name).resolve()
         folder.mkdir(parents=True, exist_ok=True)
         nbformat.write(run(folder), folder / f"{name}.executed.ipynb")
         print(f"executed {name}: {folder}")
