@@ -215,7 +215,12 @@ def group_sums(
 
     The arguments are those of :func:`estimate`. Rows of the sums follow the sorted group labels.
     """
-    estimator, correlation, adjust_name, fisher_clip = _estimate_iv(estimator, correlation, adjust, fisher_clip)
+    return _group_sums(dataset, *_estimate_iv(estimator, correlation, adjust, fisher_clip))
+
+
+def _group_sums(dataset: HSIDataset, estimator: str, correlation: str, adjust_name: str,
+                fisher_clip: float) -> tuple[GroupSums, NDArray[np.int64], pd.DataFrame]:
+    """:func:`group_sums` for options already checked by ``_estimate_iv``."""
     grouping = _Grouping(dataset.group_codes)
     inputs = _feature_inputs(dataset, correlation)
     attention = dataset.attention
@@ -436,9 +441,8 @@ def estimate(
     >>> est.primary_feature
     ('distance_to_ego', 'distance_to_ego')
     """
-    sums, n_used, left_out = group_sums(dataset, estimator=estimator, correlation=correlation,
-                                        adjust=adjust, fisher_clip=fisher_clip)
-    estimator, correlation, adjust_name, _ = _estimate_iv(estimator, correlation, adjust, fisher_clip)
+    estimator, correlation, adjust_name, fisher_clip = _estimate_iv(estimator, correlation, adjust, fisher_clip)
+    sums, n_used, left_out = _group_sums(dataset, estimator, correlation, adjust_name, fisher_clip)
     rho = sums.rho()
     undefined = np.isnan(rho)
     if undefined.any():
