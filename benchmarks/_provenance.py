@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import inspect
 import os
 import platform
 import subprocess
@@ -15,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from hsi_stats import analyze
+from hsi_stats.settings import AnalysisSettings
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 
@@ -53,5 +52,5 @@ def environment() -> dict[str, Any]:
     except (OSError, subprocess.CalledProcessError):
         found["git_commit"] = "unknown"
     found["hsi_stats_source_sha256"] = package_source_sha256()
-    found["default_ci_method"] = str(inspect.signature(analyze).parameters["ci_method"].default)
+    found["default_ci_method"] = AnalysisSettings().ci_method
     return found

@@ -63,7 +63,7 @@ chunks; within rho is a ratio of additive sums, so chunk sums add exactly); it i
 check.
 
 Interval methods: besides the default ``ci_method`` of ``analyze``, every other method of
-``hsi_stats.inference.bootstrap.CI_METHODS`` is computed with :func:`~hsi_stats.inference.cluster_bootstrap` on the same
+``hsi_stats.settings.CI_METHODS`` is computed with :func:`~hsi_stats.inference.cluster_bootstrap` on the same
 group sums, the same number of resamples and the same seed as the analysis, hence on the same bootstrap draws (a paired
 comparison of coverage). The coverage of the HSI intervals is reported for the planted heads only (true HSI =
 max |true rho|); for a head with no effect the true HSI, 0, lies on the boundary and no interval can cover it.
@@ -82,7 +82,6 @@ commit and a SHA-256 of the package's source files are recorded when the study s
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import multiprocessing as mp
 import os
@@ -258,14 +257,14 @@ def _original_numbers(ds: Any) -> dict[str, Any]:
 
 def default_ci_method() -> str:
     """The ``ci_method`` that :func:`hsi_stats.analyze` uses by default."""
-    from hsi_stats import analyze
+    from hsi_stats.settings import AnalysisSettings
 
-    return str(inspect.signature(analyze).parameters["ci_method"].default)
+    return AnalysisSettings().ci_method
 
 
 def other_ci_methods() -> tuple[str, ...]:
     """Interval methods of the package other than the default of ``analyze``."""
-    from hsi_stats.inference.bootstrap import CI_METHODS
+    from hsi_stats.settings import CI_METHODS
 
     default = default_ci_method()
     return tuple(m for m in CI_METHODS if m != default)

@@ -1,8 +1,9 @@
-"""Shared argument checks and the package's warning classes.
+"""Shared argument checks, the package's error and warning classes, and the one way to turn ``rng`` into numbers.
 
 Every public entry point validates its arguments with the helpers here so that bad input gives one clear
-error naming the parameter, what is allowed and what was passed. This module must never import anything
-above the data layer.
+error naming the parameter, what is allowed and what was passed. Errors caused by what a user passed (data,
+files, options) derive from :class:`InputError`, so that a command line can tell them from a bug in the package.
+This module must never import anything above the data layer.
 """
 
 from __future__ import annotations
@@ -15,13 +16,29 @@ __all__ = [
     "ConstantInputWarning",
     "DataAlignmentWarning",
     "HSIDataError",
+    "InputError",
+    "OptionError",
+    "OptionTypeError",
     "check_choice",
     "normalize_rng",
+    "seeded_generator",
 ]
 
 
-class HSIDataError(ValueError):
+class InputError(Exception):
+    """Base of the errors caused by the input (data, files, options), as opposed to a bug in hsi_stats."""
+
+
+class HSIDataError(InputError, ValueError):
     """Input data that cannot be analysed (wrong shape, non-finite attention, unmatched files...)."""
+
+
+class OptionError(InputError, ValueError):
+    """An option outside its allowed values (the message names the option, what is allowed and what was passed)."""
+
+
+class OptionTypeError(InputError, TypeError):
+    """An argument of the wrong type (the message names the argument, the type expected and the type passed)."""
 
 
 class ConstantInputWarning(RuntimeWarning):
@@ -33,7 +50,7 @@ class DataAlignmentWarning(UserWarning):
 
 
 def check_choice(param: str, value: object, allowed: Iterable[str]) -> str:
-    """Return ``value`` lower-cased when it is one of ``allowed``; raise a clear ``ValueError`` otherwise.
+    """Return ``value`` lower-cased when it is one of ``allowed``; raise a clear :class:`OptionError` otherwise.
 
     Examples
     --------
@@ -44,7 +61,7 @@ def check_choice(param: str, value: object, allowed: Iterable[str]) -> str:
     if isinstance(value, str) and value.lower() in options:
         return value.lower()
     listed = ", ".join(repr(o) for o in options)
-    raise ValueError(f"The value for `{param}` must be one of {{{listed}}}, but {value!r} was passed.")
+    raise OptionError(f"The value for `{param}` must be one of {{{listed}}}, but {value!r} was passed.")
 
 
 def normalize_rng(rng: object) -> np.random.Generator:
@@ -52,7 +69,27 @@ def normalize_rng(rng: object) -> np.random.Generator:
     try:
         return np.random.default_rng(rng)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
-        raise TypeError(
+        raise OptionTypeError(
             "The value for `rng` must be None, an int seed, a SeedSequence, a BitGenerator or a Generator, "
             f"but {rng!r} was passed."
         ) from exc
+
+
+def seeded_generator(rng: object) -> tuple[int | str, np.random.Generator]:
+    """The Generator an analysis draws from, and what to record as its seed.
+
+    ``None`` draws fresh entropy and records it as the seed (so the run can be repeated); an int is its own
+    seed; anything else ``numpy.random.default_rng`` accepts is recorded as ``"user-supplied <type>"``.
+
+    Examples
+    --------
+    >>> seed, generator = seeded_generator(4)
+    >>> seed, type(generator).__name__
+    (4, 'Generator')
+    """
+    if rng is None:
+        seed = int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
+        return seed, np.random.default_rng(seed)
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return int(rng), normalize_rng(int(rng))
+    return f"user-supplied {type(rng).__name__}", normalize_rng(rng)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._validation import check_choice
+from ._validation import OptionError, OptionTypeError, check_choice
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -105,11 +105,11 @@ class FeatureCatalog(Mapping[str, FeatureMeaning]):
                 meanings[feature] = entry
                 continue
             if not isinstance(entry, Mapping) or "label" not in entry:
-                raise ValueError(f"{source}: the entry for feature {feature!r} must be a table with at least "
+                raise OptionError(f"{source}: the entry for feature {feature!r} must be a table with at least "
                                  f"a 'label' key, but {entry!r} was passed.")
             unknown = set(entry) - {"label", "description", "sign"}
             if unknown:
-                raise ValueError(f"{source}: the entry for feature {feature!r} may only have the keys "
+                raise OptionError(f"{source}: the entry for feature {feature!r} may only have the keys "
                                  f"'label', 'description', 'sign', but it also has {sorted(unknown)}.")
             meanings[feature] = FeatureMeaning(
                 feature,
@@ -143,7 +143,7 @@ def load_catalog(catalog: FeatureCatalog | Mapping[str, Any] | str | os.PathLike
     if isinstance(catalog, (str, os.PathLike)):
         path = Path(catalog)
         if not path.is_file():
-            raise ValueError(f"`catalog` must be an existing .toml or .json file, but {str(path)!r} does not exist.")
+            raise OptionError(f"`catalog` must be an existing .toml or .json file, but {str(path)!r} does not exist.")
         suffix = check_choice("catalog file suffix", path.suffix.lstrip("."), ("toml", "json"))
         try:
             if suffix == "toml":
@@ -151,12 +151,12 @@ def load_catalog(catalog: FeatureCatalog | Mapping[str, Any] | str | os.PathLike
             else:
                 entries = json.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path}: the catalog file could not be parsed ({exc}).") from None
+            raise OptionError(f"{path}: the catalog file could not be parsed ({exc}).") from None
         if not isinstance(entries, Mapping):
-            raise ValueError(f"{path}: the catalog must be a table of features, but a "
+            raise OptionError(f"{path}: the catalog must be a table of features, but a "
                              f"{type(entries).__name__} was found.")
         return FeatureCatalog.from_mapping(entries, source=str(path))
-    raise TypeError(f"The value for `catalog` must be None, a mapping or a path to a .toml/.json file, "
+    raise OptionTypeError(f"The value for `catalog` must be None, a mapping or a path to a .toml/.json file, "
                     f"but {type(catalog).__name__} was passed.")
 
 

@@ -1,7 +1,10 @@
 """The ``hsi-stats`` command line: ``demo``, ``analyze``, ``registry`` and ``convert`` (DESIGN 6).
 
-Bad input ends with exit code 2 and one line on standard error, never a traceback; nothing is written before
-the analysis has succeeded, and every file is written atomically.
+The analysis flags are built from :class:`~hsi_stats.settings.AnalysisSettings` (names, choices, defaults and
+help), so the command line always offers what the API offers. Bad input (data, files, options: an
+:class:`~hsi_stats._validation.InputError` or an ``OSError``) ends with exit code 2 and one line on standard
+error; anything else is a bug in hsi_stats and ends with the traceback, a request to report it and exit code 70.
+Nothing is written before the analysis has succeeded, and every file is written atomically.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import argparse
 import shutil
 import sys
 import tempfile
+import traceback
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,40 +24,39 @@ import pandas as pd
 
 from . import __version__
 from ._atomic import atomic_write_text
-from ._validation import HSIDataError
+from ._validation import InputError
 from .catalog import GENERAL_CONTEXT
 from .data import HSIDataset
-from .estimators import ADJUSTMENTS, CORRELATIONS, ESTIMATORS
 from .evolution import EvolutionResult, analyze_evolution
-from .inference import CORRECTIONS, SCHEMES
-from .inference.bootstrap import CI_METHODS
+from .inference.randomisation import MIN_SIGN_FLIP_GROUPS
 from .io import load_extraction, load_logs, load_npz
 from .results import HSIResult, analyze
+from .settings import AnalysisSettings, option_kind, option_names
 
 __all__ = ["main"]
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE of sysexits.h
 
 
-class CommandError(Exception):
+class CommandError(InputError):
     """A user error reported as one line with exit code 2."""
 
 
 # ----------------------------------------------------------------------------- pipeline
-def _analysis_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments of :func:`hsi_stats.analyze` given on the command line (progress bars on a tty)."""
-    return {
-        "estimator": args.estimator, "correlation": args.correlation,
-        "adjust": None if args.adjust == "none" else args.adjust, "n_resamples": args.n_resamples,
-        "confidence_level": args.confidence_level, "ci_method": args.ci_method, "scheme": args.scheme,
-        "correction": args.correction, "alpha": args.alpha, "threshold": args.threshold, "strict": args.strict,
-        "catalog": args.catalog, "rng": args.seed, "batch": args.batch, "progress": sys.stderr.isatty(),
-    }
+def analysis_settings(args: argparse.Namespace) -> AnalysisSettings:
+    """The :class:`AnalysisSettings` given on the command line (checked once, here)."""
+    return AnalysisSettings(**{name: getattr(args, name) for name in option_names()})
+
+
+def _run_controls(args: argparse.Namespace) -> dict[str, Any]:
+    """Seed, batch size and progress bars (on a terminal): how to run, not what to compute."""
+    return {"rng": args.seed, "batch": args.batch, "progress": sys.stderr.isatty()}
 
 
 def run_analysis(dataset: HSIDataset, args: argparse.Namespace) -> HSIResult:
     """:func:`hsi_stats.analyze` with the command's options."""
-    return analyze(dataset, **_analysis_options(args))
+    return analyze(dataset, analysis_settings(args), **_run_controls(args))
 
 
 def write_outputs(result: HSIResult, out_dir: Path, args: argparse.Namespace,
@@ -136,7 +139,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         dataset = load_logs(feature_dir, attention_dir, pair_by="step")
         final = dataset.select(step_range=(DEMO_CHECKPOINTS[-1], DEMO_CHECKPOINTS[-1]))
         result = run_analysis(final, args)
-        evolution = analyze_evolution(dataset, **_analysis_options(args), trend_resamples=args.n_resamples)
+        evolution = analyze_evolution(dataset, analysis_settings(args), trend_resamples=args.n_resamples,
+                                      **_run_controls(args))
         comparison = planted_versus_found(run.truth_frame(), result.heads)
         paths = write_outputs(result, out, args, evolution=evolution)
         atomic_write_text(out / "planted_vs_found.csv", comparison.to_csv(index=False))
@@ -188,25 +192,25 @@ def planted_versus_found(truth: pd.DataFrame, heads: pd.DataFrame) -> pd.DataFra
 
 # ----------------------------------------------------------------------------- parser
 def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--estimator", choices=ESTIMATORS, default="within", type=str.lower,
-                        help="rho estimator (default: within)")
-    parser.add_argument("--correlation", choices=CORRELATIONS, default="spearman", type=str.lower,
-                        help="correlation type (default: spearman)")
-    parser.add_argument("--adjust", choices=ADJUSTMENTS, default="none", type=str.lower,
-                        help="slot adjustment (default: none)")
-    parser.add_argument("--threshold", type=float, default=0.3, help="HSI threshold for a label (default 0.3)")
-    parser.add_argument("--catalog", default=None, help="feature catalog file (.toml or .json)")
-    parser.add_argument("--n-resamples", type=int, default=9999,
-                        help="bootstrap resamples and randomisations, each (default 9999)")
-    parser.add_argument("--confidence-level", type=float, default=0.95, help="CI level (default 0.95)")
-    parser.add_argument("--ci-method", choices=CI_METHODS, default="expanded", type=str.lower,
-                        help="bootstrap interval (default: expanded percentile)")
-    parser.add_argument("--scheme", choices=SCHEMES, default="auto", type=str.lower,
-                        help="randomisation scheme (default: auto = sign-flip with >= 12 groups)")
-    parser.add_argument("--correction", default="maxT", type=str,
-                        help=f"multiple-comparison correction, one of {', '.join(CORRECTIONS)} (default: maxT)")
-    parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
-    parser.add_argument("--strict", action="store_true", help="also require the CI bound to pass the threshold")
+    """One flag per option of :class:`AnalysisSettings`, its default read from ``AnalysisSettings()``."""
+    defaults = AnalysisSettings()
+    group = parser.add_argument_group("analysis options (see hsi_stats.settings.AnalysisSettings)")
+    for name in option_names():
+        kind, choices, doc = option_kind(name)
+        flag = "--" + name.replace("_", "-")
+        default = getattr(defaults, name)
+        text = (doc.replace("%", "%%").replace("``", "").replace("(see resolve_scheme)",
+                                                                  f"(at least {MIN_SIGN_FLIP_GROUPS})"))
+        shown = "the driving catalog" if name == "catalog" and default is None else "%(default)s"
+        if kind == "bool":
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
+                               help=f"{text} (default: {shown})")
+            continue
+        if name == "adjust" and default is None:
+            default = "none"
+        converter = {"int": int, "float": float}.get(kind, str.lower if choices else str)
+        group.add_argument(flag, dest=name, type=converter, choices=choices, default=default,
+                           metavar=None if choices else kind.upper(), help=f"{text} (default: {shown})")
     parser.add_argument("--batch", type=int, default=None, help="resamples per batch (memory only)")
     parser.add_argument("--format", default="html,pdf",
                         help="report formats, comma-separated: html, pdf (default: html,pdf; '' for tables only)")
@@ -270,9 +274,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("default")
             warnings.formatwarning = _one_line_warning
             return int(args.handler(args))
-    except (CommandError, HSIDataError, ValueError, TypeError, OSError) as exc:
+    except (InputError, OSError) as exc:
         print(f"hsi-stats: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception:
+        traceback.print_exc()
+        print(f"hsi-stats: internal error: this is a bug in hsi_stats {__version__}, not a problem with your input. "
+              "Please report it with the command line and the traceback above.", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
     finally:
         warnings.formatwarning = original_format
 

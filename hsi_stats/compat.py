@@ -44,6 +44,7 @@ from .catalog import DRIVING_CATALOG
 from .data import HSIDataset
 from .io.driving_logs import load_logs_with_raw
 from .results import HSIResult, analyze
+from .settings import CORRECTION_NAMES, AnalysisSettings
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; the figures need the optional report dependencies
     from matplotlib.axes import Axes
@@ -125,21 +126,20 @@ class CompatHSIResult:
     analysis: HSIResult = field(repr=False)
 
 
-def _notice(settings: Mapping[str, Any]) -> str:
+def _notice(settings: AnalysisSettings) -> str:
     """One notice saying what differs from the original method and how to get its numbers."""
-    original = all(settings[key] == value for key, value in ORIGINAL_OPTIONS.items()) and settings["adjust"] is None
+    original = all(settings[key] == value for key, value in ORIGINAL_OPTIONS.items()) and settings.adjust is None
     if original:
         estimate = "HSI values are the original method's (estimator='pooled', correlation='pearson')"
         how = "that is what you asked for"
     else:
-        estimate = (f"HSI uses estimator={settings['estimator']!r}, correlation={settings['correlation']!r}"
-                    f"{', adjust=' + repr(settings['adjust']) if settings['adjust'] else ''} instead of the "
+        estimate = (f"HSI uses estimator={settings.estimator!r}, correlation={settings.correlation!r}"
+                    f"{', adjust=' + repr(settings.adjust) if settings.adjust else ''} instead of the "
                     f"original pooled Pearson correlation")
         how = "compute_hsi(estimator='pooled', correlation='pearson') reproduces the original HSI values"
-    correction = {"maxt": "maxT", "maxt-single-step": "single-step maxT"}.get(settings["correction"],
-                                                                            settings["correction"])
+    correction = CORRECTION_NAMES[settings.correction]
     return (f"hsi_stats.compat: compute_hsi() runs hsi_stats.analyze; {estimate}. New: "
-            f"{round(100 * settings['confidence_level'])}% cluster-bootstrap CIs, {correction}-corrected "
+            f"{round(100 * settings.confidence_level)}% cluster-bootstrap CIs, {correction}-corrected "
             f"p-values, and labels kept only when validated (others are named General Context Head, with reasons); "
             f"{how}.")
 
@@ -248,12 +248,16 @@ class HeadVisualization:
 
         return self._saved(attention_vs_feature(self._analysis(), head, feature), save_path)
 
-    def plot_all(self, output_dir: str | os.PathLike[str], *, threshold: float = 0.3) -> list[Path]:
+    def plot_all(self, output_dir: str | os.PathLike[str], *, threshold: float | None = None) -> list[Path]:
         """Save ``correlation_heatmap.png``, ``hsi_scores.png`` and, for each head with HSI >= ``threshold``,
         ``attention_vs_feature_h{h}_{feature}.png`` into ``output_dir``; returns the paths written.
+
+        ``threshold`` defaults to the one the analysis validated labels with.
         """
         from .report.figures import save_figure
 
+        if threshold is None:
+            threshold = self._analysis().settings.threshold
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         written = [out / "correlation_heatmap.png", out / "hsi_scores.png"]

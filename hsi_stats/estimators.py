@@ -24,22 +24,23 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 from scipy.stats import rankdata
 
-from ._validation import ConstantInputWarning, check_choice
+from ._validation import ConstantInputWarning
 from .data import HSIDataset
 from .group_sums import CentredSums, FisherSums, GroupSums, PooledSums
+from .settings import AnalysisSettings, check_option, document_options
 
-__all__ = ["ADJUSTMENTS", "CORRELATIONS", "ESTIMATORS", "Estimate", "estimate", "group_sums", "hsi_from_rho",
-           "selectivity", "within_centred"]
+__all__ = ["ESTIMATION_OPTIONS", "Estimate", "estimate", "estimate_with", "hsi_from_rho", "selectivity",
+           "within_centred"]
 
-ESTIMATORS = ("within", "pooled", "fisher")
-CORRELATIONS = ("spearman", "pearson")
-ADJUSTMENTS = ("none", "slot")
+#: The options of :class:`~hsi_stats.settings.AnalysisSettings` that :func:`estimate` reads.
+ESTIMATION_OPTIONS = ("estimator", "correlation", "adjust", "fisher_clip")
 MIN_FISHER_ENTITIES = 3
 
 FloatArray = NDArray[np.float64]
@@ -128,13 +129,13 @@ def _centred_pair(attention: FloatArray, feature: _FeatureInput,
     return _centre_within(a, valid[:, None, :]), _centre_within(x, valid)
 
 
-def within_centred(dataset: HSIDataset, correlation: str = "spearman") -> tuple[FloatArray, FloatArray]:
+def within_centred(dataset: HSIDataset, correlation: str) -> tuple[FloatArray, FloatArray]:
     """Within-scenario centred (and, for Spearman, ranked) values: attention (S, H, F, V), features (S, F, V).
 
     Entities not valid for a feature hold 0. These are the inputs of the ``within`` estimator that the
     permutation schemes shuffle.
     """
-    correlation = check_choice("correlation", correlation, CORRELATIONS)
+    correlation = check_option("correlation", correlation)
     pairs = [_centred_pair(dataset.attention, f, correlation) for f in _feature_inputs(dataset, correlation)]
     return np.stack([a for a, _ in pairs], axis=2), np.stack([x for _, x in pairs], axis=1)
 
@@ -203,24 +204,12 @@ def _slot_onehot(dataset: HSIDataset) -> FloatArray:
     return np.eye(int(codes.max()) + 1)[codes]
 
 
-def group_sums(
-    dataset: HSIDataset,
-    *,
-    estimator: str = "within",
-    correlation: str = "spearman",
-    adjust: str | None = None,
-    fisher_clip: float = 0.999,
-) -> tuple[GroupSums, NDArray[np.int64], pd.DataFrame]:
-    """Per-group sums of ``dataset`` for one estimator, with pairs used (H, F) and left-out counts per feature.
-
-    The arguments are those of :func:`estimate`. Rows of the sums follow the sorted group labels.
-    """
-    return _group_sums(dataset, *_estimate_iv(estimator, correlation, adjust, fisher_clip))
-
-
 def _group_sums(dataset: HSIDataset, estimator: str, correlation: str, adjust_name: str,
                 fisher_clip: float) -> tuple[GroupSums, NDArray[np.int64], pd.DataFrame]:
-    """:func:`group_sums` for options already checked by ``_estimate_iv``."""
+    """Per-group sums of ``dataset`` for one estimator, pairs used (H, F) and left-out counts per feature.
+
+    Rows of the sums follow the sorted group labels.
+    """
     grouping = _Grouping(dataset.group_codes)
     inputs = _feature_inputs(dataset, correlation)
     attention = dataset.attention
@@ -377,42 +366,19 @@ def _ranked_features(rho_row: FloatArray, names: tuple[str, ...]) -> tuple[str |
     return (ranked[0] if ranked else None), (ranked[1] if len(ranked) > 1 else None)
 
 
-def _estimate_iv(estimator: str, correlation: str, adjust: str | None,
-                 fisher_clip: float) -> tuple[str, str, str, float]:
-    estimator = check_choice("estimator", estimator, ESTIMATORS)
-    correlation = check_choice("correlation", correlation, CORRELATIONS)
-    adjust_name = check_choice("adjust", "none" if adjust is None else adjust, ADJUSTMENTS)
-    if adjust_name == "slot" and estimator != "within":
-        raise ValueError(f"`adjust='slot'` is defined for estimator='within' only, but estimator="
-                         f"{estimator!r} was passed.")
-    clip = float(fisher_clip)
-    if not 0.0 < clip < 1.0:
-        raise ValueError(f"The value for `fisher_clip` must lie in (0, 1), but {fisher_clip!r} was passed.")
-    return estimator, correlation, adjust_name, clip
-
-
-def estimate(
-    dataset: HSIDataset,
-    *,
-    estimator: str = "within",
-    correlation: str = "spearman",
-    adjust: str | None = None,
-    fisher_clip: float = 0.999,
-) -> Estimate:
+def estimate(dataset: HSIDataset, settings: AnalysisSettings | None = None, **options: Any) -> Estimate:
     """Estimate rho[h, f] for every head and feature, and the HSI of every head.
 
     Parameters
     ----------
     dataset : HSIDataset
-    estimator : {"within", "pooled", "fisher"}, default "within"
-        See the module docstring. ``within`` compares entities present in the same scenario and removes what
-        differs between scenarios (density); ``pooled`` reproduces the original numbers with Pearson.
-    correlation : {"spearman", "pearson"}, default "spearman"
-    adjust : {None, "slot"}, default None
-        ``"slot"`` (``within`` only) also removes per-slot means (two-way fixed effects; DESIGN 3.3).
-    fisher_clip : float, default 0.999
-        ``fisher`` only: per-scenario r is clipped to ``+-fisher_clip`` before Fisher's z. The result depends
-        strongly on it when few entities are present, one reason ``fisher`` is not the default.
+    settings : AnalysisSettings, optional
+        Where the estimation options are read from (the others are ignored); default ``AnalysisSettings()``.
+    **options
+        Estimation options overriding ``settings`` (with few entities per scenario the ``fisher`` estimate
+        depends strongly on ``fisher_clip``, one reason it is not the default):
+
+        {options}
 
     Returns
     -------
@@ -441,7 +407,14 @@ def estimate(
     >>> est.primary_feature
     ('distance_to_ego', 'distance_to_ego')
     """
-    estimator, correlation, adjust_name, fisher_clip = _estimate_iv(estimator, correlation, adjust, fisher_clip)
+    return estimate_with(dataset, AnalysisSettings.from_options(settings, options, allowed=ESTIMATION_OPTIONS,
+                                                                caller="estimate"))
+
+
+def estimate_with(dataset: HSIDataset, settings: AnalysisSettings) -> Estimate:
+    """:func:`estimate` for settings already checked (what :func:`hsi_stats.analyze` calls)."""
+    estimator, correlation, fisher_clip = settings.estimator, settings.correlation, settings.fisher_clip
+    adjust_name = "none" if settings.adjust is None else settings.adjust
     sums, n_used, left_out = _group_sums(dataset, estimator, correlation, adjust_name, fisher_clip)
     rho = sums.rho()
     undefined = np.isnan(rho)
@@ -450,7 +423,7 @@ def estimate(
         warnings.warn(
             f"rho is NaN for {int(undefined.sum())} (head, feature) pair(s) (e.g. {', '.join(pairs)}): one of the "
             "variables has no variation inside any usable scenario (or none left after the slot adjustment).",
-            ConstantInputWarning, stacklevel=2,
+            ConstantInputWarning, stacklevel=3,
         )
     ranked = [_ranked_features(rho[h], dataset.feature_names) for h in range(dataset.n_heads)]
     return Estimate(
@@ -467,3 +440,6 @@ def estimate(
         adjust=adjust_name,
         sums=sums,
     )
+
+
+document_options(estimate, ESTIMATION_OPTIONS, indent="        ")

@@ -21,10 +21,11 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import stats
 
-from ._validation import HSIDataError, normalize_rng
+from ._validation import HSIDataError, OptionError, OptionTypeError, seeded_generator
 from .catalog import GENERAL_CONTEXT
 from .data import HSIDataset
 from .results import HSIResult, analyze
+from .settings import AnalysisSettings
 
 __all__ = ["EvolutionResult", "analyze_evolution"]
 
@@ -59,8 +60,9 @@ class EvolutionResult:
     steps : tuple of int
         The distinct steps analysed, in increasing order.
     settings : mapping
-        The options passed to :func:`hsi_stats.analyze` at every step, completed with its defaults (``rng``
-        excluded: see :attr:`provenance`), and ``trend_resamples``.
+        The options of the analysis at every step (:meth:`AnalysisSettings.to_dict
+        <hsi_stats.settings.AnalysisSettings.to_dict>`; ``scheme`` as requested, each step's result records the
+        scheme it used) and ``trend_resamples``.
     provenance : mapping
         ``seed`` (the int seed used, drawn and recorded when ``rng`` was None) and ``data_fingerprint``.
     notes : tuple of str
@@ -139,21 +141,10 @@ def _emergence_step(steps: list[int], labels: list[str], validated: list[bool]) 
 
 
 # ---------------------------------------------------------------------------------------------- analysis
-def _seed_and_generator(rng: object) -> tuple[object, np.random.Generator]:
-    """The Generator shared by every step and the trend tests, and what to record as its seed."""
-    if rng is None:
-        seed = int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
-        return seed, normalize_rng(seed)
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        return int(rng), normalize_rng(int(rng))
-    return f"user-supplied {type(rng).__name__}", normalize_rng(rng)
-
-
-def _analyze_evolution_iv(dataset: object, trend_resamples: object,
-                          analyze_options: Mapping[str, Any]) -> tuple[NDArray[np.int64], dict[str, Any]]:
-    """The step of every scenario, and the analysis settings completed with ``analyze``'s defaults."""
+def _analyze_evolution_iv(dataset: object, trend_resamples: object) -> NDArray[np.int64]:
+    """The step of every scenario, once the dataset and ``trend_resamples`` are checked."""
     if not isinstance(dataset, HSIDataset):
-        raise TypeError(f"`dataset` must be an HSIDataset, but {type(dataset).__name__} was passed.")
+        raise OptionTypeError(f"`dataset` must be an HSIDataset, but {type(dataset).__name__} was passed.")
     if dataset.steps is None:
         raise HSIDataError("evolution over training needs `steps` (the training step of each scenario), but "
                            "this dataset has none.")
@@ -163,16 +154,9 @@ def _analyze_evolution_iv(dataset: object, trend_resamples: object,
                            f"{steps.size} ({steps.tolist()}).")
     if (not isinstance(trend_resamples, (int, np.integer)) or isinstance(trend_resamples, bool)
             or trend_resamples < 1):
-        raise ValueError("The value for `trend_resamples` must be an integer >= 1, "
-                         f"but {trend_resamples!r} was passed.")
-    parameters = inspect.signature(analyze).parameters
-    allowed = [name for name in parameters if name != "dataset"]
-    unknown = sorted(set(analyze_options) - set(allowed))
-    if unknown:
-        raise TypeError(f"The options for `analyze` must be among {allowed}, but {unknown} was passed.")
-    settings = {name: parameters[name].default for name in allowed if name != "rng"}
-    settings.update({k: v for k, v in analyze_options.items() if k != "rng"})
-    return dataset.steps, settings
+        raise OptionError("The value for `trend_resamples` must be an integer >= 1, "
+                          f"but {trend_resamples!r} was passed.")
+    return dataset.steps
 
 
 def _step_rows(step: int, result: HSIResult | None, head_names: tuple[str, ...]) -> pd.DataFrame:
@@ -185,7 +169,9 @@ def _step_rows(step: int, result: HSIResult | None, head_names: tuple[str, ...])
     return frame
 
 
-def analyze_evolution(dataset: HSIDataset, *, trend_resamples: int = 9999, **analyze_options: Any) -> EvolutionResult:
+def analyze_evolution(dataset: HSIDataset, settings: AnalysisSettings | None = None, *, trend_resamples: int = 9999,
+                      rng: object = None, batch: int | None = None, progress: bool = False,
+                      **options: Any) -> EvolutionResult:
     r"""Run the analysis at every training step, test each head's HSI for a trend and find when labels emerge.
 
     The scenarios of each distinct step are analysed with :func:`hsi_stats.analyze` (same options at every
@@ -226,12 +212,18 @@ def analyze_evolution(dataset: HSIDataset, *, trend_resamples: int = 9999, **ana
     ----------
     dataset : HSIDataset
         Must have ``steps`` with at least 2 distinct values.
+    settings : AnalysisSettings, optional
+        The options of the analysis at every step; default ``AnalysisSettings()``.
     trend_resamples : int, default 9999
         Random permutations of the trend test; all :math:`K!` are enumerated when that is not more.
-    **analyze_options
-        Keyword options of :func:`hsi_stats.analyze` (``n_resamples``, ``estimator``, ``correction``, ...),
-        used at every step. ``rng`` is turned into one Generator, which every step's analysis and then the
-        trend tests draw from in turn: the same seed gives the same numbers.
+    rng : seed or Generator, optional
+        Turned into one Generator, which every step's analysis and then the trend tests draw from in turn: the
+        same seed gives the same numbers.
+    batch, progress
+        As in :func:`hsi_stats.analyze`.
+    **options
+        Options overriding ``settings`` (``n_resamples``, ``estimator``, ``correction``, ...; see
+        :class:`~hsi_stats.settings.AnalysisSettings`).
 
     Returns
     -------
@@ -261,10 +253,10 @@ def analyze_evolution(dataset: HSIDataset, *, trend_resamples: int = 9999, **ana
     >>> float(evo.trends.loc[0, "p_value"]) >= 2 / 120  # never below 2 / K!
     True
     """
-    scenario_steps, settings = _analyze_evolution_iv(dataset, trend_resamples, analyze_options)
+    settings = AnalysisSettings.from_options(settings, options, caller="analyze_evolution")
+    scenario_steps = _analyze_evolution_iv(dataset, trend_resamples)
     steps = np.unique(scenario_steps)
-    seed, generator = _seed_and_generator(analyze_options.get("rng"))
-    options = {k: v for k, v in analyze_options.items() if k != "rng"}
+    seed, generator = seeded_generator(rng)
 
     results: dict[int, HSIResult] = {}
     frames, notes = [], []
@@ -275,7 +267,7 @@ def analyze_evolution(dataset: HSIDataset, *, trend_resamples: int = 9999, **ana
             notes.append(f"step {step}: {subset.n_groups} group(s) in {subset.n_scenarios} scenario(s); inference "
                          "needs at least 2, so its HSI is NaN and no label is validated.")
         else:
-            result = analyze(subset, rng=generator, **options)
+            result = analyze(subset, settings, rng=generator, batch=batch, progress=progress)
             results[step] = result
         frames.append(_step_rows(step, result, dataset.head_names))
     per_step = pd.concat(frames, ignore_index=True).loc[:, list(PER_STEP_COLUMNS)]
@@ -292,14 +284,13 @@ def analyze_evolution(dataset: HSIDataset, *, trend_resamples: int = 9999, **ana
         emergence[head] = _emergence_step(rows["step"].tolist(), rows["label"].tolist(),
                                           rows["validated"].tolist())
 
-    settings["trend_resamples"] = int(trend_resamples)
     return EvolutionResult(
         per_step=per_step,
         trends=pd.DataFrame(trend_rows, columns=["head", "statistic", "p_value", "n_steps", "exact"]),
         emergence=MappingProxyType(emergence),
         results=MappingProxyType(results),
         steps=tuple(int(s) for s in steps),
-        settings=MappingProxyType(settings),
+        settings=MappingProxyType({**settings.to_dict(), "trend_resamples": int(trend_resamples)}),
         provenance=MappingProxyType({"seed": seed, "data_fingerprint": dataset.fingerprint()}),
         notes=tuple(notes),
     )

@@ -1,24 +1,47 @@
-"""Head-function labels: strength bands and the choice of the label's feature (DESIGN 4.4).
+"""Head-function labels: strength bands, the choice of the label's feature and the verdict of DESIGN 4.4.
 
-This module judges a head's evidence against the feature catalog. The ``label`` it gives is the point-estimate
-label (the strongest sign-consistent feature reaching the threshold, as the original analysis labelled heads);
-``validated`` says whether every rule of DESIGN 4.4 holds, and ``reasons`` lists the rules that failed.
+This module judges a head's evidence against the feature catalog and the validation rules of an
+:class:`~hsi_stats.settings.AnalysisSettings`. The ``label`` it gives is the point-estimate label (the strongest
+sign-consistent feature reaching the threshold, as the original analysis labelled heads); ``validated`` says
+whether every rule holds, and the :class:`Verdict` keeps the rules that failed apart from remarks that block
+nothing. The strength bands and the feature a head's numbers describe are defined here, once, for every output.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .catalog import GENERAL_CONTEXT, FeatureCatalog
+from .settings import AnalysisSettings
 
-__all__ = ["HeadEvidence", "ValidationRules", "judge_head", "label_feature",
-           "strength_band"]
+__all__ = ["STRENGTH_BANDS", "HeadEvidence", "StrengthBand", "Verdict", "described_feature", "judge_head",
+           "label_feature", "strength_band", "strength_bands_text"]
+
+
+@dataclass(frozen=True)
+class StrengthBand:
+    """A band of the interpretation guide: |value| above ``lower`` (or equal, when ``inclusive``) is ``name``."""
+
+    name: str
+    lower: float
+    inclusive: bool
+
+    def contains(self, magnitude: float) -> bool:
+        return magnitude >= self.lower if self.inclusive else magnitude > self.lower
+
+
+#: The interpretation guide's bands of an HSI or |rho|, strongest first; below the last one a head is "general".
+STRENGTH_BANDS: tuple[StrengthBand, ...] = (StrengthBand("strong", 0.7, inclusive=False),
+                                            StrengthBand("moderate", 0.5, inclusive=True),
+                                            StrengthBand("weak", 0.3, inclusive=True))
 
 
 def strength_band(value: float) -> str:
-    """Interpretation-guide band of an HSI or |rho|: ``> 0.7`` strong, ``0.5-0.7`` moderate, ``0.3-0.5`` weak.
+    """Interpretation-guide band of an HSI or |rho| (:data:`STRENGTH_BANDS`): strong, moderate, weak or general.
 
     Examples
     --------
@@ -26,13 +49,37 @@ def strength_band(value: float) -> str:
     ['strong', 'moderate', 'weak', 'general', 'general']
     """
     magnitude = abs(value)
-    if magnitude > 0.7:
-        return "strong"
-    if magnitude >= 0.5:
-        return "moderate"
-    if magnitude >= 0.3:
-        return "weak"
-    return "general"
+    return next((band.name for band in STRENGTH_BANDS if band.contains(magnitude)), "general")
+
+
+def strength_bands_text() -> str:
+    """The bands in words, for methods texts and captions.
+
+    Examples
+    --------
+    >>> strength_bands_text()
+    '> 0.7 strong, 0.5-0.7 moderate, 0.3-0.5 weak'
+    """
+    parts, upper = [], None
+    for band in STRENGTH_BANDS:
+        parts.append(f"> {band.lower:g} {band.name}" if upper is None else f"{band.lower:g}-{upper:g} {band.name}")
+        upper = band.lower
+    return ", ".join(parts)
+
+
+def described_feature(label: str, label_feature: object, primary_feature: object) -> str | None:
+    """The feature a head's rho, interval, p-value and stability describe wherever one feature is shown per head.
+
+    A head with a head-function label is described by its label's feature; a General Context Head by its
+    primary feature (largest |rho|). Used by the registry and every table, so that they agree.
+
+    Examples
+    --------
+    >>> described_feature("Traffic Flow Head", "is_ahead", "is_behind"), described_feature(GENERAL_CONTEXT, "ttc", "x")
+    ('is_ahead', 'x')
+    """
+    feature = label_feature if label != GENERAL_CONTEXT else primary_feature
+    return feature if isinstance(feature, str) else None
 
 
 @dataclass(frozen=True)
@@ -67,23 +114,6 @@ def label_feature(rho_row: np.ndarray, feature_names: tuple[str, ...], catalog: 
 
 
 @dataclass(frozen=True)
-class ValidationRules:
-    """Thresholds of the validation rules of DESIGN 4.4 (defaults as in :func:`hsi_stats.analyze`)."""
-
-    threshold: float = 0.3
-    alpha: float = 0.05
-    min_stability: float = 0.8
-    min_selectivity: float = 0.05
-    strict: bool = False
-
-    def __post_init__(self) -> None:
-        for name in ("threshold", "alpha", "min_stability", "min_selectivity"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
-                raise ValueError(f"The value for `{name}` must be a number in [0, 1], but {value!r} was passed.")
-
-
-@dataclass(frozen=True)
 class HeadEvidence:
     """What the rules look at for one head (all for its label feature unless said otherwise)."""
 
@@ -93,6 +123,49 @@ class HeadEvidence:
     rho_ci_high: np.ndarray  # (F,)
     replicates: np.ndarray  # (B, F) bootstrap replicates of rho
     selectivity: float
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The judgement of one head.
+
+    Attributes
+    ----------
+    label_feature : str or None
+        The strongest sign-consistent feature (None when no feature has a defined rho of the expected sign).
+    label : str
+        Its catalog label when |rho| reaches the threshold, else "General Context Head".
+    strength : str
+        Band of |rho| of the label's feature (:func:`strength_band`); "general" without a label.
+    label_stability : float
+        Share of bootstrap resamples in which the label's feature stays the strongest (NaN without one).
+    failures : tuple of str
+        The rules that failed, each with its numbers; the head is validated exactly when there is none.
+    remarks : tuple of str
+        What is worth knowing but blocks nothing (a stronger sign-inverted relation: "also: avoids ...").
+    """
+
+    label_feature: str | None
+    label: str
+    strength: str
+    label_stability: float
+    failures: tuple[str, ...]
+    remarks: tuple[str, ...] = ()
+
+    @property
+    def validated(self) -> bool:
+        """True when every rule holds."""
+        return not self.failures
+
+    @property
+    def reasons(self) -> str:
+        """Remarks then failed rules, joined by "; " (the ``reasons`` column and registry key)."""
+        return "; ".join((*self.remarks, *self.failures))
+
+    def as_row(self) -> Mapping[str, Any]:
+        """The verdict's columns of :attr:`hsi_stats.HSIResult.heads`."""
+        return {"label_feature": self.label_feature, "label": self.label, "strength": self.strength,
+                "validated": self.validated, "reasons": self.reasons, "label_stability": self.label_stability}
 
 
 def _stability_among(replicates: np.ndarray, candidates: list[int], chosen: int) -> tuple[float, int | None]:
@@ -107,25 +180,26 @@ def _stability_among(replicates: np.ndarray, candidates: list[int], chosen: int)
 
 
 def judge_head(evidence: HeadEvidence, feature_names: tuple[str, ...], catalog: FeatureCatalog,
-               rules: ValidationRules) -> dict[str, object]:
-    """Apply the validation rules to one head: label, strength, validated, reasons and the label's stability.
+               rules: AnalysisSettings) -> Verdict:
+    """Apply the validation rules of ``rules`` (``threshold, alpha, min_stability, min_selectivity, strict``).
 
-    The label's feature is the strongest sign-consistent feature; every failed rule adds a reason. A stronger
-    sign-inverted relation is named ("also: avoids is_behind") without blocking the label.
+    The label's feature is the strongest sign-consistent feature; every failed rule is a failure with its numbers.
+    A stronger sign-inverted relation is a remark ("also: avoids is_behind") that does not block the label.
     """
     choice = label_feature(evidence.rho, feature_names, catalog)
-    reasons: list[str] = []
+    remarks: list[str] = []
     # A stronger sign-inverted relation is worth naming only when it would itself reach the threshold.
     if choice.inverted_feature is not None and (choice.feature is None
                                                 or abs(choice.inverted_rho) >= rules.threshold):
-        expected = catalog.meaning(choice.inverted_feature).sign
+        if choice.feature is None:
+            expected = catalog.meaning(choice.inverted_feature).sign
+            return Verdict(None, GENERAL_CONTEXT, "general", float("nan"),
+                           (f"sign-inverted: {choice.inverted_feature} rho = {choice.inverted_rho:+.3f}, expected "
+                            f"{expected}",))
         verb = "avoids" if choice.inverted_rho < 0 else "prefers"
-        reasons.append(f"sign-inverted: {choice.inverted_feature} rho = {choice.inverted_rho:+.3f}, expected "
-                       f"{expected}" if choice.feature is None else
-                       f"also: {verb} {choice.inverted_feature} (rho = {choice.inverted_rho:+.3f}, sign-inverted)")
+        remarks.append(f"also: {verb} {choice.inverted_feature} (rho = {choice.inverted_rho:+.3f}, sign-inverted)")
     if choice.feature is None:
-        return {"label_feature": None, "label": GENERAL_CONTEXT, "strength": "general", "validated": False,
-                "label_stability": float("nan"), "reasons": "; ".join(reasons or ["no feature with a defined rho"])}
+        return Verdict(None, GENERAL_CONTEXT, "general", float("nan"), ("no feature with a defined rho",))
 
     f = feature_names.index(choice.feature)
     magnitude = abs(choice.rho)
@@ -135,32 +209,26 @@ def judge_head(evidence: HeadEvidence, feature_names: tuple[str, ...], catalog: 
     pool = list(range(len(feature_names))) if primary == f else candidates
     stability, rival = _stability_among(evidence.replicates, pool, f)
 
+    failures: list[str] = []
     if magnitude < rules.threshold:
-        reasons.append(f"|rho| = {magnitude:.3f} < threshold {rules.threshold:g}")
+        failures.append(f"|rho| = {magnitude:.3f} < threshold {rules.threshold:g}")
     p = float(evidence.p_adjusted[f])
     if not p < rules.alpha:
-        reasons.append(f"adjusted p = {p:.3g} >= alpha {rules.alpha:g}")
+        failures.append(f"adjusted p = {p:.3g} >= alpha {rules.alpha:g}")
     if stability < rules.min_stability:
         rival_name = feature_names[rival] if rival is not None else "?"
-        reasons.append(f"ambiguous: {choice.feature} vs {rival_name} (stability {stability:.2f} < "
-                       f"{rules.min_stability:g})")
+        failures.append(f"ambiguous: {choice.feature} vs {rival_name} (stability {stability:.2f} < "
+                        f"{rules.min_stability:g})")
     if rules.strict:
         low, high = float(evidence.rho_ci_low[f]), float(evidence.rho_ci_high[f])
         # An undefined endpoint (e.g. a degenerate BCa interval) must fail the rule; min() would drop a NaN.
         bound = (float("nan") if np.isnan(low) or np.isnan(high) else
                  0.0 if low <= 0.0 <= high else min(abs(low), abs(high)))
         if not bound >= rules.threshold:
-            reasons.append(f"strict: CI bound nearest zero {bound:.3f} < threshold {rules.threshold:g}")
+            failures.append(f"strict: CI bound nearest zero {bound:.3f} < threshold {rules.threshold:g}")
     if not evidence.selectivity >= rules.min_selectivity:
-        reasons.append(f"not selective: selectivity {evidence.selectivity:.3f} < {rules.min_selectivity:g}")
+        failures.append(f"not selective: selectivity {evidence.selectivity:.3f} < {rules.min_selectivity:g}")
 
-    validated = not any(r for r in reasons if not r.startswith("also:"))
     label = catalog.meaning(choice.feature).label if magnitude >= rules.threshold else GENERAL_CONTEXT
-    return {
-        "label_feature": choice.feature,
-        "label": label,
-        "strength": strength_band(magnitude) if label != GENERAL_CONTEXT else "general",
-        "validated": validated,
-        "label_stability": stability,
-        "reasons": "; ".join(reasons),
-    }
+    return Verdict(choice.feature, label, strength_band(magnitude) if label != GENERAL_CONTEXT else "general",
+                   stability, tuple(failures), tuple(remarks))

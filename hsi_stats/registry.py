@@ -20,8 +20,9 @@ import pandas as pd
 
 from ._atomic import atomic_write_text
 from .catalog import GENERAL_CONTEXT, FeatureCatalog
+from .labels import described_feature
 
-__all__ = ["build_registry", "write_registry"]
+__all__ = ["build_registry", "described_pair", "write_registry"]
 
 _GENERAL_DESCRIPTION = "No validated specialisation: attends to general context."
 
@@ -32,6 +33,21 @@ def _number(value: Any) -> float | None:
         return None
     number = float(value)
     return None if math.isnan(number) else number
+
+
+def described_pair(head: Mapping[Any, Any], pairs: pd.DataFrame,
+                   label: str) -> tuple[str | None, dict[str, Any], float]:
+    """The feature that describes a head shown with ``label``, its row of ``pairs`` and the matching stability.
+
+    The feature is :func:`~hsi_stats.labels.described_feature`; the stability is the label's (its feature stays
+    the strongest among the sign-consistent ones) for a labelled head, else the primary feature's. Every view
+    that shows one feature per head (the registry, the report's tables) reads it here, so that they agree.
+    """
+    feature = described_feature(label, head.get("label_feature"), head.get("primary_feature"))
+    match = pairs[(pairs["head"] == head["head"]) & (pairs["feature"] == feature)] if feature else pairs.iloc[:0]
+    pair: dict[str, Any] = {str(k): v for k, v in match.iloc[0].items()} if len(match) else {}
+    stability = head.get("label_stability") if label != GENERAL_CONTEXT else head.get("stability")
+    return feature, pair, float("nan") if stability is None else float(stability)
 
 
 def _entry(head: Mapping[str, Any], pairs: pd.DataFrame, catalog: FeatureCatalog,
@@ -47,12 +63,7 @@ def _entry(head: Mapping[str, Any], pairs: pd.DataFrame, catalog: FeatureCatalog
         reasons.append(f"label {label!r} not validated: exported as {GENERAL_CONTEXT}")
         label = GENERAL_CONTEXT
     labelled = label != GENERAL_CONTEXT
-    feature = head["label_feature"] if labelled else head["primary_feature"]
-    feature = feature if isinstance(feature, str) else None
-    pair: Mapping[str, Any] = {}
-    if feature is not None:
-        match = pairs[(pairs["head"] == head["head"]) & (pairs["feature"] == feature)]
-        pair = match.iloc[0].to_dict() if len(match) else {}
+    feature, pair, stability = described_pair(head, pairs, label)
     rho = _number(pair.get("rho"))
     return {
         "name": label,
@@ -69,7 +80,7 @@ def _entry(head: Mapping[str, Any], pairs: pd.DataFrame, catalog: FeatureCatalog
         "correlation_ci": [_number(pair.get("ci_low")), _number(pair.get("ci_high"))],
         "p_value": _number(pair.get("p_value")),
         "p_adjusted": _number(pair.get("p_adjusted")),
-        "stability": _number(head.get("label_stability") if labelled else head.get("stability")),
+        "stability": _number(stability),
         "hsi_p_value": _number(head.get("p_value")),
         "hsi_p_adjusted": _number(head.get("p_adjusted")),
     }

@@ -19,15 +19,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._validation import HSIDataError, check_choice
-from .catalog import FeatureCatalog, load_catalog
+from ._validation import HSIDataError, OptionTypeError, seeded_generator
+from .catalog import FeatureCatalog
 from .data import HSIDataset
-from .estimators import Estimate, estimate, selectivity
-from .inference.bootstrap import CI_METHODS, BootstrapResult, cluster_bootstrap
-from .inference.multitest import CORRECTIONS, adjust_pvalues
-from .inference.randomisation import SCHEMES, PermutationInputs, RandomisationResult, randomisation_test
-from .labels import HeadEvidence, ValidationRules, judge_head
+from .estimators import Estimate, estimate_with, selectivity
+from .inference.bootstrap import BootstrapResult, run_cluster_bootstrap
+from .inference.multitest import family_adjusted
+from .inference.randomisation import PermutationInputs, RandomisationResult, resolve_scheme, run_randomisation_test
+from .inference.resampling import check_batch
+from .labels import HeadEvidence, judge_head
 from .registry import build_registry, write_registry
+from .settings import PERMUTATION_SCHEMES, AnalysisSettings, document_options
 
 __all__ = ["HSIResult", "analyze"]
 
@@ -47,8 +49,9 @@ class HSIResult:
         One row per head: ``head, hsi, ci_low, ci_high, p_value, p_adjusted, primary_feature, primary_rho,
         runner_up, stability, selectivity, label_feature, label, strength, validated, reasons`` (plus
         ``label_rho``, ``label_ci_low``, ``label_ci_high``, ``label_p_adjusted``, ``label_stability``).
-    settings : mapping
-        Every option of the analysis, resolved (``scheme="auto"`` shows the scheme used).
+    settings : AnalysisSettings
+        Every option of the analysis, resolved: ``scheme`` is the scheme used, ``scheme_requested`` what was
+        asked for. ``settings.to_dict()`` is what the registry and the report record.
     data_summary : mapping
         Scenarios, groups, entities, heads, features, left-out values per feature and why, loader notes.
     provenance : mapping
@@ -62,7 +65,7 @@ class HSIResult:
 
     pairs: pd.DataFrame
     heads: pd.DataFrame
-    settings: Mapping[str, Any]
+    settings: AnalysisSettings
     data_summary: Mapping[str, Any]
     provenance: Mapping[str, Any]
     estimate: Estimate
@@ -99,7 +102,7 @@ class HSIResult:
         """The head-function registry as a dictionary (see :meth:`export_registry`)."""
         meta = {
             "package": "hsi_stats",
-            "settings": dict(self.settings),
+            "settings": self.settings.to_dict(),
             "provenance": dict(self.provenance),
             "data_summary": {k: v for k, v in self.data_summary.items() if k != "left_out"},
         }
@@ -114,20 +117,6 @@ class HSIResult:
         A label that did not validate is written as a General Context Head unless ``allow_unvalidated=True``.
         """
         write_registry(path, self.registry(allow_unvalidated=allow_unvalidated))
-
-
-def _seed_and_generator(rng: object) -> tuple[object, np.random.Generator]:
-    """A Generator and what to record as its seed (fresh entropy is drawn and recorded when rng is None)."""
-    if rng is None:
-        seed = int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
-        return seed, np.random.default_rng(seed)
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        return int(rng), np.random.default_rng(int(rng))
-    try:
-        return f"user-supplied {type(rng).__name__}", np.random.default_rng(rng)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise TypeError("The value for `rng` must be None, an int seed, a SeedSequence, a BitGenerator or a "
-                        f"Generator, but {rng!r} was passed.") from None
 
 
 def _versions() -> dict[str, str]:
@@ -169,65 +158,50 @@ def _pairs_frame(est: Estimate, boot: BootstrapResult, test: RandomisationResult
 
 
 def _heads_frame(est: Estimate, boot: BootstrapResult, test: RandomisationResult, pair_adjusted: np.ndarray,
-                 head_adjusted: np.ndarray, selectivities: np.ndarray, catalog: FeatureCatalog,
-                 rules: ValidationRules) -> pd.DataFrame:
+                 head_adjusted: np.ndarray, selectivities: np.ndarray, settings: AnalysisSettings) -> pd.DataFrame:
     base = est.heads_frame().drop(columns="runner_up_rho")
     stability = boot.stability(est.rho)
     rows = []
     for h in range(len(est.head_names)):
         evidence = HeadEvidence(est.rho[h], pair_adjusted[h], boot.rho_low[h], boot.rho_high[h],
                                 boot.rho_distribution[:, h, :], float(selectivities[h]))
-        verdict = judge_head(evidence, est.feature_names, catalog, rules)
-        f = None if verdict["label_feature"] is None else est.feature_names.index(str(verdict["label_feature"]))
+        verdict = judge_head(evidence, est.feature_names, settings.feature_catalog, settings)
+        f = None if verdict.label_feature is None else est.feature_names.index(verdict.label_feature)
         def at(values: np.ndarray, f: int | None = f, h: int = h) -> float:
             return float("nan") if f is None else float(values[h, f])
 
         rows.append({
             "ci_low": boot.hsi_low[h], "ci_high": boot.hsi_high[h], "p_value": test.head_p[h],
             "p_adjusted": head_adjusted[h], "stability": stability[h], "selectivity": selectivities[h],
-            "label_feature": verdict["label_feature"], "label": verdict["label"], "strength": verdict["strength"],
-            "validated": verdict["validated"], "reasons": verdict["reasons"],
+            **verdict.as_row(),
             "label_rho": at(est.rho), "label_ci_low": at(boot.rho_low), "label_ci_high": at(boot.rho_high),
-            "label_p_adjusted": at(pair_adjusted), "label_stability": verdict["label_stability"],
+            "label_p_adjusted": at(pair_adjusted),
         })
     extra = pd.DataFrame(rows)
     frame = pd.concat([base, extra], axis=1)
     order = ["head", "hsi", "ci_low", "ci_high", "p_value", "p_adjusted", "primary_feature", "primary_rho",
-             "runner_up", "stability", "selectivity", "label_feature", "label", "strength", "validated", "reasons"]
+             "runner_up", "stability", "selectivity", "label_feature", "label", "strength", "validated", "reasons",
+             "label_rho", "label_ci_low", "label_ci_high", "label_p_adjusted", "label_stability"]
     return frame[order + [c for c in frame.columns if c not in order]]
 
 
-def _analyze_iv(dataset: HSIDataset, ci_method: str, scheme: str, correction: str) -> tuple[str, str, str]:
+def _check_dataset(dataset: object) -> HSIDataset:
     if not isinstance(dataset, HSIDataset):
-        raise TypeError(f"`dataset` must be an HSIDataset, but {type(dataset).__name__} was passed.")
+        raise OptionTypeError(f"`dataset` must be an HSIDataset, but {type(dataset).__name__} was passed.")
     if dataset.n_groups < 2:
         raise HSIDataError(f"inference needs at least 2 groups (independent episodes), but `groups` has "
                            f"{dataset.n_groups}.")
-    return (check_choice("ci_method", ci_method, CI_METHODS), check_choice("scheme", scheme, SCHEMES),
-            check_choice("correction", correction, CORRECTIONS))
+    return dataset
 
 
 def analyze(
     dataset: HSIDataset,
+    settings: AnalysisSettings | None = None,
     *,
-    estimator: str = "within",
-    correlation: str = "spearman",
-    adjust: str | None = None,
-    n_resamples: int = 9999,
-    confidence_level: float = 0.95,
-    ci_method: str = "expanded",
-    scheme: str = "auto",
-    correction: str = "maxT",
-    alpha: float = 0.05,
-    threshold: float = 0.3,
-    min_stability: float = 0.8,
-    min_selectivity: float = 0.05,
-    strict: bool = False,
-    catalog: FeatureCatalog | Mapping[str, Any] | str | os.PathLike[str] | None = None,
     rng: object = None,
     batch: int | None = None,
-    fisher_clip: float = 0.999,
     progress: bool = False,
+    **options: Any,
 ) -> HSIResult:
     """Estimate, bootstrap, test, correct and validate: the whole analysis of DESIGN 4 in one call.
 
@@ -235,28 +209,18 @@ def analyze(
     ----------
     dataset : HSIDataset
         Needs at least two groups (the resampling unit).
-    estimator, correlation, adjust, fisher_clip
-        As in :func:`hsi_stats.estimate`.
-    n_resamples : int, default 9999
-        For the bootstrap and for the randomisation test each.
-    confidence_level : float, default 0.95
-    ci_method : {"expanded", "bca", "percentile", "basic"}, default "expanded"
-        ``expanded`` is the small-sample expanded percentile interval (Hesterberg 2015), which keeps the
-        coverage near nominal with few groups; see :mod:`hsi_stats.inference.bootstrap`.
-    scheme : {"auto", "sign-flip", "within-group", "within-scenario"}, default "auto"
-    correction : {"maxT", "maxT-single-step", "holm", "bonferroni", "fdr_bh", "fdr_by", "sidak", "holm-sidak",
-        "hommel", "none"}, default "maxT"
-        ``maxT`` is the step-down Westfall-Young adjustment from the same randomisations.
-    alpha, threshold, min_stability, min_selectivity, strict
-        Validation rules (DESIGN 4.4).
-    catalog : catalog, mapping or path, optional
-        Feature meanings; default the driving catalog.
+    settings : AnalysisSettings, optional
+        Every option of the analysis; default ``AnalysisSettings()``.
     rng : seed or Generator, optional
         The only source of randomness; a seed is drawn and recorded in ``provenance`` when omitted.
     batch : int, optional
         Resamples per batch (memory only: the numbers do not depend on it).
     progress : bool, default False
         Show progress bars.
+    **options
+        Options overriding ``settings`` (see :class:`~hsi_stats.settings.AnalysisSettings`):
+
+        {options}
 
     Returns
     -------
@@ -269,48 +233,32 @@ def analyze(
     >>> result.heads.loc[0, "label"], bool(result.heads.loc[0, "validated"])
     ('Safety Head', True)
     """
-    ci_method, scheme, correction = _analyze_iv(dataset, ci_method, scheme, correction)
-    rules = ValidationRules(threshold=threshold, alpha=alpha, min_stability=min_stability,
-                            min_selectivity=min_selectivity, strict=bool(strict))
-    resolved_catalog = load_catalog(catalog)
-    seed, generator = _seed_and_generator(rng)
+    settings = AnalysisSettings.from_options(settings, options)
+    dataset = _check_dataset(dataset)
+    batch_size = check_batch(batch)
+    seed, generator = seeded_generator(rng)
+    scheme = resolve_scheme(settings.scheme, dataset.n_groups, permutable=settings.permutable)
 
-    est = estimate(dataset, estimator=estimator, correlation=correlation, adjust=adjust, fisher_clip=fisher_clip)
-    boot = cluster_bootstrap(est.sums, n_resamples=n_resamples, confidence_level=confidence_level,
-                             method=ci_method, rng=generator, batch=batch, progress=progress)
-    permutable = est.estimator == "within" and est.adjust == "none"
-    inputs = (PermutationInputs.from_dataset(dataset, est.correlation)
-              if permutable and scheme != "sign-flip" else None)
-    test = randomisation_test(est.sums, scheme=scheme, permutation_inputs=inputs, n_resamples=n_resamples,
-                              rng=generator, batch=batch, progress=progress)
+    est = estimate_with(dataset, settings)
+    boot = run_cluster_bootstrap(est.sums, settings.n_resamples, settings.confidence_level, settings.ci_method,
+                                 generator, batch_size, progress)
+    inputs = PermutationInputs.from_dataset(dataset, est.correlation) if scheme in PERMUTATION_SCHEMES else None
+    test = run_randomisation_test(est.sums, scheme, inputs, settings.n_resamples, generator, batch_size, progress)
+    pair_adjusted, head_adjusted = family_adjusted(test, settings.correction)
 
-    if correction == "maxt":
-        pair_adjusted, head_adjusted = test.pair_p_step_down, test.head_p_step_down
-    elif correction == "maxt-single-step":
-        pair_adjusted, head_adjusted = test.pair_p_single_step, test.head_p_single_step
-    else:
-        pair_adjusted, head_adjusted = adjust_pvalues(test.pair_p, correction), adjust_pvalues(test.head_p, correction)
-
-    selectivities = selectivity(dataset)
-    settings = MappingProxyType({
-        "estimator": est.estimator, "correlation": est.correlation,
-        "adjust": None if est.adjust == "none" else est.adjust, "fisher_clip": float(fisher_clip),
-        "n_resamples": int(n_resamples), "confidence_level": float(confidence_level), "ci_method": ci_method,
-        "scheme": test.scheme, "scheme_requested": scheme, "correction": correction, "alpha": rules.alpha,
-        "threshold": rules.threshold, "min_stability": rules.min_stability,
-        "min_selectivity": rules.min_selectivity, "strict": rules.strict,
-        "catalog": ("driving" if catalog is None else str(catalog) if isinstance(catalog, (str, os.PathLike))
-                    else "user mapping"),
-    })
+    used = settings.with_scheme_used(scheme)
     provenance = MappingProxyType({
         "versions": _versions(), "data_fingerprint": dataset.fingerprint(), "seed": seed,
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
     return HSIResult(
         pairs=_pairs_frame(est, boot, test, pair_adjusted),
-        heads=_heads_frame(est, boot, test, pair_adjusted, head_adjusted, selectivities, resolved_catalog, rules),
-        settings=settings,
+        heads=_heads_frame(est, boot, test, pair_adjusted, head_adjusted, selectivity(dataset), used),
+        settings=used,
         data_summary=MappingProxyType(_data_summary(dataset, est)),
         provenance=provenance,
-        estimate=est, bootstrap=boot, test=test, catalog=resolved_catalog, dataset=dataset,
+        estimate=est, bootstrap=boot, test=test, catalog=used.feature_catalog, dataset=dataset,
     )
+
+
+document_options(analyze, indent="        ")

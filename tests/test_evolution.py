@@ -222,7 +222,8 @@ def test_a_single_step_is_rejected() -> None:
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
     ({"trend_resamples": 0}, ValueError, r"`trend_resamples` must be an integer >= 1, but 0 was passed"),
     ({"trend_resamples": 9.5}, ValueError, r"`trend_resamples` must be an integer >= 1, but 9.5 was passed"),
-    ({"n_resample": 9}, TypeError, r"options for `analyze` must be among .* but \['n_resample'\] was passed"),
+    ({"n_resample": 9}, TypeError, r"`analyze_evolution` takes the options \[.*'n_resamples'.*\], but 'n_resample' "
+                                   r"was passed"),
     ({"rng": "seed"}, TypeError, r"`rng`"),
 ])
 def test_bad_arguments_are_rejected(small_run_dataset: HSIDataset, kwargs: dict[str, Any], error: type,

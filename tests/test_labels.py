@@ -17,7 +17,8 @@ from scipy import stats
 from hsi_stats import DRIVING_CATALOG, HSIDataset
 from hsi_stats.catalog import GENERAL_CONTEXT
 from hsi_stats.estimators import selectivity
-from hsi_stats.labels import HeadEvidence, ValidationRules, judge_head, strength_band
+from hsi_stats.labels import HeadEvidence, Verdict, judge_head, strength_band
+from hsi_stats.settings import AnalysisSettings
 
 FEATURES = ("ttc", "distance_to_ego", "is_ahead", "is_behind")
 N_REPLICATES = 100
@@ -37,8 +38,8 @@ def _evidence(rho, *, p=None, ci=None, selectivity_value=0.4, winners=None) -> H
     return HeadEvidence(rho, p_adjusted, low, high, replicates, selectivity_value)
 
 
-def _judge(evidence: HeadEvidence, **rules) -> dict:
-    return judge_head(evidence, FEATURES, DRIVING_CATALOG, ValidationRules(**rules))
+def _judge(evidence: HeadEvidence, **rules) -> Verdict:
+    return judge_head(evidence, FEATURES, DRIVING_CATALOG, AnalysisSettings(**rules))
 
 
 SAFETY = [-0.5, -0.1, 0.05, -0.05]  # a Safety Head that passes every rule
@@ -46,35 +47,36 @@ SAFETY = [-0.5, -0.1, 0.05, -0.05]  # a Safety Head that passes every rule
 
 def test_evidence_passing_every_rule_validates():
     verdict = _judge(_evidence(SAFETY))
-    assert verdict == {"label_feature": "ttc", "label": "Safety Head", "strength": "moderate", "validated": True,
-                       "label_stability": 1.0, "reasons": ""}
+    assert verdict.as_row() == {"label_feature": "ttc", "label": "Safety Head", "strength": "moderate",
+                                "validated": True, "label_stability": 1.0, "reasons": ""}
+    assert verdict.failures == () and verdict.remarks == ()
 
 
 @pytest.mark.parametrize(("rho", "validated"), [(-0.3, True), (-0.2999, False), (-0.75, True)])
 def test_threshold_rule(rho, validated):
     verdict = _judge(_evidence([rho, -0.1, 0.05, -0.05]))
-    assert verdict["validated"] is validated
-    assert verdict["label"] == ("Safety Head" if validated else GENERAL_CONTEXT)
-    assert ("< threshold 0.3" in verdict["reasons"]) is not validated
+    assert verdict.validated is validated
+    assert verdict.label == ("Safety Head" if validated else GENERAL_CONTEXT)
+    assert ("< threshold 0.3" in verdict.reasons) is not validated
 
 
 @pytest.mark.parametrize(("p_ttc", "validated"), [(0.0499, True), (0.05, False), (np.nan, False)])
 def test_adjusted_p_value_rule_uses_the_label_feature(p_ttc, validated):
     # Other features' p-values are 1: only the label feature's adjusted p-value counts.
     verdict = _judge(_evidence(SAFETY, p=[p_ttc, 1.0, 1.0, 1.0]))
-    assert verdict["validated"] is validated
-    assert verdict["label"] == "Safety Head"  # the label stays; it is just not validated
-    assert ("adjusted p" in verdict["reasons"] and ">= alpha 0.05" in verdict["reasons"]) is not validated
+    assert verdict.validated is validated
+    assert verdict.label == "Safety Head"  # the label stays; it is just not validated
+    assert ("adjusted p" in verdict.reasons and ">= alpha 0.05" in verdict.reasons) is not validated
 
 
 @pytest.mark.parametrize(("rival_wins", "validated"), [(20, True), (21, False), (70, False)])
 def test_stability_rule_names_the_rival(rival_wins, validated):
     verdict = _judge(_evidence(SAFETY, winners={"distance_to_ego": rival_wins}))
-    assert verdict["label_stability"] == pytest.approx(1 - rival_wins / N_REPLICATES)
-    assert verdict["validated"] is validated
+    assert verdict.label_stability == pytest.approx(1 - rival_wins / N_REPLICATES)
+    assert verdict.validated is validated
     if not validated:
         assert f"ambiguous: ttc vs distance_to_ego (stability {1 - rival_wins / N_REPLICATES:.2f} < 0.8)" in (
-            verdict["reasons"])
+            verdict.reasons)
 
 
 @pytest.mark.parametrize(("ci", "strict_passes"), [
@@ -89,23 +91,23 @@ def test_strict_rule_uses_the_ci_bound_nearest_zero(ci, strict_passes):
     low = [ci[0], -0.2, 0.0, -0.1]
     high = [ci[1], 0.0, 0.1, 0.0]
     evidence = _evidence(SAFETY, ci=(low, high))
-    assert _judge(evidence)["validated"] is True  # without strict the interval is not looked at
+    assert _judge(evidence).validated is True  # without strict the interval is not looked at
     verdict = _judge(evidence, strict=True)
-    assert verdict["validated"] is strict_passes
-    assert ("strict: CI bound nearest zero" in verdict["reasons"]) is not strict_passes
+    assert verdict.validated is strict_passes
+    assert ("strict: CI bound nearest zero" in verdict.reasons) is not strict_passes
 
 
 @pytest.mark.parametrize(("value", "validated"), [(0.05, True), (0.0499, False), (0.0, False), (np.nan, False)])
 def test_selectivity_rule(value, validated):
     verdict = _judge(_evidence(SAFETY, selectivity_value=value))
-    assert verdict["validated"] is validated
-    assert ("not selective" in verdict["reasons"]) is not validated
+    assert verdict.validated is validated
+    assert ("not selective" in verdict.reasons) is not validated
 
 
 def test_every_failed_rule_is_recorded():
     evidence = _evidence([-0.25, -0.1, 0.05, -0.05], p=[0.2, 1, 1, 1], winners={"distance_to_ego": 50},
                          selectivity_value=0.01)
-    reasons = _judge(evidence, strict=True)["reasons"].split("; ")
+    reasons = _judge(evidence, strict=True).reasons.split("; ")
     assert [r.split(" ")[0] for r in reasons] == ["|rho|", "adjusted", "ambiguous:", "strict:", "not"]
 
 
@@ -114,33 +116,33 @@ def test_sign_consistent_feature_labels_a_head_whose_strongest_relation_is_inver
     rho = [0.05, -0.1, 0.50, -0.55]
     # is_behind wins every replicate overall; among the sign-consistent features is_ahead always wins.
     verdict = _judge(_evidence(rho, winners={"is_behind": N_REPLICATES}))
-    assert verdict["label_feature"] == "is_ahead"
-    assert verdict["label"] == "Traffic Flow Head"
-    assert verdict["validated"] is True
-    assert verdict["label_stability"] == 1.0
-    assert verdict["reasons"].startswith("also: avoids is_behind (rho = -0.550")
+    assert verdict.label_feature == "is_ahead"
+    assert verdict.label == "Traffic Flow Head"
+    assert verdict.validated is True
+    assert verdict.label_stability == 1.0
+    assert verdict.reasons.startswith("also: avoids is_behind (rho = -0.550")
 
 
 def test_inverted_relation_does_not_rescue_a_failing_consistent_feature():
     rho = [0.05, -0.1, 0.50, -0.55]
     verdict = _judge(_evidence(rho, p=[1, 1, 0.2, 0.001]))
-    assert verdict["label_feature"] == "is_ahead" and verdict["validated"] is False
-    assert "also: avoids is_behind" in verdict["reasons"] and "adjusted p = 0.2" in verdict["reasons"]
+    assert verdict.label_feature == "is_ahead" and verdict.validated is False
+    assert "also: avoids is_behind" in verdict.reasons and "adjusted p = 0.2" in verdict.reasons
 
 
 def test_only_sign_inverted_features_give_no_label():
     verdict = _judge(_evidence([0.6, 0.2, -0.1, -0.05]))  # ttc and distance expect negative, is_* positive
-    assert verdict["label_feature"] is None and verdict["label"] == GENERAL_CONTEXT
-    assert verdict["validated"] is False and verdict["strength"] == "general"
-    assert verdict["reasons"] == "sign-inverted: ttc rho = +0.600, expected negative"
+    assert verdict.label_feature is None and verdict.label == GENERAL_CONTEXT
+    assert verdict.validated is False and verdict.strength == "general"
+    assert verdict.reasons == "sign-inverted: ttc rho = +0.600, expected negative"
 
 
 def test_sign_either_feature_is_always_consistent():
     names = ("agent_speeds", "ttc")
     evidence = HeadEvidence(np.array([-0.6, 0.1]), np.array([0.001, 0.5]), np.array([-0.7, 0.0]),
                             np.array([-0.5, 0.2]), np.tile([-0.6, 0.1], (10, 1)), 0.5)
-    verdict = judge_head(evidence, names, DRIVING_CATALOG, ValidationRules())
-    assert verdict["label"] == "Dynamic Object Head" and verdict["validated"] is True
+    verdict = judge_head(evidence, names, DRIVING_CATALOG, AnalysisSettings())
+    assert verdict.label == "Dynamic Object Head" and verdict.validated is True
 
 
 # --------------------------------------------------------------------------- strength bands and rules
@@ -163,7 +165,7 @@ def test_strength_band_edges(value, band):
 ])
 def test_validation_rules_reject_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        ValidationRules(**kwargs)
+        AnalysisSettings(**kwargs)
 
 
 # --------------------------------------------------------------------------- selectivity

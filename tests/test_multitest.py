@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 from statsmodels.stats.multitest import multipletests
 
-from hsi_stats.inference.multitest import STATSMODELS_METHODS, ExceedanceCounter, adjust_pvalues
+from hsi_stats.inference.multitest import adjust_pvalues
+from hsi_stats.inference.resampling import ExceedanceCounter
+from hsi_stats.settings import STATSMODELS_METHODS
 
 TIE = 100 * np.finfo(np.float64).eps
 

@@ -9,6 +9,7 @@ methods paragraph follows the settings.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 import subprocess
@@ -83,16 +84,23 @@ def test_numbers_agree_across_outputs(report_dir: Path, pdf_text: str, result) -
     latex = (report_dir / "table.tex").read_text()
     heads_csv = pd.read_csv(report_dir / "heads.csv")
     pairs_csv = pd.read_csv(report_dir / "pairs.csv")
+    registry = json.loads((report_dir / "head_functions.json").read_text())
     text = _normalise(pdf_text)
+    assert any(entry["validated"] for key, entry in registry.items() if key != "_meta")
     for h, row in heads_csv.iterrows():
         interval = format_interval(row["hsi"], row["ci_low"], row["ci_high"])
         assert interval == format_interval(*result.heads.loc[h, ["hsi", "ci_low", "ci_high"]])
         assert interval in html and interval in latex and interval in text
-        feature = row["label_feature"]
+        # One feature describes a head wherever one is shown: its label's, or the primary one without a label.
+        feature = row["label_feature"] if row["label"] != "General Context Head" else row["primary_feature"]
         pair = pairs_csv[(pairs_csv["head"] == row["head"]) & (pairs_csv["feature"] == feature)].iloc[0]
         rho_cell = format_interval(pair["rho"], pair["ci_low"], pair["ci_high"])
-        assert rho_cell in html and rho_cell in text and rho_cell in latex
+        assert f"{feature}: {rho_cell}" in html and rho_cell in text and rho_cell in latex
         assert format_p(pair["p_adjusted"]) in html
+        entry = registry[str(h)]
+        if entry["validated"]:
+            assert entry["primary_feature"] == feature
+            assert entry["correlation_ci"] == pytest.approx([pair["ci_low"], pair["ci_high"]], rel=1e-12)
 
 
 def test_methods_text_follows_the_settings(result) -> None:

@@ -45,15 +45,14 @@ from scipy.special import ndtr, ndtri
 from scipy.stats import t as student_t
 from tqdm import tqdm
 
-from .._validation import check_choice, normalize_rng
+from .._validation import HSIDataError, normalize_rng
 from ..estimators import hsi_from_rho
 from ..group_sums import GroupSums
-from ._batching import batch_sizes, check_batch, check_n_resamples, quantiles_along_first
-from .multitest import TIE_TOLERANCE
+from ..settings import AnalysisSettings, check_option
+from .resampling import TIE_TOLERANCE, batch_sizes, check_batch, quantiles_along_first
 
-__all__ = ["CI_METHODS", "BootstrapResult", "bootstrap_weights", "cluster_bootstrap", "expanded_alpha"]
+__all__ = ["BootstrapResult", "bootstrap_weights", "cluster_bootstrap", "expanded_alpha", "run_cluster_bootstrap"]
 
-CI_METHODS = ("expanded", "bca", "percentile", "basic")
 FloatArray = NDArray[np.float64]
 
 
@@ -106,16 +105,6 @@ def bootstrap_weights(rng: np.random.Generator, n_resamples: int, n_groups: int)
     draws = np.minimum((rng.random((n_resamples, n_groups)) * n_groups).astype(np.intp), n_groups - 1)
     flat = draws + (np.arange(n_resamples) * n_groups)[:, None]
     return np.bincount(flat.ravel(), minlength=n_resamples * n_groups).reshape(n_resamples, n_groups).astype(float)
-
-
-def _check_confidence_level(confidence_level: object) -> float:
-    try:
-        level = float(confidence_level)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        level = float("nan")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"The value for `confidence_level` must lie in (0, 1), but {confidence_level!r} was passed.")
-    return level
 
 
 def _bca_probabilities(estimate: FloatArray, replicates: FloatArray, jackknife: FloatArray,
@@ -187,9 +176,9 @@ def _argmax_share(replicates: FloatArray) -> FloatArray:
 def cluster_bootstrap(
     sums: GroupSums,
     *,
-    n_resamples: int = 9999,
-    confidence_level: float = 0.95,
-    method: str = "expanded",
+    n_resamples: int | None = None,
+    confidence_level: float | None = None,
+    method: str | None = None,
     rng: object = None,
     batch: int | None = None,
     progress: bool = False,
@@ -200,9 +189,12 @@ def cluster_bootstrap(
     ----------
     sums : GroupSums
         Per-group sums of one estimator (``Estimate.sums``).
-    n_resamples : int, default 9999
-    confidence_level : float, default 0.95
-    method : {"expanded", "bca", "percentile", "basic"}, default "expanded"
+    n_resamples : int, optional
+        Default: :attr:`AnalysisSettings.n_resamples <hsi_stats.settings.AnalysisSettings>`.
+    confidence_level : float, optional
+        Default: :attr:`AnalysisSettings.confidence_level <hsi_stats.settings.AnalysisSettings>`.
+    method : {"expanded", "bca", "percentile", "basic"}, optional
+        Default: :attr:`AnalysisSettings.ci_method <hsi_stats.settings.AnalysisSettings>`.
     rng : seed or Generator, optional
     batch : int, optional
         Resamples per matrix product (memory only: results do not depend on it).
@@ -224,20 +216,26 @@ def cluster_bootstrap(
     >>> bool(ci.rho_low[0, 0] < estimate(ds).rho[0, 0] < ci.rho_high[0, 0])
     True
     """
-    n_resamples = check_n_resamples(n_resamples)
-    level = _check_confidence_level(confidence_level)
-    method = check_choice("method", method, CI_METHODS)
-    batch = check_batch(batch)
-    generator = normalize_rng(rng)
+    defaults = AnalysisSettings()
+    n_resamples = check_option("n_resamples", defaults.n_resamples if n_resamples is None else n_resamples)
+    level = check_option("confidence_level",
+                         defaults.confidence_level if confidence_level is None else confidence_level)
+    method = check_option("ci_method", defaults.ci_method if method is None else method, param="method")
+    return run_cluster_bootstrap(sums, n_resamples, level, method, normalize_rng(rng), check_batch(batch), progress)
+
+
+def run_cluster_bootstrap(sums: GroupSums, n_resamples: int, confidence_level: float, method: str,
+                          rng: np.random.Generator, batch: int, progress: bool) -> BootstrapResult:
+    """:func:`cluster_bootstrap` for arguments already checked."""
     n_groups = sums.n_groups
     if n_groups < 2:
-        raise ValueError(f"the cluster bootstrap needs at least 2 groups, but the data have {n_groups}.")
+        raise HSIDataError(f"the cluster bootstrap needs at least 2 groups, but the data have {n_groups}.")
 
     rho_hat = sums.rho()
     replicates = np.empty((n_resamples, *rho_hat.shape))
     done = 0
     for size in tqdm(list(batch_sizes(n_resamples, batch)), desc="bootstrap", unit="batch", disable=not progress):
-        replicates[done:done + size] = sums.rho(bootstrap_weights(generator, size, n_groups))
+        replicates[done:done + size] = sums.rho(bootstrap_weights(rng, size, n_groups))
         done += size
     hsi_replicates = hsi_from_rho(replicates)
     hsi_hat = hsi_from_rho(rho_hat)
@@ -249,12 +247,12 @@ def cluster_bootstrap(
     if "bca" in hsi_method:
         rho_jack = sums.rho(1.0 - np.eye(n_groups))
         hsi_jack = hsi_from_rho(rho_jack)
-    alpha = (1.0 - level) / 2.0
+    alpha = (1.0 - confidence_level) / 2.0
     rho_low, rho_high = _interval(method, rho_hat, replicates, rho_jack, alpha, n_groups)
     hsi_low, hsi_high = _interval(hsi_method, hsi_hat, hsi_replicates, hsi_jack, alpha, n_groups)
     rho_se, hsi_se = _standard_error(replicates), _standard_error(hsi_replicates)
     return BootstrapResult(
-        method=method, confidence_level=level, n_resamples=n_resamples,
+        method=method, confidence_level=confidence_level, n_resamples=n_resamples,
         rho_low=rho_low, rho_high=rho_high, hsi_low=hsi_low, hsi_high=hsi_high,
         rho_se=rho_se, hsi_se=hsi_se, argmax_share=_argmax_share(replicates), rho_distribution=replicates,
     )

@@ -1,11 +1,11 @@
-r"""Multiple comparisons over the family of (head, feature) tests, or of head-level HSI tests (DESIGN 4.3).
+r"""Multiple comparisons over the family of (head, feature) tests, and over the family of head-level HSI tests.
 
-``maxT`` (Westfall-Young) adjusts from the same randomisations as the raw p-values: for single-step,
-:math:`\tilde p_j = (1 + \#\{b: \max_k T^*_{bk} \ge T_j\}) / (1 + B)`; for step-down, tests are ordered by
-decreasing statistic and the maximum is taken over the tests not yet rejected, with monotonicity enforced
-(:math:`\tilde p_{(j)} = \max_{i \le j} \tilde p_{(i)}`). It controls the family-wise error rate under any
-dependence among the tests. The other corrections are delegated to
-:func:`statsmodels.stats.multitest.multipletests`.
+:func:`family_adjusted` is the one place where a ``correction`` (DESIGN 4.3) turns raw p-values into adjusted
+ones: ``maxt`` and ``maxt-single-step`` take the Westfall-Young max-T adjustments that the randomisation test
+counted from the same randomisations (:class:`~hsi_stats.inference.resampling.ExceedanceCounter`), valid under any
+dependence among the tests; the other corrections are delegated to
+:func:`statsmodels.stats.multitest.multipletests` (:func:`adjust_pvalues`). This module only adjusts p-values: it
+neither resamples nor checks option names (:class:`~hsi_stats.settings.AnalysisSettings` does).
 
 References
 ----------
@@ -13,8 +13,6 @@ References
 .. [2] Holm, S. (1979). A simple sequentially rejective multiple test procedure. Scand. J. Statist. 6, 65-70.
 .. [3] Benjamini, Y. and Hochberg, Y. (1995). Controlling the false discovery rate. JRSS B 57, 289-300.
    https://doi.org/10.1111/j.2517-6161.1995.tb02031.x
-.. [4] Phipson, B. and Smyth, G. K. (2010). Permutation p-values should never be zero. Stat. Appl. Genet.
-   Mol. Biol. 9(1). https://doi.org/10.2202/1544-6115.1585
 """
 
 from __future__ import annotations
@@ -23,26 +21,34 @@ import numpy as np
 from numpy.typing import NDArray
 from statsmodels.stats.multitest import multipletests
 
-from .._validation import check_choice
+from .._validation import OptionError
+from ..settings import STATSMODELS_METHODS, check_option
+from .randomisation import RandomisationResult
 
-__all__ = ["CORRECTIONS", "STATSMODELS_METHODS", "ExceedanceCounter", "adjust_pvalues"]
+__all__ = ["adjust_pvalues", "family_adjusted"]
 
 FloatArray = NDArray[np.float64]
-STATSMODELS_METHODS = ("holm", "bonferroni", "fdr_bh", "fdr_by", "sidak", "holm-sidak", "hommel")
-CORRECTIONS = ("maxt", "maxt-single-step", *STATSMODELS_METHODS, "none")
-#: Relative tolerance for floating-point ties between a resampled and the observed statistic (as scipy).
-TIE_TOLERANCE = 100 * np.finfo(np.float64).eps
 
 
 def adjust_pvalues(p_values: FloatArray, method: str) -> FloatArray:
     """Adjust raw p-values with a :func:`~statsmodels.stats.multitest.multipletests` method (NaN kept as NaN).
+
+    ``method`` is one of the statsmodels corrections of ``AnalysisSettings.correction`` or ``"none"``.
 
     Examples
     --------
     >>> adjust_pvalues(np.array([0.01, 0.04, np.nan]), "holm").tolist()
     [0.02, 0.04, nan]
     """
-    method = check_choice("correction", method, (*STATSMODELS_METHODS, "none"))
+    method = check_option("correction", method)
+    if method not in (*STATSMODELS_METHODS, "none"):
+        listed = ", ".join(repr(m) for m in (*STATSMODELS_METHODS, "none"))
+        raise OptionError(f"The value for `correction` must be one of {{{listed}}} (max-T needs the "
+                         f"randomisations: use family_adjusted), but {method!r} was passed.")
+    return _statsmodels_adjusted(p_values, method)
+
+
+def _statsmodels_adjusted(p_values: FloatArray, method: str) -> FloatArray:
     flat = np.asarray(p_values, dtype=float).reshape(-1)
     adjusted = np.full(flat.shape, np.nan)
     finite = np.isfinite(flat)
@@ -53,43 +59,13 @@ def adjust_pvalues(p_values: FloatArray, method: str) -> FloatArray:
     return adjusted.reshape(np.shape(p_values))
 
 
-class ExceedanceCounter:
-    """Counts, over batches of resampled statistics, how often they reach the observed ones.
+def family_adjusted(test: RandomisationResult, correction: str) -> tuple[FloatArray, FloatArray]:
+    """Adjusted p-values (pairs (H, F), heads (H,)) of a randomisation test under an already checked ``correction``.
 
-    Keeps, for a family of m tests with observed statistics ``T`` (larger = more extreme), the counts needed
-    for the raw p-values and both max-T adjustments, without storing the resamples.
+    Each family is adjusted on its own: all head x feature pair tests, and all head-level HSI tests.
     """
-
-    def __init__(self, observed: FloatArray) -> None:
-        self.observed = np.asarray(observed, dtype=float).reshape(-1)
-        self.finite = np.isfinite(self.observed)
-        self.threshold = self.observed - TIE_TOLERANCE * np.abs(self.observed)
-        finite_index = np.flatnonzero(self.finite)
-        self.order = finite_index[np.argsort(-self.observed[finite_index], kind="stable")]
-        self.raw = np.zeros(self.observed.size, dtype=np.int64)
-        self.single_step = np.zeros(self.observed.size, dtype=np.int64)
-        self.step_down = np.zeros(self.observed.size, dtype=np.int64)
-        self.n = 0
-
-    def update(self, null: FloatArray) -> None:
-        """Add a batch of resampled statistics, shape (b, m); NaN counts as never reaching."""
-        null = null.reshape(null.shape[0], -1)
-        null = np.where(np.isnan(null), -np.inf, null)
-        self.raw += (null >= self.threshold).sum(axis=0)
-        if self.order.size:
-            ordered = null[:, self.order]
-            successive_max = np.maximum.accumulate(ordered[:, ::-1], axis=1)[:, ::-1]
-            self.step_down[self.order] += (successive_max >= self.threshold[self.order]).sum(axis=0)
-            self.single_step[self.order] += (successive_max[:, :1] >= self.threshold[self.order]).sum(axis=0)
-        self.n += null.shape[0]
-
-    def p_values(self, *, exact: bool) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """Raw, single-step max-T and step-down max-T p-values, (k + 1)/(n + 1) (k/n when exact)."""
-        plus = 0 if exact else 1
-        def ratio(counts: NDArray[np.int64]) -> FloatArray:
-            return np.where(self.finite, (counts + plus) / (self.n + plus), np.nan)
-
-        raw, single_step, step_down = ratio(self.raw), ratio(self.single_step), ratio(self.step_down)
-        if self.order.size:
-            step_down[self.order] = np.maximum.accumulate(step_down[self.order])
-        return raw, single_step, step_down
+    if correction == "maxt":
+        return test.pair_p_step_down, test.head_p_step_down
+    if correction == "maxt-single-step":
+        return test.pair_p_single_step, test.head_p_single_step
+    return _statsmodels_adjusted(test.pair_p, correction), _statsmodels_adjusted(test.head_p, correction)

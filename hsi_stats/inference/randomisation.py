@@ -36,16 +36,17 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm import tqdm
 
-from .._validation import check_choice, normalize_rng
+from .._validation import HSIDataError, OptionError, normalize_rng
 from ..data import HSIDataset
 from ..estimators import hsi_from_rho, within_centred
 from ..group_sums import GroupSums, rowwise_product
-from ._batching import batch_sizes, check_batch, check_n_resamples
-from .multitest import ExceedanceCounter
+from ..settings import PERMUTATION_SCHEMES, AnalysisSettings, check_option
+from .resampling import ExceedanceCounter, batch_sizes, check_batch
 
-__all__ = ["MIN_SIGN_FLIP_GROUPS", "SCHEMES", "PermutationInputs", "RandomisationResult", "randomisation_test"]
+__all__ = ["MIN_SIGN_FLIP_GROUPS", "PermutationInputs", "RandomisationResult", "randomisation_test",
+           "resolve_scheme"]
 
-SCHEMES = ("auto", "sign-flip", "within-group", "within-scenario")
+#: Fewest groups with which ``scheme="auto"`` uses the sign-flip test (2**12 = 4096 sign patterns).
 MIN_SIGN_FLIP_GROUPS = 12
 PERMUTATION_BATCH_ELEMENTS = 20_000_000
 FloatArray = NDArray[np.float64]
@@ -141,23 +142,33 @@ def _sign_patterns_exact(n_groups: int, batch: int) -> Iterator[FloatArray]:
         yield (1.0 - 2.0 * ((codes[:, None] >> bits) & 1)).astype(np.float64)
 
 
-def _resolve_scheme(scheme: str, n_groups: int, permutation_inputs: PermutationInputs | None) -> str:
-    scheme = check_choice("scheme", scheme, SCHEMES)
+def resolve_scheme(scheme: str, n_groups: int, *, permutable: bool) -> str:
+    """The scheme a test of ``n_groups`` groups uses: ``auto`` resolved, availability checked, nothing computed.
+
+    ``auto`` is ``sign-flip`` with at least :data:`MIN_SIGN_FLIP_GROUPS` groups (enough sign patterns for a
+    p-value below 0.001), else ``within-group``. The permutation schemes need ``permutable`` data: the ``within``
+    estimator without adjustment (:attr:`hsi_stats.settings.AnalysisSettings.permutable`).
+
+    Examples
+    --------
+    >>> resolve_scheme("auto", 40, permutable=True), resolve_scheme("auto", 8, permutable=True)
+    ('sign-flip', 'within-group')
+    """
     if scheme == "auto":
         scheme = "sign-flip" if n_groups >= MIN_SIGN_FLIP_GROUPS else "within-group"
-    if scheme != "sign-flip" and permutation_inputs is None:
-        raise ValueError(f"`scheme={scheme!r}` permutes entities and is available for estimator='within' without "
-                         "adjustment only; use scheme='sign-flip' (it needs at least "
-                         f"{MIN_SIGN_FLIP_GROUPS} groups to be used by default; the data have {n_groups}).")
+    if scheme in PERMUTATION_SCHEMES and not permutable:
+        raise OptionError(f"`scheme={scheme!r}` permutes entities and is available for estimator='within' without "
+                          "adjustment only; use scheme='sign-flip' (it needs at least "
+                          f"{MIN_SIGN_FLIP_GROUPS} groups to be used by default; the data have {n_groups}).")
     return scheme
 
 
 def randomisation_test(
     sums: GroupSums,
     *,
-    scheme: str = "auto",
+    scheme: str | None = None,
     permutation_inputs: PermutationInputs | None = None,
-    n_resamples: int = 9999,
+    n_resamples: int | None = None,
     rng: object = None,
     batch: int | None = None,
     progress: bool = False,
@@ -168,10 +179,12 @@ def randomisation_test(
     ----------
     sums : GroupSums
         Per-group sums of the estimator (``Estimate.sums``); the sign-flip scheme needs nothing else.
-    scheme : {"auto", "sign-flip", "within-group", "within-scenario"}, default "auto"
+    scheme : {"auto", "sign-flip", "within-group", "within-scenario"}, optional
+        Default: :attr:`AnalysisSettings.scheme <hsi_stats.settings.AnalysisSettings>`; see :func:`resolve_scheme`.
     permutation_inputs : PermutationInputs, optional
         Needed by the permutation schemes (``PermutationInputs.from_dataset``).
-    n_resamples : int, default 9999
+    n_resamples : int, optional
+        Default: :attr:`AnalysisSettings.n_resamples <hsi_stats.settings.AnalysisSettings>`.
     rng : seed or Generator, optional
     batch : int, optional
         Randomisations per batch (memory only: results do not depend on it).
@@ -193,22 +206,34 @@ def randomisation_test(
     >>> test.scheme, bool(test.pair_p[0, 0] <= 0.001), bool(test.pair_p[1, 0] > 0.05)
     ('sign-flip', True, True)
     """
-    n_resamples = check_n_resamples(n_resamples)
-    batch = check_batch(batch)
-    generator = normalize_rng(rng)
-    n_groups = sums.n_groups
+    defaults = AnalysisSettings()
+    n_resamples = check_option("n_resamples", defaults.n_resamples if n_resamples is None else n_resamples)
+    scheme = check_option("scheme", defaults.scheme if scheme is None else scheme)
+    _check_groups(sums.n_groups)
+    resolved = resolve_scheme(scheme, sums.n_groups, permutable=permutation_inputs is not None)
+    return run_randomisation_test(sums, resolved, permutation_inputs, n_resamples, normalize_rng(rng),
+                                  check_batch(batch), progress)
+
+
+def _check_groups(n_groups: int) -> None:
     if n_groups < 2:
-        raise ValueError(f"a randomisation test needs at least 2 groups, but the data have {n_groups}.")
-    scheme = _resolve_scheme(scheme, n_groups, permutation_inputs)
+        raise HSIDataError(f"a randomisation test needs at least 2 groups, but the data have {n_groups}.")
+
+
+def run_randomisation_test(sums: GroupSums, scheme: str, permutation_inputs: PermutationInputs | None,
+                           n_resamples: int, rng: np.random.Generator, batch: int,
+                           progress: bool) -> RandomisationResult:
+    """:func:`randomisation_test` for arguments already checked and a scheme already resolved."""
+    _check_groups(sums.n_groups)
+    n_groups = sums.n_groups
     if permutation_inputs is not None and scheme != "sign-flip":
         batch = min(batch, permutation_inputs.batch_limit())
-
     rho_hat = sums.rho()
     pair_counter = ExceedanceCounter(np.abs(rho_hat))
     head_counter = ExceedanceCounter(hsi_from_rho(rho_hat))
     exact = scheme == "sign-flip" and 2**n_groups <= n_resamples
     null_hsi = []
-    for rho_null in tqdm(_null_rho(sums, scheme, permutation_inputs, n_resamples, exact, generator, batch),
+    for rho_null in tqdm(_null_rho(sums, scheme, permutation_inputs, n_resamples, exact, rng, batch),
                          total=-(-(2**n_groups if exact else n_resamples) // batch), desc=f"{scheme} test",
                          unit="batch", disable=not progress):
         pair_counter.update(np.abs(rho_null))

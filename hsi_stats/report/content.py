@@ -15,10 +15,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..catalog import GENERAL_CONTEXT
+from ..labels import STRENGTH_BANDS
 from ..results import HSIResult
+from ..settings import CORRECTION_NAMES
 from . import figures
-from .methods import CORRECTION_NAMES, MethodsText, methods_text
-from .tables import format_number, format_p, head_table, left_out_table
+from .formatting import format_number, format_p
+from .methods import MethodsText, methods_text
+from .tables import head_table, left_out_table
 
 if TYPE_CHECKING:
     from ..evolution import EvolutionResult
@@ -66,7 +69,7 @@ def _summary_rows(result: HSIResult) -> list[tuple[str, str]]:
         ("resampling", f"{s['n_resamples']} cluster-bootstrap resamples ({s['ci_method']}), "
                        f"{result.test.n_resamples} {s['scheme']} randomisations"
                        + (" (exact)" if result.test.exact else "")),
-        ("correction", CORRECTION_NAMES[s["correction"]]),
+        ("correction", CORRECTION_NAMES[s.correction]),
         ("seed", str(result.provenance["seed"])),
         ("data fingerprint", str(result.provenance["data_fingerprint"])[:16]),
     ]
@@ -80,15 +83,18 @@ def _draw(key: str, title: str, caption: str, draw: Callable[[], Any]) -> Figure
 
 
 def _figures(result: HSIResult, evolution: EvolutionResult | None) -> list[Figure]:
-    alpha = result.settings["alpha"]
-    level = round(100 * result.settings["confidence_level"])
+    alpha = result.settings.alpha
+    level = round(100 * result.settings.confidence_level)
+    ascending = STRENGTH_BANDS[::-1]
+    bands = " / ".join(f"{band.lower:g}" for band in ascending)
+    names = " / ".join(band.name for band in ascending)
     items = [
         _draw("heatmap", "Correlation of attention with each feature",
               f"rho per head and feature; * adjusted p < {alpha:g}, ** < {alpha / 5:g}, *** < {alpha / 50:g}.",
               lambda: figures.rho_heatmap(result)),
         _draw("hsi", "Head Specialization Index",
-              f"HSI with {level}% cluster-bootstrap intervals; lines at 0.3 / 0.5 / 0.7 (weak / moderate / "
-              "strong); filled bars are validated labels.", lambda: figures.hsi_bars(result)),
+              f"HSI with {level}% cluster-bootstrap intervals; lines at {bands} ({names}); filled bars are "
+              "validated labels.", lambda: figures.hsi_bars(result)),
         _draw("forest", "rho with confidence intervals",
               f"Every head x feature rho with its {level}% interval; highlighted pairs have adjusted p < {alpha:g}.",
               lambda: figures.forest_plot(result)),
@@ -104,13 +110,14 @@ def _figures(result: HSIResult, evolution: EvolutionResult | None) -> list[Figur
         _draw("distributions", "Attention distributions",
               "Attention on valid entities, per head.", lambda: figures.attention_distributions(result)),
         _draw("null", "Null distributions of HSI",
-              f"HSI under the {result.settings['scheme']} null with the observed value (line).",
+              f"HSI under the {result.settings.scheme} null with the observed value (line).",
               lambda: figures.null_distributions(result)),
     ]
     if evolution is not None:
         items.append(_draw("evolution", "Specialisation over training",
                            f"HSI per head across training steps with {level}% bands; filled markers are validated.",
-                           lambda: figures.evolution_plot(evolution.per_step)))
+                           lambda: figures.evolution_plot(evolution.per_step,
+                                                          threshold=result.settings.threshold)))
     return items
 
 
@@ -133,8 +140,8 @@ def build_content(result: HSIResult, *, evolution: EvolutionResult | None = None
                   title: str = "Attention-head specialisation report") -> ReportContent:
     """Assemble the report's tables, methods text and figures from the result objects."""
     notes = list(result.data_summary["notes"])
-    if result.settings["estimator"] == "fisher":
-        notes.append(f"The fisher estimator depends strongly on its clip ({result.settings['fisher_clip']}); "
+    if result.settings.estimator == "fisher":
+        notes.append(f"The fisher estimator depends strongly on its clip ({result.settings.fisher_clip}); "
                      "with few entities per scenario it inflates no-effect heads. Prefer 'within'.")
     evolution_table, emergence = _evolution_tables(evolution)
     return ReportContent(

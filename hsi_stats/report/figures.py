@@ -31,7 +31,11 @@ from matplotlib.transforms import ScaledTranslation
 from numpy.typing import NDArray
 
 from .._atomic import atomic_path
+from ..evolution import PER_STEP_COLUMNS
+from ..labels import STRENGTH_BANDS
 from ..results import HSIResult
+from ..settings import AnalysisSettings
+from .formatting import format_number, format_p
 
 __all__ = [
     "STRENGTH_LINES",
@@ -46,8 +50,8 @@ __all__ = [
     "save_figure",
 ]
 
-STRENGTH_LINES: tuple[tuple[float, str], ...] = ((0.3, "weak"), (0.5, "moderate"), (0.7, "strong"))
-"""HSI bands of the interpretation guide drawn as reference lines: (value, name)."""
+STRENGTH_LINES: tuple[tuple[float, str], ...] = tuple((band.lower, band.name) for band in STRENGTH_BANDS[::-1])
+"""HSI bands of the interpretation guide (:data:`hsi_stats.labels.STRENGTH_BANDS`) drawn as reference lines."""
 
 _VALIDATED_COLOUR = sns.color_palette("colorblind")[0]
 _NOT_VALIDATED_COLOUR = (0.72, 0.72, 0.72)
@@ -56,7 +60,6 @@ _REFERENCE_COLOUR = "0.35"
 _N_BINS = 20
 _LOG_FLOOR = 1e-4
 _Z95 = 1.959963984540054
-_EVOLUTION_COLUMNS = ("step", "head", "hsi", "ci_low", "ci_high", "primary_feature", "label", "validated")
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -152,16 +155,8 @@ def _as_bool(values: pd.Series) -> NDArray[np.bool_]:
     return np.array([bool(v) if not pd.isna(v) else False for v in values], dtype=bool)
 
 
-def _fmt(value: float, digits: int = 2) -> str:
-    return "–" if not math.isfinite(value) else f"{value:.{digits}f}"
-
-
-def _fmt_p(p: float) -> str:
-    return "–" if not math.isfinite(p) else (f"{p:.3f}" if p >= 0.001 else f"{p:.1e}")
-
-
 def _level(result: HSIResult) -> str:
-    return f"{100 * float(result.settings['confidence_level']):g}%"
+    return f"{100 * float(result.settings.confidence_level):g}%"
 
 
 # ------------------------------------------------------------------------------------------------ heatmap
@@ -169,7 +164,7 @@ def rho_heatmap(result: HSIResult, *, ax: Axes | None = None) -> Axes:
     """Heatmap of rho (heads x features) with significance marks from the adjusted p-values.
 
     Each cell shows rho to two decimals followed by ``*`` when its adjusted p-value is below ``alpha``
-    (``result.settings["alpha"]``), ``**`` below ``alpha / 5`` and ``***`` below ``alpha / 50``; the title
+    (``result.settings.alpha``), ``**`` below ``alpha / 5`` and ``***`` below ``alpha / 50``; the title
     explains the marks. The colour map is diverging, centred at 0, from -1 to 1. A pair with an undefined rho
     (NaN) is left blank.
 
@@ -197,7 +192,7 @@ def rho_heatmap(result: HSIResult, *, ax: Axes | None = None) -> Axes:
     """
     result = _check_result(result)
     heads, features = _head_names(result), _feature_names(result)
-    alpha = float(result.settings["alpha"])
+    alpha = float(result.settings.alpha)
     rho = result.pairs.pivot(index="head", columns="feature", values="rho").reindex(index=heads, columns=features)
     p_adj = result.pairs.pivot(index="head", columns="feature", values="p_adjusted").reindex(
         index=heads, columns=features)
@@ -224,8 +219,7 @@ def hsi_bars(result: HSIResult, *, ax: Axes | None = None) -> Axes:
     Bars are coloured by whether the head's label validated; each head's tick names its label. The interval
     is drawn as an error bar from ``heads.ci_low`` to ``heads.ci_high`` exactly (a BCa interval need not contain
     the estimate), as the first :class:`~matplotlib.container.ErrorbarContainer` of the axes. Horizontal lines
-    mark the bands of :data:`STRENGTH_LINES` (0.3 weak, 0.5 moderate, 0.7 strong), plus the validation
-    threshold if the analysis used another one.
+    mark the bands of :data:`STRENGTH_LINES`, plus the validation threshold if the analysis used another one.
 
     Parameters
     ----------
@@ -252,7 +246,7 @@ def hsi_bars(result: HSIResult, *, ax: Axes | None = None) -> Axes:
     # Centre the bar on the interval's midpoint so its extent is exactly [ci_low, ci_high].
     ax.errorbar(x, (low + high) / 2, yerr=(high - low) / 2, fmt="none", ecolor="0.1", elinewidth=1.3,
                 capsize=4, zorder=3, label=f"{_level(result)} CI")
-    threshold = float(result.settings.get("threshold", 0.3))
+    threshold = result.settings.threshold
     lines = list(STRENGTH_LINES)
     if not any(math.isclose(threshold, v) for v, _ in lines):
         lines.append((threshold, "threshold"))
@@ -300,8 +294,8 @@ def forest_plot(result: HSIResult, *, heads: Sequence[str | int] | str | int | N
     """
     result = _check_result(result)
     chosen = _resolve_heads(result, heads)
-    alpha = float(result.settings["alpha"])
-    threshold = float(result.settings.get("threshold", 0.3))
+    alpha = float(result.settings.alpha)
+    threshold = result.settings.threshold
     labels = dict(zip(result.heads["head"].astype(str), result.heads["label"], strict=True))
     order = {f: i for i, f in enumerate(_feature_names(result))}
 
@@ -443,7 +437,8 @@ def attention_vs_feature(result: HSIResult, head: str | int, feature: str, *, ax
         notes.append(f"{n_inf} ±inf not shown")
 
     ax = _new_axes(ax, (6.4, 4.4))
-    ax.set_title(f"{name} vs {feature}: ρ = {_fmt(rho)}, {_level(result)} CI [{_fmt(low)}, {_fmt(high)}]\n"
+    ax.set_title(f"{name} vs {feature}: ρ = {format_number(rho, 2)}, {_level(result)} CI "
+                 f"[{format_number(low, 2)}, {format_number(high, 2)}]\n"
                  + ", ".join(notes), fontsize=10)
     ax.set_xlabel(feature)
     ax.set_ylabel(f"attention of {name}")
@@ -601,14 +596,14 @@ def null_distributions(result: HSIResult, *, heads: Sequence[str | int] | str | 
         lo, hi = (float(shown.min()), float(shown.max())) if shown.size else (0.0, 1.0)
         pad = 0.06 * (hi - lo) if hi > lo else 0.05
         ax.set_xlim(max(0.0, lo - pad), hi + pad)
-        ax.set_title(f"{head}: p = {_fmt_p(float(row['p_value']))}, adj. {_fmt_p(float(row['p_adjusted']))}",
+        ax.set_title(f"{head}: p = {format_p(float(row['p_value']))}, adj. {format_p(float(row['p_adjusted']))}",
                      fontsize=9)
         ax.set_ylabel("density" if k % columns == 0 else "")
         ax.set_xlabel("HSI" if k >= len(chosen) - columns else "")
         ax.tick_params(labelsize=8)
     for ax in axes.ravel()[len(chosen):]:
         ax.set_visible(False)
-    fig.suptitle(f"HSI under the {result.settings.get('scheme', '')} null ({result.test.n_resamples} "
+    fig.suptitle(f"HSI under the {result.settings.scheme} null ({result.test.n_resamples} "
                  f"randomisations{', exact' if result.test.exact else ''})"
                  f"{chr(10) if columns <= 2 else '; '}vertical line: observed HSI", fontsize=10)
     return fig
@@ -618,9 +613,9 @@ def null_distributions(result: HSIResult, *, heads: Sequence[str | int] | str | 
 def _evolution_iv(per_step: object) -> pd.DataFrame:
     if not isinstance(per_step, pd.DataFrame):
         raise TypeError(f"`per_step` must be a pandas DataFrame, but {type(per_step).__name__} was passed.")
-    missing = [c for c in _EVOLUTION_COLUMNS if c not in per_step.columns]
+    missing = [c for c in PER_STEP_COLUMNS if c not in per_step.columns]
     if missing:
-        raise ValueError(f"`per_step` must have the columns {list(_EVOLUTION_COLUMNS)}, but {missing} are missing.")
+        raise ValueError(f"`per_step` must have the columns {list(PER_STEP_COLUMNS)}, but {missing} are missing.")
     table = per_step[~per_step["step"].isna() & ~per_step["head"].isna()]
     if table.empty:
         raise ValueError("`per_step` must have at least one row with a step and a head, but it has none.")
@@ -631,7 +626,7 @@ def _evolution_iv(per_step: object) -> pd.DataFrame:
     return table
 
 
-def evolution_plot(per_step: pd.DataFrame, *, ax: Axes | None = None, threshold: float = 0.3) -> Axes:
+def evolution_plot(per_step: pd.DataFrame, *, ax: Axes | None = None, threshold: float | None = None) -> Axes:
     """HSI of each head across training steps, with confidence bands and validated steps marked.
 
     One line per head (in order of first appearance); the band is the interval ``[ci_low, ci_high]``, and a
@@ -647,14 +642,16 @@ def evolution_plot(per_step: pd.DataFrame, *, ax: Axes | None = None, threshold:
         validated`` (the ``per_step`` table of an evolution result).
     ax : matplotlib Axes, optional
         Where to draw; a new figure is created when omitted.
-    threshold : float, default 0.3
-        Where to draw the validation-threshold line.
+    threshold : float, optional
+        Where to draw the validation-threshold line (the analysis's ``threshold``); default
+        ``AnalysisSettings().threshold``.
 
     Returns
     -------
     matplotlib.axes.Axes
     """
     table = _evolution_iv(per_step)
+    threshold = AnalysisSettings().threshold if threshold is None else float(threshold)
     steps = np.sort(pd.unique(table["step"].to_numpy()))
     heads = [h for h in pd.unique(table["head"])]
     palette = sns.color_palette("colorblind" if len(heads) <= 10 else "husl", n_colors=len(heads))

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..labels import strength_bands_text
 from ..results import HSIResult
 
-__all__ = ["CORRECTION_NAMES", "REFERENCES", "MethodsText", "methods_text"]
-
-#: How each ``correction`` option is named in tables and captions.
-CORRECTION_NAMES = {"maxt": "step-down max-T", "maxt-single-step": "single-step max-T", "holm": "Holm",
-                    "bonferroni": "Bonferroni", "fdr_bh": "Benjamini-Hochberg", "fdr_by": "Benjamini-Yekutieli",
-                    "sidak": "Sidak", "holm-sidak": "Holm-Sidak", "hommel": "Hommel", "none": "unadjusted"}
+__all__ = ["REFERENCES", "MethodsText", "methods_text"]
 
 REFERENCES = {
     "efron1987": "Efron, B. (1987). Better bootstrap confidence intervals. Journal of the American Statistical "
@@ -166,7 +162,7 @@ def methods_text(result: HSIResult) -> MethodsText:
              f"{s['threshold']:g}, the adjusted p-value was below {s['alpha']:g}, the feature was the strongest in "
              f"at least {s['min_stability']:.0%} of bootstrap resamples, and the head's attention was selective "
              f"(mean over scenarios of 1 - H(p)/log n at least {s['min_selectivity']:g}); every failed rule is "
-             f"reported. Strength bands: > 0.7 strong, 0.5-0.7 moderate, 0.3-0.5 weak. Under Spearman, the "
+             f"reported. Strength bands: {strength_bands_text()}. Under Spearman, the "
              f"within-scenario correlation with a binary feature that flags one entity among n cannot exceed "
              f"sqrt(3/(n+1)), so bands for binary features understate the strength.")
     versions = p["versions"]

@@ -1,17 +1,17 @@
 """Display tables of a result, formatted once and shared by the HTML, PDF and LaTeX outputs.
 
-Rounding happens here and only here (never in the statistics), so every output shows the same digits of the same
+Numbers are written by :mod:`hsi_stats.report.formatting`, so every output shows the same digits of the same
 ``HSIResult``. :func:`head_table` is the table of DESIGN 5; :func:`latex_table` renders it with booktabs rules.
 """
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
+from ..registry import described_pair
 from ..results import HSIResult
-from .methods import CORRECTION_NAMES
+from ..settings import CI_METHOD_NAMES, CORRECTION_NAMES
+from .formatting import MISSING, format_interval, format_number, format_p
 
 __all__ = [
     "HEAD_TABLE_COLUMNS",
@@ -27,45 +27,24 @@ HEAD_TABLE_COLUMNS = ("head", "label", "strength", "HSI [CI]", "primary feature"
                       "stability", "validated", "reasons")
 
 
-def format_number(value: float, digits: int = 3) -> str:
-    """Fixed-point with a true minus sign handled by the caller's font; '-' (en dash) for NaN."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:.{digits}f}"
-
-
-def format_interval(estimate: float, low: float, high: float, digits: int = 3) -> str:
-    """``estimate [low, high]``."""
-    return f"{format_number(estimate, digits)} [{format_number(low, digits)}, {format_number(high, digits)}]"
-
-
-def format_p(value: float) -> str:
-    """p-values: three decimals from 0.001 up, two significant digits below."""
-    if value is None or math.isnan(value):
-        return "–"
-    return f"{value:.3f}" if value >= 0.001 else f"{value:.2g}"
-
-
 def head_table(result: HSIResult) -> pd.DataFrame:
     """One row per head, all cells strings: the head table of the report.
 
-    The rho, CI, adjusted p and stability columns describe the label's feature (the strongest sign-consistent
-    feature) when the head has one, else the primary feature.
+    The rho, CI, adjusted p and stability columns describe the feature of :func:`~hsi_stats.registry.described_pair`
+    (the label's feature for a labelled head, else the primary feature), as the registry does.
     """
     rows = []
-    for _, head in result.heads.iterrows():
-        feature = head["label_feature"] if isinstance(head["label_feature"], str) else head["primary_feature"]
-        pair = result.pairs[(result.pairs["head"] == head["head"]) & (result.pairs["feature"] == feature)]
-        rho, low, high, p_adj = (pair[c].iloc[0] if len(pair) else float("nan")
-                                 for c in ("rho", "ci_low", "ci_high", "p_adjusted"))
-        stability = head["label_stability"] if isinstance(head["label_feature"], str) else head["stability"]
+    for head in result.heads.to_dict(orient="records"):
+        feature, pair, stability = described_pair(head, result.pairs, head["label"])
+        nan = float("nan")
+        rho, low, high, p_adj = (pair.get(c, nan) for c in ("rho", "ci_low", "ci_high", "p_adjusted"))
         rows.append({
             "head": head["head"],
             "label": head["label"],
             "strength": head["strength"],
             "HSI [CI]": format_interval(head["hsi"], head["ci_low"], head["ci_high"]),
-            "primary feature": head["primary_feature"] if isinstance(head["primary_feature"], str) else "–",
-            "rho [CI]": f"{feature}: {format_interval(rho, low, high)}" if isinstance(feature, str) else "–",
+            "primary feature": head["primary_feature"] if isinstance(head["primary_feature"], str) else MISSING,
+            "rho [CI]": f"{feature}: {format_interval(rho, low, high)}" if isinstance(feature, str) else MISSING,
             "adjusted p": format_p(p_adj),
             "stability": format_number(stability, 2),
             "validated": "yes" if head["validated"] else "no",
@@ -87,7 +66,7 @@ def _left_out_reason(missing: int, infinite: int, infinite_left_out: int, spearm
 def left_out_table(result: HSIResult) -> pd.DataFrame:
     """Per feature: values left out and why (DESIGN 3.4)."""
     frame = pd.DataFrame(result.data_summary["left_out"])
-    spearman = result.settings["correlation"] == "spearman"
+    spearman = result.settings.correlation == "spearman"
     frame["why"] = [_left_out_reason(int(missing), int(infinite), int(left), spearman) for missing, infinite, left
                     in frame[["missing", "infinite", "infinite_left_out"]].itertuples(index=False)]
     return frame
@@ -96,10 +75,9 @@ def left_out_table(result: HSIResult) -> pd.DataFrame:
 def latex_table(result: HSIResult) -> str:
     """The head table as a booktabs LaTeX ``table`` (reasons omitted: they belong in the text)."""
     table = head_table(result).drop(columns=["reasons"])
-    level = round(100 * result.settings["confidence_level"])
-    method = {"expanded": "expanded-percentile", "bca": "BCa", "percentile": "percentile",
-              "basic": "basic"}[result.settings["ci_method"]]
-    correction = CORRECTION_NAMES[result.settings["correction"]]
+    level = round(100 * result.settings.confidence_level)
+    method = CI_METHOD_NAMES[result.settings.ci_method]
+    correction = CORRECTION_NAMES[result.settings.correction]
     caption = (f"Head specialisation: HSI and rho with {level}\\% {method} cluster-bootstrap intervals; "
                f"{correction} adjusted p-values.")
     styler = table.style.hide(axis="index").format(escape="latex")

@@ -1,0 +1,53 @@
+"""How numbers are written in every output of a report: tables, captions, figure titles and the LaTeX table.
+
+Rounding happens here and only here (never in the statistics), so that every view of one ``HSIResult`` shows the
+same digits. Nothing here reads a result: these are plain functions of numbers.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["format_interval", "format_number", "format_p"]
+
+MISSING = "–"
+"""What a missing or undefined number is written as (an en dash)."""
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
+
+
+def format_number(value: float, digits: int = 3) -> str:
+    """Fixed-point with ``digits`` decimals; an en dash for NaN or a missing value.
+
+    Examples
+    --------
+    >>> format_number(0.12345), format_number(float("nan"))
+    ('0.123', '–')
+    """
+    return MISSING if _missing(value) else f"{value:.{digits}f}"
+
+
+def format_interval(estimate: float, low: float, high: float, digits: int = 3) -> str:
+    """``estimate [low, high]``.
+
+    Examples
+    --------
+    >>> format_interval(0.5, 0.41, 0.6)
+    '0.500 [0.410, 0.600]'
+    """
+    return f"{format_number(estimate, digits)} [{format_number(low, digits)}, {format_number(high, digits)}]"
+
+
+def format_p(value: float) -> str:
+    """p-values: three decimals from 0.001 up, two significant digits below; an en dash for NaN.
+
+    Examples
+    --------
+    >>> format_p(0.04321), format_p(0.0001), format_p(2.5e-05)
+    ('0.043', '0.0001', '2.5e-05')
+    """
+    if _missing(value):
+        return MISSING
+    return f"{value:.3f}" if value >= 0.001 else f"{value:.2g}"
