@@ -153,6 +153,7 @@ def test_weighted_sums_equal_estimate_on_the_resampled_dataset(raw, name):
 
 
 # --------------------------------------------------------------------------- percentile vs brute force
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CONFIGS)
 def test_percentile_interval_matches_brute_force_cluster_bootstrap(name, brute_force, package_percentile):
     replicates = brute_force[name]  # (B, H, F)
@@ -171,6 +172,7 @@ def test_percentile_interval_matches_brute_force_cluster_bootstrap(name, brute_f
         assert abs(_ecdf(brute_hsi[:, h], boot.hsi_high[h]) - (1 - ALPHA)) <= tol
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CONFIGS)
 def test_standard_error_matches_brute_force(name, brute_force, package_percentile):
     # The relative standard deviation of a standard-deviation estimate from n replicates is about 1/sqrt(2n)
@@ -182,6 +184,7 @@ def test_standard_error_matches_brute_force(name, brute_force, package_percentil
     np.testing.assert_allclose(boot.hsi_se, np.abs(brute_force[name]).max(axis=2).std(axis=0, ddof=1), rtol=tol)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CONFIGS)
 def test_stability_matches_brute_force(name, brute_force, package_percentile):
     est, boot = package_percentile[name]
@@ -194,6 +197,7 @@ def test_stability_matches_brute_force(name, brute_force, package_percentile):
     np.testing.assert_allclose(boot.argmax_share.sum(axis=1), 1.0)
 
 
+@pytest.mark.slow
 def test_the_data_distinguish_group_from_scenario_resampling(raw, brute_force):
     """Guard of the tests above: resampling scenarios instead of groups would give a clearly narrower spread."""
     rng = np.random.default_rng(5)

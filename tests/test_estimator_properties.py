@@ -12,12 +12,15 @@ import warnings
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from hsi_stats import HSIDataset, estimate, load_npz
 from hsi_stats._validation import ConstantInputWarning
+
+pytestmark = pytest.mark.slow  # property-based: many generated data sets per invariant
 
 TOL = 1e-9
 GRID = [k / 2 for k in range(-4, 5)]

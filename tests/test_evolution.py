@@ -124,6 +124,7 @@ def _brute_force_p(steps: np.ndarray, hsi: np.ndarray) -> tuple[float, float]:
     return float(observed), hits / math.factorial(len(steps))
 
 
+@pytest.mark.slow
 def test_exact_trend_p_value_equals_brute_force_enumeration(small_run_dataset: HSIDataset) -> None:
     evo = analyze_evolution(small_run_dataset, n_resamples=99, trend_resamples=720, rng=11)
     assert evo.trends["exact"].all()  # 6! = 720 <= 720

@@ -28,6 +28,8 @@ from tests.notebook_from_seed import (
     seed_notebook,
 )
 
+pytestmark = pytest.mark.slow  # executes notebooks in a kernel
+
 SHARED_SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_ab47f41b40a66697.txt"
 
 

@@ -256,6 +256,7 @@ def _quantile_levels(null: np.ndarray, reference: np.ndarray, q: float) -> np.nd
     return (reference <= np.quantile(null, q, axis=0)).mean(axis=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheme", ["within-group", "within-scenario"])
 def test_permutation_schemes_match_brute_force(scheme):
     case = _clustered_case(np.random.default_rng(12), n_groups=8, per_group=5, persistence=1.5)
@@ -308,6 +309,7 @@ def _null_rates(make_case, scheme: str, n_groups: int, seed: int) -> dict[str, i
     return hits
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("null", "scheme", "n_groups", "seed"), [
     ("iid", "sign-flip", 12, 1),
     ("iid", "within-scenario", 6, 2),
@@ -322,6 +324,7 @@ def test_false_positive_rate_is_at_most_nominal(null, scheme, n_groups, seed):
         assert test.pvalue > 0.01, f"{statistic}: {count}/{N_REPLICATES} p-values <= 0.05"
 
 
+@pytest.mark.slow
 def test_within_scenario_scheme_is_anti_conservative_on_clustered_data():
     """The clustered null is demanding: a scheme that treats scenarios as independent fails it."""
     hits = _null_rates(_clustered_null, "within-scenario", 8, seed=99)
