@@ -3,8 +3,7 @@
 A feature directory holds ``attention_log_{step:08d}.pkl`` files (semantic features per object id),
 an attention directory holds ``attention_scenario_{i:04d}.pkl`` files (raw attention per token).
 This module pairs them, reduces token attention to per-entity attention, aligns attention slots to
-feature columns and returns one :class:`~hsi_stats.data.HSIDataset`. It also holds the validation
-helpers that the unified-extraction reader shares.
+feature columns and returns one :class:`~hsi_stats.data.HSIDataset`.
 
 It must never skip a file silently, never pair or align by assumption without a warning and a note
 on the dataset, and never unpickle except through
@@ -14,7 +13,6 @@ on the dataset, and never unpickle except through
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +24,16 @@ from numpy.typing import NDArray
 
 from .._validation import DataAlignmentWarning, HSIDataError, check_choice
 from ..data import HSIDataset
+from ._common import (
+    Block,
+    assemble,
+    list_files,
+    numeric_array,
+    require_int,
+    require_key,
+    require_mapping,
+    split_semantic,
+)
 from .safe_pickle import safe_load_pickle
 
 __all__ = ["RawLogPair", "load_logs", "load_logs_with_raw"]
@@ -41,156 +49,6 @@ NO_EPISODES_NOTE = "each feature log was taken as one group (no episode_ids)"
 
 _SEMANTIC_DIMS = "(n_samples, n_obj) or (n_obj,)"
 _ATTENTION_DIMS = "(n_samples, n_latents, n_tokens, n_heads)"
-
-
-# ------------------------------------------------------------------------------ shared helpers
-@dataclass(frozen=True)
-class _Block:
-    """Consecutive scenarios from one source, already in the dataset's layout."""
-
-    source: str
-    step: int
-    attention: NDArray[np.float64]  # (n, H, V)
-    features: dict[str, NDArray[np.float64]]  # name -> (n, V)
-    mask: NDArray[np.bool_]  # (n, V)
-    groups: NDArray[np.str_]  # (n,)
-    head_names: tuple[str, ...]
-
-
-def _natural_key(path: Path) -> list[Any]:
-    """Sort key under which ``x_10000`` follows ``x_9999``."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
-
-
-def _list_files(directory: str | os.PathLike[str], pattern: str, param: str) -> list[Path]:
-    """The files in ``directory`` matching ``pattern`` in natural order; an error if none."""
-    folder = Path(directory)
-    if not folder.is_dir():
-        raise HSIDataError(f"`{param}` must be a directory holding {pattern!r} files, but "
-                           f"{str(folder)!r} is not a directory.")
-    files = sorted((p for p in folder.glob(pattern) if p.is_file()), key=_natural_key)
-    if not files:
-        raise HSIDataError(f"`{param}` {str(folder)!r} holds no files matching {pattern!r}.")
-    return files
-
-
-def _require_mapping(value: Any, what: str, source: str) -> Mapping[Any, Any]:
-    if not isinstance(value, Mapping):
-        raise HSIDataError(f"{source}: {what} must be a dict, but it is a {type(value).__name__}.")
-    return value
-
-
-def _require_key(mapping: Mapping[Any, Any], key: str, source: str) -> Any:
-    if key not in mapping:
-        raise HSIDataError(f"{source}: the required field `{key}` is missing "
-                           f"(fields present: {sorted(map(str, mapping))}).")
-    return mapping[key]
-
-
-def _require_int(value: Any, field: str, source: str) -> int:
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value[()]
-    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
-        return int(value)
-    raise HSIDataError(f"{source}: `{field}` must be an integer, but it is {value!r} "
-                       f"({type(value).__name__}).")
-
-
-def _numeric_array(value: Any, field: str, source: str) -> NDArray[Any]:
-    """``value`` as a numeric (bool, int or float) array; an error naming the field otherwise."""
-    try:
-        array = np.asarray(value)
-    except (TypeError, ValueError) as exc:
-        raise HSIDataError(f"{source}: `{field}` must be a numeric array, but it could not be "
-                           f"read as one ({exc}).") from None
-    if array.dtype.kind not in "biuf":
-        raise HSIDataError(f"{source}: `{field}` must be a numeric array, but it is a "
-                           f"{type(value).__name__} of dtype {array.dtype}.")
-    return array
-
-
-def _as_mask(array: NDArray[Any], field: str, source: str) -> NDArray[np.bool_]:
-    if array.dtype == np.bool_:
-        return array
-    if not np.isin(array, (0, 1)).all():
-        raise HSIDataError(f"{source}: `{field}` is the validity mask and must be boolean (or "
-                           f"0/1), but it has dtype {array.dtype} with other values.")
-    return array.astype(bool)
-
-
-def _split_semantic(
-    raw: Any, source: str, *, ndims: tuple[int, ...], dims: str
-) -> tuple[NDArray[np.bool_], dict[str, NDArray[np.float64]]]:
-    """Turn a ``semantic_features`` dict into ``(mask, features)`` of one shared shape.
-
-    A boolean entry named ``valid`` is the mask (all True when absent); every other entry is a
-    feature and must be a numeric array with ``ndim`` in ``ndims``.
-    """
-    entries = _require_mapping(raw, "`semantic_features`", source)
-    mask: NDArray[np.bool_] | None = None
-    features: dict[str, NDArray[np.float64]] = {}
-    first: tuple[str, tuple[int, ...]] | None = None
-    for name, value in entries.items():
-        if not isinstance(name, str) or not name:
-            raise HSIDataError(f"{source}: `semantic_features` keys must be non-empty strings, "
-                               f"but {name!r} was found.")
-        field = f"semantic_features[{name!r}]"
-        array = _numeric_array(value, field, source)
-        if array.ndim not in ndims:
-            raise HSIDataError(f"{source}: `{field}` must have shape {dims}, but it has shape "
-                               f"{array.shape}.")
-        if first is None:
-            first = (name, array.shape)
-        elif array.shape != first[1]:
-            raise HSIDataError(f"{source}: `{field}` has shape {array.shape}, but "
-                               f"`semantic_features[{first[0]!r}]` has shape {first[1]}; every "
-                               f"entry must have the same shape {dims}.")
-        if name == "valid":
-            mask = _as_mask(array, field, source)
-        else:
-            features[name] = array.astype(np.float64)
-    if first is None or not features:
-        raise HSIDataError(f"{source}: `semantic_features` must hold at least one feature "
-                           f"besides 'valid', but it has keys {list(entries)}.")
-    if mask is None:
-        mask = np.ones(first[1], dtype=bool)
-    return mask, features
-
-
-def _check_compatible(block: _Block, first: _Block) -> None:
-    if block.head_names != first.head_names:
-        raise HSIDataError(f"{block.source}: gives {len(block.head_names)} heads "
-                           f"{list(block.head_names)}, but {first.source} gives "
-                           f"{len(first.head_names)} heads {list(first.head_names)}; every file "
-                           f"must give the same heads.")
-    if block.attention.shape[2] != first.attention.shape[2]:
-        raise HSIDataError(f"{block.source}: has V = {block.attention.shape[2]} entity slots, but "
-                           f"{first.source} has V = {first.attention.shape[2]}; every file must "
-                           f"have the same number of entity slots.")
-    if list(block.features) != list(first.features):
-        raise HSIDataError(f"{block.source}: has features {list(block.features)}, but "
-                           f"{first.source} has {list(first.features)}; every file must have the "
-                           f"same features.")
-
-
-def _assemble(blocks: Sequence[_Block], notes: Sequence[str]) -> HSIDataset:
-    """Concatenate blocks in (stable) step order into one dataset, once they fit together."""
-    ordered = sorted(blocks, key=lambda block: block.step)
-    first = ordered[0]
-    for block in ordered[1:]:
-        _check_compatible(block, first)
-    features = {name: np.concatenate([block.features[name] for block in ordered])
-                for name in first.features}
-    steps = [np.full(block.attention.shape[0], block.step, dtype=np.int64) for block in ordered]
-    return HSIDataset(
-        np.concatenate([block.attention for block in ordered]),
-        features,
-        mask=np.concatenate([block.mask for block in ordered]),
-        groups=np.concatenate([block.groups for block in ordered]),
-        steps=np.concatenate(steps),
-        head_names=first.head_names,
-        notes=notes,
-    )
 
 
 # ------------------------------------------------------------------------------ feature logs
@@ -212,7 +70,7 @@ class _FeatureLog:
 
 
 def _object_id_array(value: Any, source: str) -> NDArray[np.int64]:
-    ids = _numeric_array(value, "object_ids", source)
+    ids = numeric_array(value, "object_ids", source)
     if ids.dtype.kind not in "iu" or ids.ndim not in (1, 2):
         raise HSIDataError(f"{source}: `object_ids` must be an integer array of shape "
                            f"(n_samples, V), but it has dtype {ids.dtype} and shape {ids.shape}.")
@@ -232,15 +90,15 @@ def _episode_ids(value: Any, n_samples: int, source: str) -> NDArray[Any] | None
 def _read_feature_log(path: Path, trust_pickle: bool) -> _FeatureLog:
     source = str(path)
     content = safe_load_pickle(path, trust_pickle=trust_pickle)
-    log = _require_mapping(content, "a feature log", source)
-    step = _require_int(_require_key(log, "step", source), "step", source)
-    mask, features = _split_semantic(_require_key(log, "semantic_features", source), source,
+    log = require_mapping(content, "a feature log", source)
+    step = require_int(require_key(log, "step", source), "step", source)
+    mask, features = split_semantic(require_key(log, "semantic_features", source), source,
                                      ndims=(1, 2), dims=_SEMANTIC_DIMS)
     raw_shape = mask.shape
     if mask.ndim == 1:  # a single sample
         mask = mask[None, :]
         features = {name: values[None, :] for name, values in features.items()}
-    boundaries = _require_mapping(log.get("token_boundaries", {}), "`token_boundaries`", source)
+    boundaries = require_mapping(log.get("token_boundaries", {}), "`token_boundaries`", source)
     raw_ids = log.get("object_ids")
     object_ids = None if raw_ids is None else _object_id_array(raw_ids, source)
     episodes = _episode_ids(log.get("episode_ids"), mask.shape[0], source)
@@ -260,9 +118,9 @@ def _check_unique_steps(logs: Sequence[_FeatureLog]) -> None:
 def _read_attention_file(path: Path, trust_pickle: bool) -> Mapping[Any, Any]:
     source = str(path)
     content = safe_load_pickle(path, trust_pickle=trust_pickle)
-    attention = _require_mapping(content, "an attention file", source)
-    weights = _require_key(attention, "attention_weights", source)
-    _require_mapping(weights, "`attention_weights`", source)
+    attention = require_mapping(content, "an attention file", source)
+    weights = require_key(attention, "attention_weights", source)
+    require_mapping(weights, "`attention_weights`", source)
     return attention
 
 
@@ -288,7 +146,7 @@ def _entity_tokens(n_tokens: int, key: str, log: _FeatureLog, source: str) -> sl
     if not isinstance(bounds, (Sequence, np.ndarray)) or len(bounds) != 2:
         raise HSIDataError(f"{log.path}: `{field}` must be a (start, end) pair, but it is "
                            f"{bounds!r}.")
-    start, end = (_require_int(bound, field, str(log.path)) for bound in bounds)
+    start, end = (require_int(bound, field, str(log.path)) for bound in bounds)
     if end - start == n_tokens:
         return slice(0, n_tokens)
     if not 0 <= start < end <= n_tokens:
@@ -303,7 +161,7 @@ def _entity_attention(
 ) -> NDArray[np.float64]:
     """Sum token attention over latents and each entity's T_obs tokens: (n_samples, H, V)."""
     source, field = str(path), f"attention_weights[{key!r}]"
-    weights = _numeric_array(raw, field, source)
+    weights = numeric_array(raw, field, source)
     if weights.ndim != 4:
         raise HSIDataError(f"{source}: `{field}` must have shape {_ATTENTION_DIMS}, but it has "
                            f"shape {weights.shape}.")
@@ -370,7 +228,7 @@ def _group_labels(log: _FeatureLog) -> NDArray[np.str_]:
 
 def _pair_block(
     log: _FeatureLog, path: Path, content: Mapping[Any, Any], attention_key: str
-) -> tuple[_Block, bool]:
+) -> tuple[Block, bool]:
     """One feature log and its attention file as a block, and whether object ids aligned them."""
     weights = content["attention_weights"]
     keys = _select_keys(weights, attention_key, str(path))
@@ -380,7 +238,7 @@ def _pair_block(
     mask, features = _align(log, ids)
     heads = tuple(f"{key}:h{h}" for key, layer in zip(keys, layers, strict=True)
                   for h in range(layer.shape[1]))
-    block = _Block(source=f"{log.path} + {path}", step=log.step,
+    block = Block(source=f"{log.path} + {path}", step=log.step,
                    attention=np.concatenate(layers, axis=1), features=features, mask=mask,
                    groups=_group_labels(log), head_names=heads)
     return block, ids is not None
@@ -401,7 +259,7 @@ def _pairs_by_step(
                                f"file, but this one has none (fields: "
                                f"{sorted(map(str, content))}); pass pair_by='order' to pair "
                                f"files by sorted name instead.")
-        step = _require_int(content["step"], "step", str(path))
+        step = require_int(content["step"], "step", str(path))
         if step in seen:
             raise HSIDataError(f"attention files {seen[step]} and {path} both have step {step}; "
                                f"each step must have one attention file.")
@@ -428,7 +286,7 @@ def _pairs_by_order(
             continue
         content = _read_attention_file(path, trust_pickle)
         step = content.get("step")
-        if step is not None and _require_int(step, "step", str(path)) != log.step:
+        if step is not None and require_int(step, "step", str(path)) != log.step:
             raise HSIDataError(f"pair_by='order' paired {log.path} (step {log.step}) with {path} "
                                f"(step {step}), whose steps disagree; use pair_by='step'.")
         yield log, path, content
@@ -581,8 +439,8 @@ def _load_logs(
     keep_raw: bool = False,
 ) -> tuple[HSIDataset, list[RawLogPair]]:
     pair_by, in_range = _load_logs_iv(pair_by, step_range, attention_key)
-    feature_files = _list_files(feature_dir, FEATURE_PATTERN, "feature_dir")
-    attention_files = _list_files(attention_dir, ATTENTION_PATTERN, "attention_dir")
+    feature_files = list_files(feature_dir, FEATURE_PATTERN, "feature_dir")
+    attention_files = list_files(attention_dir, ATTENTION_PATTERN, "attention_dir")
     if pair_by == "order" and len(feature_files) != len(attention_files):
         raise HSIDataError(f"pair_by='order' needs as many attention files as feature logs, but "
                            f"{feature_dir} has {len(feature_files)} files matching "
@@ -606,7 +464,7 @@ def _load_logs(
         if keep_raw:
             raw.append(RawLogPair(log.step, log.path, path, log.raw, content))
     aligned = [by_ids for _, by_ids in results]
-    dataset = _assemble([block for block, _ in results], _notes(pair_by, aligned, kept))
+    dataset = assemble([block for block, _ in results], _notes(pair_by, aligned, kept))
     _warn_assumptions(pair_by, aligned)
     return dataset, sorted(raw, key=lambda pair: pair.step)
 

@@ -3,8 +3,9 @@
 Each file holds the per-vehicle attention and the semantic features of many scenarios at one
 checkpoint, either as independent snapshots or as rollouts (episodes of consecutive timesteps).
 This module turns one file, or a directory of them, into an :class:`~hsi_stats.data.HSIDataset`.
-It shares its validation helpers with the two-directory reader, never skips a scenario silently
-and unpickles only through the safe loader.
+It validates fields with the helpers it shares with the two-directory reader
+(:mod:`hsi_stats.io._common`), never skips a scenario silently and unpickles only through the safe
+loader.
 """
 
 from __future__ import annotations
@@ -18,15 +19,15 @@ import numpy as np
 
 from .._validation import HSIDataError
 from ..data import HSIDataset
-from .driving_logs import (
-    _assemble,
-    _Block,
-    _list_files,
-    _numeric_array,
-    _require_int,
-    _require_key,
-    _require_mapping,
-    _split_semantic,
+from ._common import (
+    Block,
+    assemble,
+    list_files,
+    numeric_array,
+    require_int,
+    require_key,
+    require_mapping,
+    split_semantic,
 )
 from .safe_pickle import safe_load_pickle
 
@@ -38,7 +39,7 @@ EXTRACTION_PATTERN = "extraction_*.pkl"
 def _extraction_files(path: str | os.PathLike[str]) -> list[Path]:
     target = Path(path)
     if target.is_dir():
-        return _list_files(target, EXTRACTION_PATTERN, "path")
+        return list_files(target, EXTRACTION_PATTERN, "path")
     if not target.is_file():
         raise HSIDataError(f"`path` must be an extraction file or a directory of "
                            f"{EXTRACTION_PATTERN!r} files, but {str(target)!r} does not exist.")
@@ -56,19 +57,19 @@ def _require_list(value: Any, field: str, source: str) -> list[Any]:
 def _scenario_block(
     raw_attention: Any, field: str, layout: str, semantic: Any, source: str, step: int,
     group: str,
-) -> _Block:
+) -> Block:
     """One scenario: per-vehicle attention laid out as ``layout`` ("(H, V)" or "(V, H)")."""
-    attention = _numeric_array(raw_attention, field, source)
+    attention = numeric_array(raw_attention, field, source)
     if attention.ndim != 2:
         raise HSIDataError(f"{source}: `{field}` must have shape {layout}, but it has shape "
                            f"{attention.shape}.")
     per_head = attention if layout == "(H, V)" else attention.T
-    mask, features = _split_semantic(semantic, source, ndims=(1,), dims="(V,)")
+    mask, features = split_semantic(semantic, source, ndims=(1,), dims="(V,)")
     if per_head.shape[1] != mask.shape[0]:
         raise HSIDataError(f"{source}: `{field}` has shape {attention.shape} {layout}, so V = "
                            f"{per_head.shape[1]}, but `semantic_features` have shape "
                            f"{mask.shape} (V,).")
-    return _Block(
+    return Block(
         source=source,
         step=step,
         attention=per_head.astype(np.float64)[None],
@@ -79,35 +80,35 @@ def _scenario_block(
     )
 
 
-def _snapshot_block(scenario: Mapping[Any, Any], source: str, step: int, group: str) -> _Block:
-    semantic = _require_key(scenario, "semantic_features", source)
+def _snapshot_block(scenario: Mapping[Any, Any], source: str, step: int, group: str) -> Block:
+    semantic = require_key(scenario, "semantic_features", source)
     return _scenario_block(scenario["attention_per_vehicle"], "attention_per_vehicle", "(H, V)",
                            semantic, source, step, group)
 
 
 def _rollout_blocks(
     scenario: Mapping[Any, Any], source: str, step: int, group: str
-) -> Iterator[_Block]:
+) -> Iterator[Block]:
     for t, raw in enumerate(_require_list(scenario["timesteps"], "timesteps", source)):
         where = f"{source}, timestep {t}"
-        timestep = _require_mapping(raw, "a timestep", where)
-        distributions = _require_mapping(_require_key(timestep, "attention_distributions", where),
+        timestep = require_mapping(raw, "a timestep", where)
+        distributions = require_mapping(require_key(timestep, "attention_distributions", where),
                                          "`attention_distributions`", where)
-        yield _scenario_block(_require_key(distributions, "per_vehicle_attention", where),
+        yield _scenario_block(require_key(distributions, "per_vehicle_attention", where),
                               "attention_distributions.per_vehicle_attention", "(V, H)",
-                              _require_key(timestep, "semantic_features", where), where, step,
+                              require_key(timestep, "semantic_features", where), where, step,
                               group)
 
 
-def _file_blocks(path: Path, trust_pickle: bool) -> Iterator[_Block]:
+def _file_blocks(path: Path, trust_pickle: bool) -> Iterator[Block]:
     source = str(path)
     content = safe_load_pickle(path, trust_pickle=trust_pickle)
-    extraction = _require_mapping(content, "an extraction file", source)
-    step = _require_int(_require_key(extraction, "step", source), "step", source)
-    scenarios = _require_list(_require_key(extraction, "scenarios", source), "scenarios", source)
+    extraction = require_mapping(content, "an extraction file", source)
+    step = require_int(require_key(extraction, "step", source), "step", source)
+    scenarios = _require_list(require_key(extraction, "scenarios", source), "scenarios", source)
     for i, raw in enumerate(scenarios):
         where = f"{source}: scenario {i}"
-        scenario = _require_mapping(raw, "a scenario", where)
+        scenario = require_mapping(raw, "a scenario", where)
         if "attention_per_vehicle" in scenario:
             yield _snapshot_block(scenario, where, step, f"{path.stem}/snapshot{i}")
         elif "timesteps" in scenario:
@@ -167,5 +168,5 @@ def load_extraction(path: str | os.PathLike[str], *, trust_pickle: bool = False)
     ((2, 2, 3), 2, [500, 500])
     """
     files = _extraction_files(path)
-    return _assemble([block for file in files for block in _file_blocks(file, trust_pickle)],
+    return assemble([block for file in files for block in _file_blocks(file, trust_pickle)],
                      notes=())
