@@ -27,7 +27,7 @@ from .estimators import ADJUSTMENTS, CORRELATIONS, ESTIMATORS
 from .evolution import EvolutionResult, analyze_evolution
 from .inference import CORRECTIONS, SCHEMES
 from .inference.bootstrap import CI_METHODS
-from .io import load_extraction, load_logs, load_npz
+from .io import load_extraction, load_logs, load_npz, write_npz
 from .results import HSIResult, analyze
 
 __all__ = ["main"]
@@ -120,7 +120,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     dataset, _ = load_input(args)
     if not str(args.output).endswith(".npz"):
         raise CommandError(f"the output must be a .npz file, but {args.output!r} was given")
-    dataset.to_npz(args.output)
+    write_npz(dataset, args.output)
     print(f"wrote {args.output}: {dataset!r}")
     return 0
 

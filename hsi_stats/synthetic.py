@@ -406,10 +406,6 @@ class SyntheticRun:
     density: NDArray[np.float64]
     settings: Mapping[str, Any] = field(default_factory=dict)
 
-    def to_npz(self, path: str | os.PathLike[str]) -> None:
-        """Write the dataset as the interchange ``.npz`` file (DESIGN 2.1)."""
-        self.dataset.to_npz(os.fspath(path))
-
     def truth_frame(self) -> pd.DataFrame:
         """The ground truth as a DataFrame, one row per head.
 
