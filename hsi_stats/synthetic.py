@@ -65,20 +65,18 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from ._atomic import atomic_path
 from ._validation import check_choice, normalize_rng
 from .catalog import DRIVING_CATALOG, GENERAL_CONTEXT
 from .data import HSIDataset
+from .io import driving_logs, extraction
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -144,8 +142,6 @@ _LANE_SPEED_BIAS = 2.5  # faster to the left, m/s per lane
 _SPEED_SPREAD_SPARSE, _SPEED_SPREAD_DENSE = 4.0, 3.0  # sd of desired speeds around the lane speed
 _RESPAWN_DELAY = 0.6  # mean seconds before a vehicle that left is replaced
 _PERSISTENT_NOISE_TIME = 3.0
-_N_ROADGRAPH_TOKENS = 16
-_ATTENTION_KEY = "other_traj/cross_attn_0"
 
 
 # ------------------------------------------------------------------------------------------ heads
@@ -903,81 +899,16 @@ def _settings(layout: _Layout) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------- writers
-def _dump(obj: Any, target: Path) -> None:
-    """Pickle ``obj`` (protocol 4) to ``target`` atomically."""
-    with atomic_path(target, suffix=".pkl") as tmp, open(tmp, "wb") as handle:
-        pickle.dump(obj, handle, protocol=4)
-
-
 def _check_run(run: object) -> None:
     if not isinstance(run, SyntheticRun):
         raise TypeError("The value for `run` must be a SyntheticRun, "
                         f"but {type(run).__name__} was passed.")
 
 
-def _checkpoint_rows(run: SyntheticRun) -> list[tuple[int, NDArray[np.intp]]]:
-    """Scenario indices of each checkpoint, in checkpoint order."""
-    steps = np.asarray(run.dataset.steps)
-    return [(int(c), np.flatnonzero(steps == c)) for c in run.settings["checkpoints"]]
-
-
-def _features_by_object(run: SyntheticRun, rows: NDArray[np.intp]) -> dict[str, NDArray[Any]]:
-    """Semantic features of some scenarios indexed by raw object id, with the ``valid`` mask."""
-    ids = run.object_ids[rows]
-    sample, slot = np.nonzero(ids >= 0)
-    column = ids[sample, slot]
-    out: dict[str, NDArray[Any]] = {}
-    for name in run.dataset.feature_names:
-        values = np.zeros(ids.shape)
-        values[sample, column] = run.dataset.features[name][rows][sample, slot]
-        out[name] = values
-    valid = np.zeros(ids.shape, dtype=bool)
-    valid[sample, column] = True
-    out["valid"] = valid
-    return out
-
-
-def _features_by_slot(run: SyntheticRun, rows: NDArray[np.intp] | int) -> dict[str, NDArray[Any]]:
-    """Semantic features of some scenarios (or one) in slot order, with the ``valid`` mask."""
-    ds = run.dataset
-    out = {name: np.array(ds.features[name][rows]) for name in ds.feature_names}
-    out["valid"] = np.array(ds.mask[rows])
-    return out
-
-
-def _token_boundaries(n_obj: int, t_obs: int) -> dict[str, tuple[int, int]]:
-    other_end = t_obs + n_obj * t_obs
-    return {"sdc_traj": (0, t_obs), "other_traj": (t_obs, other_end),
-            "roadgraph": (other_end, other_end + _N_ROADGRAPH_TOKENS)}
-
-
-def _split_attention(attention: NDArray[np.float64], n_latents: int, t_obs: int,
-                     rng: np.random.Generator) -> NDArray[np.float64]:
-    """Spread (n, H, V) entity attention over latents and tokens: (n, n_latents, n_tokens, H).
-
-    Each entity's mass is split over the latents and its ``t_obs`` tokens (entity-major) with
-    random positive weights summing to one, so that summing them gives the entity's attention
-    back; the sdc and roadgraph tokens get a small positive mass of their own.
-    """
-    n, n_heads, n_obj = attention.shape
-    weights = rng.uniform(0.2, 1.0, size=(n, n_latents, n_obj, t_obs, n_heads))
-    weights /= weights.sum(axis=(1, 3), keepdims=True)
-    entity = weights * attention.transpose(0, 2, 1)[:, None, :, None, :]
-    entity = entity.reshape(n, n_latents, n_obj * t_obs, n_heads)
-    sdc = rng.uniform(0.0, 1e-3, size=(n, n_latents, t_obs, n_heads))
-    road = rng.uniform(0.0, 1e-3, size=(n, n_latents, _N_ROADGRAPH_TOKENS, n_heads))
-    return np.concatenate([sdc, entity, road], axis=2)
-
-
-def _check_float_dtype(dtype: object) -> np.dtype[Any]:
-    try:
-        resolved = np.dtype(dtype)  # type: ignore[call-overload]
-    except TypeError:
-        resolved = None
-    if resolved is None or resolved.kind != "f":
-        raise ValueError("The value for `dtype` must be a floating dtype (float32, float64), "
-                         f"but {dtype!r} was passed.")
-    return resolved
+def _collision_risk(dataset: HSIDataset) -> NDArray[np.float64]:
+    """Largest ``1 - ttc / 5`` over the present vehicles of each scenario: 0 when nobody closes within 5 s."""
+    risk = np.where(dataset.mask, 1.0 - dataset.features["ttc"] / _TTC_MAX, 0.0)
+    return np.max(risk, axis=1, initial=0.0)
 
 
 def write_driving_logs(
@@ -994,17 +925,9 @@ def write_driving_logs(
 ) -> None:
     """Write ``run`` in the two-directory driving-log layout (DESIGN 2.2), a pair per checkpoint.
 
-    ``feature_dir/attention_log_{step:08d}.pkl`` holds ``step``, ``semantic_features`` (name ->
-    float64 (n_samples, n_obj), plus the bool ``valid``), ``token_boundaries``, ``config``,
-    ``episode_ids`` and, with ``include_object_ids``, ``object_ids`` (n_samples, V): the feature
-    column of the entity in each attention slot (-1 when empty). The features are then indexed by
-    raw object id, as in the real logs; without the map they are written in slot order.
-
-    ``attention_dir/attention_scenario_{i:04d}.pkl`` (i = 0, 1, ... in checkpoint order) holds
-    ``attention_weights`` (``"other_traj/cross_attn_0"`` -> (n_samples, n_latents, n_tokens, H))
-    and, with ``include_steps``, ``step``. Summing over latents and over an entity's ``t_obs``
-    tokens (token ``t_obs + v * t_obs + t``) gives the dataset's attention back. Every file is a
-    plain pickle (protocol 4), written atomically.
+    :func:`hsi_stats.io.driving_logs.write_logs` with the run's episodes and, with
+    ``include_object_ids``, its object-id map (the features are then indexed by raw object id,
+    as in the real logs; without the map they are in slot order).
 
     Parameters
     ----------
@@ -1035,72 +958,19 @@ def write_driving_logs(
     (['attention_log_01000000.pkl'], ['attention_scenario_0000.pkl'])
     """
     _check_run(run)
-    latents = _check_int("n_latents", n_latents, 1)
-    tokens = _check_int("t_obs", t_obs, 1)
-    resolved = _check_float_dtype(dtype)
-    generator = normalize_rng(rng)
-    n_obj = run.dataset.n_slots
-    for index, (step, rows) in enumerate(_checkpoint_rows(run)):
-        by_object = include_object_ids
-        log: dict[str, Any] = {
-            "step": step,
-            "semantic_features": (_features_by_object(run, rows) if by_object
-                                  else _features_by_slot(run, rows)),
-            "token_boundaries": _token_boundaries(n_obj, tokens),
-            "config": {"num_objects": n_obj, "obs_past_num_steps": tokens, "n_latents": latents},
-            "episode_ids": np.array(run.episode_ids[rows]),
-        }
-        if by_object:
-            log["object_ids"] = np.array(run.object_ids[rows])
-        weights = _split_attention(run.dataset.attention[rows], latents, tokens, generator)
-        extraction: dict[str, Any] = {
-            "attention_weights": {_ATTENTION_KEY: weights.astype(resolved)},
-        }
-        if include_steps:
-            extraction["step"] = step
-        _dump(log, Path(feature_dir) / f"attention_log_{step:08d}.pkl")
-        _dump(extraction, Path(attention_dir) / f"attention_scenario_{index:04d}.pkl")
-
-
-def _collision_risk(run: SyntheticRun, row: int) -> float:
-    """Largest ``1 - ttc / 5`` over the present vehicles: 0 when nobody closes within 5 s."""
-    ttc = run.dataset.features["ttc"][row][run.dataset.mask[row]]
-    return float(np.max(1.0 - ttc / _TTC_MAX, initial=0.0))
-
-
-def _rollout_scenarios(run: SyntheticRun, rows: NDArray[np.intp]) -> list[dict[str, Any]]:
-    """One scenario per episode, with one entry per step."""
-    scenarios = []
-    for episode in np.unique(run.episode_ids[rows]):
-        timesteps = [
-            {"attention_distributions": {
-                "per_vehicle_attention": np.array(run.dataset.attention[row].T)},
-             "semantic_features": _features_by_slot(run, int(row)),
-             "collision_risk": _collision_risk(run, int(row))}
-            for row in rows[run.episode_ids[rows] == episode]
-        ]
-        scenarios.append({"episode_id": int(episode), "timesteps": timesteps})
-    return scenarios
-
-
-def _snapshot_scenarios(run: SyntheticRun, rows: NDArray[np.intp]) -> list[dict[str, Any]]:
-    """One scenario per (episode, step)."""
-    return [{"episode_id": int(run.episode_ids[row]), "timestep": int(run.timesteps[row]),
-             "attention_per_vehicle": np.array(run.dataset.attention[row]),
-             "semantic_features": _features_by_slot(run, int(row))} for row in rows]
+    driving_logs.write_logs(
+        run.dataset, feature_dir, attention_dir, object_ids=run.object_ids if include_object_ids else None,
+        episode_ids=run.episode_ids, n_latents=n_latents, t_obs=t_obs, dtype=dtype, include_steps=include_steps,
+        rng=rng)
 
 
 def write_extraction(run: SyntheticRun, path: str | os.PathLike[str], *,
                      kind: str = "rollout") -> None:
     """Write ``run`` as unified extractions (DESIGN 2.2), ``extraction_{checkpoint}.pkl`` each.
 
-    Each file in the folder ``path`` is ``{"step": checkpoint, "scenarios": [...]}``.
-    ``kind="rollout"``: one scenario per episode (``episode_id``, ``timesteps``), each step holding
-    ``attention_distributions.per_vehicle_attention`` (V, H), ``semantic_features`` (name -> (V,),
-    plus the bool ``valid``) and ``collision_risk`` (largest ``1 - ttc / 5``).
-    ``kind="snapshot"``: one scenario per (episode, step) (``episode_id``, ``timestep``) with
-    ``attention_per_vehicle`` (H, V) and ``semantic_features``. Vehicles are in slot order. Every
-    file is a plain pickle (protocol 4), written atomically.
+    :func:`hsi_stats.io.extraction.write_extraction` with the run's episodes and timesteps, and as
+    collision risk of each step the largest ``1 - ttc / 5`` over its present vehicles.
+    ``kind="rollout"``: one scenario per episode, ``kind="snapshot"``: one per (episode, step).
 
     Examples
     --------
@@ -1111,7 +981,5 @@ def write_extraction(run: SyntheticRun, path: str | os.PathLike[str], *,
     ['extraction_1000000.pkl']
     """
     _check_run(run)
-    mode = check_choice("kind", kind, ("rollout", "snapshot"))
-    build = _rollout_scenarios if mode == "rollout" else _snapshot_scenarios
-    for step, rows in _checkpoint_rows(run):
-        _dump({"step": step, "scenarios": build(run, rows)}, Path(path) / f"extraction_{step}.pkl")
+    extraction.write_extraction(run.dataset, path, kind=kind, episode_ids=run.episode_ids,
+                                timesteps=run.timesteps, collision_risk=_collision_risk(run.dataset))

@@ -10,6 +10,7 @@ own, and never import anything above the data layer.
 from __future__ import annotations
 
 import os
+import pickle
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
+from .._atomic import atomic_path
 from .._validation import HSIDataError
 from ..data import HSIDataset
 
@@ -171,3 +173,78 @@ def assemble(blocks: Sequence[Block], notes: Sequence[str]) -> HSIDataset:
         head_names=first.head_names,
         notes=notes,
     )
+
+
+# ------------------------------------------------------------------------------ writers
+def dump_pickle(obj: Any, target: Path) -> None:
+    """Pickle ``obj`` (protocol 4, readable by every supported Python) to ``target`` atomically."""
+    with atomic_path(target, suffix=".pkl") as tmp, open(tmp, "wb") as handle:
+        pickle.dump(obj, handle, protocol=4)
+
+
+def check_dataset(dataset: object) -> HSIDataset:
+    """``dataset`` itself when it is an :class:`HSIDataset` with ``steps`` (a file is written per step)."""
+    if not isinstance(dataset, HSIDataset):
+        raise TypeError("The value for `dataset` must be an HSIDataset, "
+                        f"but {type(dataset).__name__} was passed.")
+    if dataset.steps is None:
+        raise HSIDataError("The value for `dataset` must have `steps` (the checkpoint of each scenario, "
+                           "one file per checkpoint), but a dataset without steps was passed.")
+    return dataset
+
+
+def check_int(param: str, value: object, minimum: int) -> int:
+    """``value`` as an int when it is an integer >= ``minimum``."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"The value for `{param}` must be an integer >= {minimum}, but {value!r} was passed.")
+    return int(value)
+
+
+def check_float_dtype(dtype: object) -> np.dtype[Any]:
+    """``dtype`` resolved when it is a floating dtype."""
+    try:
+        resolved = np.dtype(dtype)  # type: ignore[call-overload]
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved.kind != "f":
+        raise ValueError("The value for `dtype` must be a floating dtype (float32, float64), "
+                         f"but {dtype!r} was passed.")
+    return resolved
+
+
+def checkpoint_rows(dataset: HSIDataset) -> list[tuple[int, NDArray[np.intp]]]:
+    """Scenario indices of each checkpoint, checkpoints in order of first appearance."""
+    steps = np.asarray(dataset.steps)
+    values, first = np.unique(steps, return_index=True)
+    return [(int(values[i]), np.flatnonzero(steps == values[i])) for i in np.argsort(first, kind="stable")]
+
+
+def scenario_values(value: ArrayLike, param: str, dataset: HSIDataset, dtype: type[np.number[Any]], *,
+                    per_slot: bool = False) -> NDArray[Any]:
+    """``value`` as ``dtype``, checked to hold one entry per scenario (S,), or per entity slot (S, V).
+
+    An integer ``dtype`` accepts integers only; a floating one any real numbers.
+    """
+    shape = (dataset.n_scenarios, dataset.n_slots) if per_slot else (dataset.n_scenarios,)
+    integer = np.issubdtype(dtype, np.integer)
+    array = np.asarray(value)
+    if array.dtype.kind not in ("iu" if integer else "iuf") or array.shape != shape:
+        dims = "(S, V)" if per_slot else "(S,)"
+        raise HSIDataError(f"The value for `{param}` must be {'an integer' if integer else 'a real'} array of "
+                           f"shape {dims} = {shape}, but an array of dtype {array.dtype} and shape "
+                           f"{array.shape} was passed.")
+    return array.astype(dtype)
+
+
+def episode_ids_of(value: ArrayLike | None, dataset: HSIDataset) -> NDArray[np.int64]:
+    """The checked ``episode_ids``; by default the dataset's groups, numbered as in ``group_codes``."""
+    if value is None:
+        return dataset.group_codes.astype(np.int64)
+    return scenario_values(value, "episode_ids", dataset, np.int64)
+
+
+def features_by_slot(dataset: HSIDataset, rows: NDArray[np.intp] | int) -> dict[str, NDArray[Any]]:
+    """Semantic features of some scenarios (or one) in slot order, with the ``valid`` mask."""
+    out = {name: np.array(dataset.features[name][rows]) for name in dataset.feature_names}
+    out["valid"] = np.array(dataset.mask[rows])
+    return out

@@ -1,14 +1,14 @@
-"""Reader for the two-directory driving logs (DESIGN 2.2): feature logs plus attention files.
+"""Reader and writer of the two-directory driving logs (DESIGN 2.2): feature logs plus attention files.
 
 A feature directory holds ``attention_log_{step:08d}.pkl`` files (semantic features per object id),
 an attention directory holds ``attention_scenario_{i:04d}.pkl`` files (raw attention per token).
-This module pairs them, reduces token attention to per-entity attention, aligns attention slots to
-feature columns and returns one :class:`~hsi_stats.data.HSIDataset`.
+:func:`load_logs` pairs them, reduces token attention to per-entity attention, aligns attention
+slots to feature columns and returns one :class:`~hsi_stats.data.HSIDataset`; :func:`write_logs`
+writes a dataset in that layout, with the token layout of the attention files.
 
 It must never skip a file silently, never pair or align by assumption without a warning and a note
-on the dataset, and never unpickle except through
-:func:`~hsi_stats.io.safe_pickle.safe_load_pickle`.
-"""
+on the dataset, never unpickle except through :func:`~hsi_stats.io.safe_pickle.safe_load_pickle`,
+and never write anything the safe loader would refuse."""
 
 from __future__ import annotations
 
@@ -20,23 +20,31 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from .._validation import DataAlignmentWarning, HSIDataError, check_choice
+from .._validation import DataAlignmentWarning, HSIDataError, check_choice, normalize_rng
 from ..data import HSIDataset
 from ._common import (
     Block,
     assemble,
+    check_dataset,
+    check_float_dtype,
+    check_int,
+    checkpoint_rows,
+    dump_pickle,
+    episode_ids_of,
+    features_by_slot,
     list_files,
     numeric_array,
     require_int,
     require_key,
     require_mapping,
+    scenario_values,
     split_semantic,
 )
 from .safe_pickle import safe_load_pickle
 
-__all__ = ["RawLogPair", "load_logs", "load_logs_with_raw"]
+__all__ = ["RawLogPair", "load_logs", "load_logs_with_raw", "write_logs"]
 
 FEATURE_PATTERN = "attention_log_*.pkl"
 ATTENTION_PATTERN = "attention_scenario_*.pkl"
@@ -46,6 +54,9 @@ NO_OBJECT_IDS_NOTE = ("alignment of attention slots to feature object ids was as
 ORDER_NOTE = ("pairing by sorted order was assumed: the i-th feature log was matched with the "
               "i-th attention file, both sorted by file name (pair_by='order')")
 NO_EPISODES_NOTE = "each feature log was taken as one group (no episode_ids)"
+
+WRITTEN_ATTENTION_KEY = "other_traj/cross_attn_0"
+N_ROADGRAPH_TOKENS = 16
 
 _SEMANTIC_DIMS = "(n_samples, n_obj) or (n_obj,)"
 _ATTENTION_DIMS = "(n_samples, n_latents, n_tokens, n_heads)"
@@ -490,3 +501,129 @@ def _warn_assumptions(pair_by: str, aligned: Sequence[bool]) -> None:
         warnings.warn(f"{NO_OBJECT_IDS_NOTE}: in {list(aligned).count(False)} of {len(aligned)} "
                       f"file pairs attention slot v was taken to be column v of the semantic "
                       f"features.", DataAlignmentWarning, stacklevel=4)
+
+
+# ------------------------------------------------------------------------------ writer
+def _check_object_ids(value: ArrayLike, dataset: HSIDataset) -> NDArray[np.int64]:
+    """The object-id map, checked to give each entity a feature column of its own (-1: an empty slot)."""
+    ids = scenario_values(value, "object_ids", dataset, np.int64, per_slot=True)
+    ordered = np.sort(ids, axis=1)
+    repeated = int(((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)).sum())
+    valid_empty = int((dataset.mask & (ids < 0)).sum())
+    if ids.min() < -1 or ids.max() >= dataset.n_slots or repeated or valid_empty:
+        raise HSIDataError(f"The value for `object_ids` must give the entities of each scenario distinct columns "
+                           f"in [0, {dataset.n_slots - 1}], or -1 where `mask` is False, but values from "
+                           f"{ids.min()} to {ids.max()}, {repeated} repeated and {valid_empty} valid entities "
+                           f"at -1 were passed.")
+    return ids
+
+
+def _by_object(by_slot: Mapping[str, NDArray[Any]], ids: NDArray[np.int64]) -> dict[str, NDArray[Any]]:
+    """Entries in slot order moved to the column of each slot's object id; 0 (False) elsewhere."""
+    sample, slot = np.nonzero(ids >= 0)
+    column = ids[sample, slot]
+    out = {}
+    for name, values in by_slot.items():
+        out[name] = np.zeros_like(values)
+        out[name][sample, column] = values[sample, slot]
+    return out
+
+
+def _token_boundaries(n_obj: int, t_obs: int) -> dict[str, tuple[int, int]]:
+    other_end = t_obs + n_obj * t_obs
+    return {"sdc_traj": (0, t_obs), "other_traj": (t_obs, other_end),
+            "roadgraph": (other_end, other_end + N_ROADGRAPH_TOKENS)}
+
+
+def _split_attention(attention: NDArray[np.float64], n_latents: int, t_obs: int,
+                     rng: np.random.Generator) -> NDArray[np.float64]:
+    """Spread (n, H, V) entity attention over latents and tokens: (n, n_latents, n_tokens, H).
+
+    Each entity's mass is split over the latents and its ``t_obs`` tokens (entity-major) with
+    random positive weights summing to one, so that summing them gives the entity's attention
+    back; the sdc and roadgraph tokens get a small positive mass of their own.
+    """
+    n, n_heads, n_obj = attention.shape
+    weights = rng.uniform(0.2, 1.0, size=(n, n_latents, n_obj, t_obs, n_heads))
+    weights /= weights.sum(axis=(1, 3), keepdims=True)
+    entity = weights * attention.transpose(0, 2, 1)[:, None, :, None, :]
+    entity = entity.reshape(n, n_latents, n_obj * t_obs, n_heads)
+    sdc = rng.uniform(0.0, 1e-3, size=(n, n_latents, t_obs, n_heads))
+    road = rng.uniform(0.0, 1e-3, size=(n, n_latents, N_ROADGRAPH_TOKENS, n_heads))
+    return np.concatenate([sdc, entity, road], axis=2)
+
+
+def write_logs(
+    dataset: HSIDataset, feature_dir: str | os.PathLike[str], attention_dir: str | os.PathLike[str], *,
+    object_ids: ArrayLike | None = None, episode_ids: ArrayLike | None = None, n_latents: int = 4,
+    t_obs: int = 5, dtype: DTypeLike = np.float32, include_steps: bool = True, rng: object = None,
+) -> None:
+    """Write ``dataset`` as two-directory driving logs (DESIGN 2.2) that :func:`load_logs` reads back.
+
+    The i-th checkpoint (distinct ``dataset.steps``, in order of first appearance) gets a feature log
+    ``feature_dir/attention_log_{step:08d}.pkl`` (the fields :func:`load_logs` lists; features in
+    float64, indexed by object id when ``object_ids`` is given, else in slot order) and an
+    attention file ``attention_dir/attention_scenario_{i:04d}.pkl`` (``"other_traj/cross_attn_0"``).
+    Its tokens are ``t_obs`` sdc tokens, then ``V * t_obs`` entity tokens (token
+    ``t_obs + v * t_obs + t``), then 16 roadgraph tokens; each entity's attention is split over the
+    latents and its tokens by random positive weights summing to one, and the other tokens get a
+    small mass of their own. Files are plain pickles (protocol 4), written atomically.
+
+    Parameters
+    ----------
+    dataset : HSIDataset
+        The scenarios to write; must have ``steps``.
+    feature_dir, attention_dir : str or path-like
+        Output folders, created when missing.
+    object_ids : array_like of int, shape (S, V), optional
+        Feature column (object id) of the entity in each slot, distinct within a scenario; -1 marks
+        an empty slot (``mask`` False). Default: no map, features in slot order.
+    episode_ids : array_like of int, shape (S,), optional
+        Episode of each scenario (:func:`load_logs` groups by step and episode). Default: the
+        dataset's groups, numbered as in :attr:`~hsi_stats.data.HSIDataset.group_codes`.
+    n_latents : int, default 4
+        Latent queries of the encoder.
+    t_obs : int, default 5
+        Observed time steps (tokens) per entity.
+    dtype : floating dtype, default float32
+        dtype of the attention arrays.
+    include_steps : bool, default True
+        Write ``step`` into the attention files (without it they pair by sorted order only).
+    rng : None, int, SeedSequence, BitGenerator or Generator
+        Randomness of the split over latents and tokens, drawn checkpoint by checkpoint.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from hsi_stats import HSIDataset, load_logs
+    >>> ds = HSIDataset(np.full((4, 2, 3), 1 / 3), {"ttc": np.arange(12.0).reshape(4, 3)}, steps=[1, 1, 2, 2])
+    >>> feat, att = tempfile.mkdtemp(), tempfile.mkdtemp()
+    >>> write_logs(ds, feat, att, object_ids=np.tile([2, 0, 1], (4, 1)), rng=0)
+    >>> back = load_logs(feat, att)
+    >>> back.features["ttc"][1].tolist(), bool(np.allclose(back.attention, ds.attention))
+    ([3.0, 4.0, 5.0], True)
+    """
+    dataset = check_dataset(dataset)
+    latents, tokens = check_int("n_latents", n_latents, 1), check_int("t_obs", t_obs, 1)
+    resolved = check_float_dtype(dtype)
+    generator = normalize_rng(rng)
+    ids = None if object_ids is None else _check_object_ids(object_ids, dataset)
+    episodes = episode_ids_of(episode_ids, dataset)
+    for index, (step, rows) in enumerate(checkpoint_rows(dataset)):
+        by_slot = features_by_slot(dataset, rows)
+        log: dict[str, Any] = {
+            "step": step,
+            "semantic_features": by_slot if ids is None else _by_object(by_slot, ids[rows]),
+            "token_boundaries": _token_boundaries(dataset.n_slots, tokens),
+            "config": {"num_objects": dataset.n_slots, "obs_past_num_steps": tokens, "n_latents": latents},
+            "episode_ids": episodes[rows],
+        }
+        if ids is not None:
+            log["object_ids"] = ids[rows]
+        weights = _split_attention(dataset.attention[rows], latents, tokens, generator)
+        attention: dict[str, Any] = {"attention_weights": {WRITTEN_ATTENTION_KEY: weights.astype(resolved)}}
+        if include_steps:
+            attention["step"] = step
+        dump_pickle(log, Path(feature_dir) / FEATURE_PATTERN.replace("*", f"{step:08d}"))
+        dump_pickle(attention, Path(attention_dir) / ATTENTION_PATTERN.replace("*", f"{index:04d}"))
