@@ -2,9 +2,10 @@
 
 The readers of the two-directory logs and of the unified extractions validate the same fields in the
 same words (an error names the file, the field and what was found) and concatenate their scenarios
-the same way; the writers share the atomic pickle dump. This module holds those pieces once. It
-must never unpickle (only :mod:`~hsi_stats.io.safe_pickle` does), never know a file layout of its
-own, and never import anything above the data layer.
+the same way; the writers check their arguments the same way, split a dataset into one file per
+checkpoint and dump plain pickles atomically. This module holds those pieces once. It must never
+unpickle (only :mod:`~hsi_stats.io.safe_pickle` does), never know a file layout of its own, and
+never import anything above the data layer.
 """
 
 from __future__ import annotations
