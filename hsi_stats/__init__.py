@@ -1,8 +1,9 @@
 """hsi_stats: what each attention head tracks, with the evidence to say so.
 
 The public API is small: the data model (:class:`HSIDataset`), the loaders (:func:`load_npz`,
-:func:`load_logs`, :func:`load_extraction`), the estimators (:func:`estimate`) and the full analysis with
-inference and validated labels (:func:`analyze`, returning an :class:`HSIResult`).
+:func:`load_logs`, :func:`load_extraction`), the writer of the interchange file (:func:`write_npz`), the
+estimators (:func:`estimate`) and the full analysis with inference and validated labels (:func:`analyze`,
+returning an :class:`HSIResult`).
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -11,7 +12,7 @@ from .catalog import DRIVING_CATALOG, FeatureCatalog, FeatureMeaning, load_catal
 from .data import HSIDataset
 from .estimators import Estimate, estimate
 from .evolution import analyze_evolution
-from .io import load_extraction, load_logs, load_npz
+from .io import load_extraction, load_logs, load_npz, write_npz
 from .results import HSIResult, analyze
 
 try:
@@ -45,5 +46,6 @@ __all__ = [
     "load_extraction",
     "load_logs",
     "load_npz",
+    "write_npz",
     "write_report",
 ]

@@ -29,7 +29,7 @@ from .catalog import GENERAL_CONTEXT
 from .data import HSIDataset
 from .evolution import EvolutionResult, analyze_evolution
 from .inference.randomisation import MIN_SIGN_FLIP_GROUPS
-from .io import load_extraction, load_logs, load_npz
+from .io import load_extraction, load_logs, load_npz, write_npz
 from .results import HSIResult, analyze
 from .settings import AnalysisSettings, option_kind, option_names
 
@@ -123,7 +123,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     dataset, _ = load_input(args)
     if not str(args.output).endswith(".npz"):
         raise CommandError(f"the output must be a .npz file, but {args.output!r} was given")
-    dataset.to_npz(args.output)
+    write_npz(dataset, args.output)
     print(f"wrote {args.output}: {dataset!r}")
     return 0
 

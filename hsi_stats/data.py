@@ -324,17 +324,6 @@ class HSIDataset:
         digest.update("\x00".join((*self.head_names, "|", *self.feature_names)).encode())
         return digest.hexdigest()
 
-    def to_npz(self, path: str) -> None:
-        """Write the dataset as the interchange ``.npz`` file (DESIGN 2.1), atomically.
-
-        See Also
-        --------
-        hsi_stats.load_npz : the inverse.
-        """
-        from .io.npz import write_npz
-
-        write_npz(self, path)
-
     def __repr__(self) -> str:
         return (f"HSIDataset(scenarios={self.n_scenarios}, heads={self.n_heads}, slots={self.n_slots}, "
                 f"features={list(self.feature_names)}, groups={self.n_groups}, "

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hsi_stats import HSIDataset, load_npz
+from hsi_stats import HSIDataset, load_npz, write_npz
 from hsi_stats.cli import main
 from hsi_stats.synthetic import DEMO_CHECKPOINTS, generate, write_driving_logs
 
@@ -102,8 +102,8 @@ class _Evil:
 def _inputs(root: Path) -> None:
     """An extraction whose loading would run code, and an npz file with a single group."""
     (root / "extraction_1.pkl").write_bytes(pickle.dumps({"step": 1, "scenarios": [_Evil()]}))
-    HSIDataset(np.ones((3, 1, 2)), {"x": np.arange(6.0).reshape(3, 2)}, groups=[0, 0, 0]).to_npz(
-        root / "one_group.npz")
+    write_npz(HSIDataset(np.ones((3, 1, 2)), {"x": np.arange(6.0).reshape(3, 2)}, groups=[0, 0, 0]),
+              root / "one_group.npz")
 
 
 @pytest.mark.parametrize(

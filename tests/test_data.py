@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hsi_stats import HSIDataset, load_npz
+from hsi_stats import HSIDataset, load_npz, write_npz
 
 S, H, V = 4, 3, 5
 FEATURE_NAMES = ("ttc", "distance_to_ego")
@@ -293,7 +293,7 @@ def raw_arrays() -> dict:
 
 def test_npz_round_trip_keeps_notes(tmp_path):
     dataset = HSIDataset(**{**inputs(), "notes": ["alignment assumed"]})
-    dataset.to_npz(tmp_path / "run.npz")
+    write_npz(dataset, tmp_path / "run.npz")
     loaded = load_npz(tmp_path / "run.npz")
     assert loaded.notes == ("alignment assumed",)
     assert loaded.fingerprint() == dataset.fingerprint()

@@ -1,5 +1,6 @@
 """``load_logs``: per-entity attention against an explicit loop over latents and tokens, object-id
-alignment, pairing by step and by order, and every error it raises."""
+alignment, pairing by step and by order, and every error it raises; ``write_logs``: what it writes
+reads back, and its argument errors."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from hsi_stats._validation import DataAlignmentWarning, HSIDataError
 from hsi_stats.data import HSIDataset
-from hsi_stats.io.driving_logs import load_logs
+from hsi_stats.io.driving_logs import load_logs, write_logs
 from hsi_stats.io.safe_pickle import UnsafePickleError
 
 LAYERS = ("other_traj/cross_attn_0", "other_traj/cross_attn_1", "roadgraph/cross_attn_0")
@@ -492,3 +493,123 @@ def test_unsafe_pickle_is_refused_unless_trusted(tmp_path: Path) -> None:
 
 class _Stamp:
     """Something a training script might leave in a config: not plain data."""
+
+
+# ---------------------------------------------------------------------------------- writer
+def logs_dataset(seed: int = 0) -> tuple[HSIDataset, np.ndarray]:
+    """Six scenarios at two steps, as :func:`load_logs` returns them, and an object-id map for them.
+
+    Groups are ``"{step}/{episode}"`` and heads those of the written attention key, so that a
+    round trip gives the same dataset; a slot whose object id is -1 is invalid, with NaN features.
+    """
+    rng = np.random.default_rng(seed)
+    ids = np.stack([rng.permutation(N_SLOTS) for _ in range(6)])
+    ids[1, 2] = -1
+    mask = ids >= 0
+    mask[4, 0] = False  # an invalid entity that still has a column
+    features = {"ttc": rng.uniform(0, 5, (6, N_SLOTS)), "is_ahead": (rng.random((6, N_SLOTS)) > 0.5) * 1.0}
+    dataset = HSIDataset(
+        rng.dirichlet(np.ones(N_SLOTS), (6, N_HEADS)),
+        {name: np.where(ids >= 0, values, np.nan) for name, values in features.items()},
+        mask=mask, groups=["100/0", "100/0", "100/1", "300/2", "300/2", "300/2"],
+        steps=[100, 100, 100, 300, 300, 300], head_names=[f"other_traj/cross_attn_0:h{h}" for h in range(N_HEADS)],
+    )
+    return dataset, ids
+
+
+def assert_same_dataset(loaded: HSIDataset, dataset: HSIDataset) -> None:
+    """Equal fingerprints once the group labels, equal as strings, share one string width.
+
+    The fingerprint hashes the labels' bytes, and the reader builds them wider than a list would.
+    """
+    assert loaded.groups.tolist() == dataset.groups.tolist()
+    assert loaded.fingerprint() == dataset.with_groups(loaded.groups).fingerprint()
+
+
+def test_write_logs_round_trip_exactly(tmp_path: Path) -> None:
+    dataset, ids = logs_dataset()
+    # One latent and one token per entity carry each entity's attention unsplit, so the sums are exact.
+    write_logs(dataset, tmp_path / "f", tmp_path / "a", object_ids=ids, episode_ids=[0, 0, 1, 2, 2, 2],
+               n_latents=1, t_obs=1, dtype=np.float64, rng=0)
+    loaded = load_logs(tmp_path / "f", tmp_path / "a")
+    assert_same_dataset(loaded, dataset)
+    assert loaded.notes == ()
+    log = _load(tmp_path / "f" / "attention_log_00000300.pkl")
+    np.testing.assert_array_equal(log["object_ids"], ids[3:])
+    assert log["token_boundaries"] == {"sdc_traj": (0, 1), "other_traj": (1, 1 + N_SLOTS),
+                                       "roadgraph": (1 + N_SLOTS, 17 + N_SLOTS)}
+
+
+def test_write_logs_without_object_ids_writes_slot_order(tmp_path: Path) -> None:
+    dataset, _ = logs_dataset()
+    write_logs(dataset, tmp_path / "f", tmp_path / "a", n_latents=1, t_obs=1, dtype=np.float64)
+    with pytest.warns(DataAlignmentWarning, match=NO_IDS):
+        loaded = load_logs(tmp_path / "f", tmp_path / "a")
+    # Without episode_ids the episodes are the groups' codes: 0 and 1 at step 100, 2 at step 300.
+    assert_same_dataset(loaded, dataset)
+
+
+def test_write_logs_splits_attention_over_latents_and_tokens(tmp_path: Path) -> None:
+    dataset, ids = logs_dataset()
+    write_logs(dataset, tmp_path / "f", tmp_path / "a", object_ids=ids, episode_ids=[0, 0, 1, 2, 2, 2], rng=1)
+    weights = _load(tmp_path / "a" / "attention_scenario_0001.pkl")["attention_weights"]["other_traj/cross_attn_0"]
+    assert weights.dtype == np.float32 and weights.shape == (3, 4, 5 + N_SLOTS * 5 + 16, N_HEADS)
+    assert np.all(weights > 0)
+    loaded = load_logs(tmp_path / "f", tmp_path / "a")
+    np.testing.assert_allclose(loaded.attention, dataset.attention, rtol=1e-5, atol=1e-7)
+
+
+def test_write_logs_is_reproducible(tmp_path: Path) -> None:
+    dataset, ids = logs_dataset()
+    for name in ("first", "again"):
+        write_logs(dataset, tmp_path / name / "f", tmp_path / name / "a", object_ids=ids, include_steps=False,
+                   rng=np.random.default_rng(7))
+    for folder in ("f", "a"):
+        first = sorted((tmp_path / "first" / folder).iterdir())
+        again = sorted((tmp_path / "again" / folder).iterdir())
+        assert [p.name for p in first] == [p.name for p in again]
+        assert all(p.read_bytes() == q.read_bytes() for p, q in zip(first, again, strict=True))
+    assert "step" not in _load(tmp_path / "first" / "a" / "attention_scenario_0000.pkl")
+
+
+@pytest.mark.parametrize(("options", "error", "message"), [
+    ({"object_ids": np.zeros(6, dtype=int)}, HSIDataError,
+     r"The value for `object_ids` must be an integer array of shape \(S, V\) = \(6, 4\), but an array of "
+     r"dtype int64 and shape \(6,\) was passed"),
+    ({"object_ids": np.zeros((6, 4))}, HSIDataError,
+     r"`object_ids` must be an integer array .* but an array of dtype float64 and shape \(6, 4\) was passed"),
+    ({"object_ids": np.tile([0, 1, 1, 2], (6, 1))}, HSIDataError,
+     r"`object_ids` must give the entities of each scenario distinct columns in \[0, 3\], or -1 where `mask` "
+     r"is False, but values from 0 to 2, 6 repeated and 0 valid entities at -1 were passed"),
+    ({"object_ids": np.tile([0, 1, 2, 4], (6, 1))}, HSIDataError, r"but values from 0 to 4, 0 repeated"),
+    ({"object_ids": np.tile([0, 1, 2, -1], (6, 1))}, HSIDataError, r"6 valid entities at -1 were passed"),
+    ({"episode_ids": ["a"] * 6}, HSIDataError,
+     r"The value for `episode_ids` must be an integer array of shape \(S,\) = \(6,\), but an array of "
+     r"dtype <U1 and shape \(6,\) was passed"),
+    ({"n_latents": 0}, ValueError, r"The value for `n_latents` must be an integer >= 1, but 0 was passed"),
+    ({"t_obs": 2.0}, ValueError, r"The value for `t_obs` must be an integer >= 1, but 2\.0 was passed"),
+    ({"dtype": "int32"}, ValueError,
+     r"The value for `dtype` must be a floating dtype \(float32, float64\), but 'int32' was passed"),
+    ({"rng": "seed"}, TypeError, r"The value for `rng` must be None, an int seed, .* but 'seed' was passed"),
+])
+def test_write_logs_rejects_bad_arguments(tmp_path: Path, options: dict[str, Any], error: type[Exception],
+                                          message: str) -> None:
+    dataset, _ = logs_dataset()
+    with pytest.raises(error, match=message):
+        write_logs(dataset, tmp_path / "f", tmp_path / "a", **options)
+    assert not (tmp_path / "f").exists() and not (tmp_path / "a").exists()
+
+
+def test_write_logs_needs_a_dataset_with_steps(tmp_path: Path) -> None:
+    dataset, _ = logs_dataset()
+    with pytest.raises(TypeError, match=r"The value for `dataset` must be an HSIDataset, but dict was passed"):
+        write_logs({"attention": dataset.attention}, tmp_path, tmp_path)  # type: ignore[arg-type]
+    unstepped = HSIDataset(dataset.attention, dataset.features, mask=dataset.mask)
+    with pytest.raises(HSIDataError, match=r"The value for `dataset` must have `steps` .* but a dataset "
+                       r"without steps was passed"):
+        write_logs(unstepped, tmp_path, tmp_path)
+
+
+def _load(path: Path) -> Any:
+    with open(path, "rb") as handle:
+        return pickle.load(handle)

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from hsi_stats import HSIDataset, estimate, load_npz
+from hsi_stats import HSIDataset, estimate, load_npz, write_npz
 from hsi_stats._validation import ConstantInputWarning
 
 pytestmark = pytest.mark.slow  # property-based: many generated data sets per invariant
@@ -339,7 +339,7 @@ def assert_identical_arrays(actual, expected) -> None:
 @given(dataset=datasets_with_metadata())
 def test_npz_round_trip_is_exact(tmp_path_factory, dataset):
     path = tmp_path_factory.mktemp("npz") / "run.npz"
-    dataset.to_npz(path)
+    write_npz(dataset, path)
     loaded = load_npz(path)
     for field in ("attention", "mask", "groups", "steps", "slots"):
         assert_identical_arrays(getattr(loaded, field), getattr(dataset, field))

@@ -1,4 +1,5 @@
-"""``load_extraction``: snapshot and rollout scenarios, groups, step order and every error."""
+"""``load_extraction``: snapshot and rollout scenarios, groups, step order and every error;
+``write_extraction``: what it writes reads back, and its argument errors."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from hsi_stats._validation import HSIDataError
 from hsi_stats.data import HSIDataset
-from hsi_stats.io.extraction import load_extraction
+from hsi_stats.io.extraction import load_extraction, write_extraction
 from hsi_stats.io.safe_pickle import UnsafePickleError
 
 N_HEADS, N_SLOTS = 3, 5
@@ -222,3 +223,76 @@ def test_unsafe_pickle_is_refused(tmp_path: Path) -> None:
                        r"`numpy\.ma\.core\._mareconstruct`"):
         load_extraction(path)
     assert load_extraction(path, trust_pickle=True).n_scenarios == 1
+
+
+# ---------------------------------------------------------------------------------- writer
+def extraction_dataset(groups: list[str]) -> HSIDataset:
+    """Five scenarios, two at step 0 and three at step 10, with an invalid entity."""
+    rng = np.random.default_rng(11)
+    mask = np.ones((5, N_SLOTS), dtype=bool)
+    mask[2, 1] = False
+    return HSIDataset(rng.dirichlet(np.ones(N_SLOTS), (5, N_HEADS)),
+                      {"ttc": rng.uniform(0, 5, (5, N_SLOTS)), "is_ahead": (rng.random((5, N_SLOTS)) > 0.5) * 1.0},
+                      mask=mask, groups=groups, steps=[0, 0, 10, 10, 10])
+
+
+def test_write_rollouts_round_trip_exactly(tmp_path: Path) -> None:
+    dataset = extraction_dataset(["extraction_0/rollout0"] * 2 + ["extraction_10/rollout0"] * 2
+                                 + ["extraction_10/rollout1"])
+    write_extraction(dataset, tmp_path, episode_ids=[4, 4, 1, 1, 3], collision_risk=[0.5, 0, 1, 0.25, 0.75])
+    assert load_extraction(tmp_path).fingerprint() == dataset.fingerprint()
+    content = _load(tmp_path / "extraction_10.pkl")
+    assert [s["episode_id"] for s in content["scenarios"]] == [1, 3]
+    assert [t["collision_risk"] for s in content["scenarios"] for t in s["timesteps"]] == [1.0, 0.25, 0.75]
+
+
+def test_write_snapshots_round_trip_exactly(tmp_path: Path) -> None:
+    dataset = extraction_dataset(["extraction_0/snapshot0", "extraction_0/snapshot1", "extraction_10/snapshot0",
+                                  "extraction_10/snapshot1", "extraction_10/snapshot2"])
+    write_extraction(dataset, tmp_path, kind="Snapshot", timesteps=[0, 1, 0, 1, 2])
+    assert load_extraction(tmp_path).fingerprint() == dataset.fingerprint()
+    scenarios = _load(tmp_path / "extraction_10.pkl")["scenarios"]
+    assert [(s["episode_id"], s["timestep"]) for s in scenarios] == [(2, 0), (3, 1), (4, 2)]
+
+
+def test_write_extraction_leaves_out_what_is_not_given(tmp_path: Path) -> None:
+    dataset = extraction_dataset(["a", "a", "b", "b", "c"])
+    write_extraction(dataset, tmp_path / "rollout")
+    write_extraction(dataset, tmp_path / "snapshot", kind="snapshot")
+    rollouts = _load(tmp_path / "rollout" / "extraction_10.pkl")["scenarios"]
+    assert [s["episode_id"] for s in rollouts] == [1, 2]  # the groups' codes
+    assert "collision_risk" not in rollouts[0]["timesteps"][0]
+    assert "timestep" not in _load(tmp_path / "snapshot" / "extraction_0.pkl")["scenarios"][0]
+
+
+@pytest.mark.parametrize(("options", "error", "message"), [
+    ({"kind": "stream"}, ValueError,
+     r"The value for `kind` must be one of \{'rollout', 'snapshot'\}, but 'stream' was passed"),
+    ({"episode_ids": [0, 0, 1, 1]}, HSIDataError,
+     r"The value for `episode_ids` must be an integer array of shape \(S,\) = \(5,\), but an array of dtype "
+     r"int64 and shape \(4,\) was passed"),
+    ({"timesteps": np.zeros(5)}, HSIDataError,
+     r"The value for `timesteps` must be an integer array .* but an array of dtype float64 and shape \(5,\)"),
+    ({"collision_risk": ["high"] * 5}, HSIDataError,
+     r"The value for `collision_risk` must be a real array of shape \(S,\) = \(5,\), but an array of dtype "
+     r"<U4 and shape \(5,\) was passed"),
+])
+def test_write_extraction_rejects_bad_arguments(tmp_path: Path, options: dict[str, Any], error: type[Exception],
+                                                message: str) -> None:
+    with pytest.raises(error, match=message):
+        write_extraction(extraction_dataset(["a"] * 5), tmp_path / "out", **options)
+    assert not (tmp_path / "out").exists()
+
+
+def test_write_extraction_needs_a_dataset_with_steps(tmp_path: Path) -> None:
+    dataset = extraction_dataset(["a"] * 5)
+    with pytest.raises(TypeError, match=r"The value for `dataset` must be an HSIDataset, but list was passed"):
+        write_extraction([dataset], tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(HSIDataError, match=r"The value for `dataset` must have `steps` .* but a dataset "
+                       r"without steps was passed"):
+        write_extraction(HSIDataset(dataset.attention, dataset.features), tmp_path)
+
+
+def _load(path: Path) -> Any:
+    with open(path, "rb") as handle:
+        return pickle.load(handle)

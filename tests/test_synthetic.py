@@ -391,7 +391,7 @@ def test_snapshot_extraction_round_trip(small_run: SyntheticRun, tmp_path: Path)
 
 
 def test_npz_round_trip(small_run: SyntheticRun, tmp_path: Path) -> None:
-    from hsi_stats.io.npz import load_npz
+    from hsi_stats.io.npz import load_npz, write_npz
 
-    small_run.to_npz(tmp_path / "run.npz")
+    write_npz(small_run.dataset, tmp_path / "run.npz")
     assert load_npz(tmp_path / "run.npz").fingerprint() == small_run.dataset.fingerprint()

@@ -3,8 +3,8 @@
 This package turns files into :class:`~hsi_stats.data.HSIDataset` objects and back; it computes no statistic.
 """
 
-from .driving_logs import load_logs
-from .extraction import load_extraction
+from .driving_logs import load_logs, write_logs
+from .extraction import load_extraction, write_extraction
 from .npz import load_npz, write_npz
 from .safe_pickle import UnsafePickleError, safe_load_pickle
 
@@ -14,5 +14,7 @@ __all__ = [
     "load_logs",
     "load_npz",
     "safe_load_pickle",
+    "write_extraction",
+    "write_logs",
     "write_npz",
 ]

@@ -1,20 +1,18 @@
-"""Reader for the two-directory driving logs (DESIGN 2.2): feature logs plus attention files.
+"""Reader and writer of the two-directory driving logs (DESIGN 2.2): feature logs plus attention files.
 
 A feature directory holds ``attention_log_{step:08d}.pkl`` files (semantic features per object id),
 an attention directory holds ``attention_scenario_{i:04d}.pkl`` files (raw attention per token).
-This module pairs them, reduces token attention to per-entity attention, aligns attention slots to
-feature columns and returns one :class:`~hsi_stats.data.HSIDataset`. It also holds the validation
-helpers that the unified-extraction reader shares.
+:func:`load_logs` pairs them, reduces token attention to per-entity attention, aligns attention
+slots to feature columns and returns one :class:`~hsi_stats.data.HSIDataset`; :func:`write_logs`
+writes a dataset in that layout, with the token layout of the attention files.
 
 It must never skip a file silently, never pair or align by assumption without a warning and a note
-on the dataset, and never unpickle except through
-:func:`~hsi_stats.io.safe_pickle.safe_load_pickle`.
-"""
+on the dataset, never unpickle except through :func:`~hsi_stats.io.safe_pickle.safe_load_pickle`,
+and never write anything the safe loader would refuse."""
 
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,13 +20,31 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from .._validation import DataAlignmentWarning, HSIDataError, check_choice
+from .._validation import DataAlignmentWarning, HSIDataError, check_choice, normalize_rng
 from ..data import HSIDataset
+from ._common import (
+    Block,
+    assemble,
+    check_dataset,
+    check_float_dtype,
+    check_int,
+    checkpoint_rows,
+    dump_pickle,
+    episode_ids_of,
+    features_by_slot,
+    list_files,
+    numeric_array,
+    require_int,
+    require_key,
+    require_mapping,
+    scenario_values,
+    split_semantic,
+)
 from .safe_pickle import safe_load_pickle
 
-__all__ = ["RawLogPair", "load_logs", "load_logs_with_raw"]
+__all__ = ["RawLogPair", "load_logs", "load_logs_with_raw", "write_logs"]
 
 FEATURE_PATTERN = "attention_log_*.pkl"
 ATTENTION_PATTERN = "attention_scenario_*.pkl"
@@ -39,158 +55,11 @@ ORDER_NOTE = ("pairing by sorted order was assumed: the i-th feature log was mat
               "i-th attention file, both sorted by file name (pair_by='order')")
 NO_EPISODES_NOTE = "each feature log was taken as one group (no episode_ids)"
 
+WRITTEN_ATTENTION_KEY = "other_traj/cross_attn_0"
+N_ROADGRAPH_TOKENS = 16
+
 _SEMANTIC_DIMS = "(n_samples, n_obj) or (n_obj,)"
 _ATTENTION_DIMS = "(n_samples, n_latents, n_tokens, n_heads)"
-
-
-# ------------------------------------------------------------------------------ shared helpers
-@dataclass(frozen=True)
-class _Block:
-    """Consecutive scenarios from one source, already in the dataset's layout."""
-
-    source: str
-    step: int
-    attention: NDArray[np.float64]  # (n, H, V)
-    features: dict[str, NDArray[np.float64]]  # name -> (n, V)
-    mask: NDArray[np.bool_]  # (n, V)
-    groups: NDArray[np.str_]  # (n,)
-    head_names: tuple[str, ...]
-
-
-def _natural_key(path: Path) -> list[Any]:
-    """Sort key under which ``x_10000`` follows ``x_9999``."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
-
-
-def _list_files(directory: str | os.PathLike[str], pattern: str, param: str) -> list[Path]:
-    """The files in ``directory`` matching ``pattern`` in natural order; an error if none."""
-    folder = Path(directory)
-    if not folder.is_dir():
-        raise HSIDataError(f"`{param}` must be a directory holding {pattern!r} files, but "
-                           f"{str(folder)!r} is not a directory.")
-    files = sorted((p for p in folder.glob(pattern) if p.is_file()), key=_natural_key)
-    if not files:
-        raise HSIDataError(f"`{param}` {str(folder)!r} holds no files matching {pattern!r}.")
-    return files
-
-
-def _require_mapping(value: Any, what: str, source: str) -> Mapping[Any, Any]:
-    if not isinstance(value, Mapping):
-        raise HSIDataError(f"{source}: {what} must be a dict, but it is a {type(value).__name__}.")
-    return value
-
-
-def _require_key(mapping: Mapping[Any, Any], key: str, source: str) -> Any:
-    if key not in mapping:
-        raise HSIDataError(f"{source}: the required field `{key}` is missing "
-                           f"(fields present: {sorted(map(str, mapping))}).")
-    return mapping[key]
-
-
-def _require_int(value: Any, field: str, source: str) -> int:
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value[()]
-    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
-        return int(value)
-    raise HSIDataError(f"{source}: `{field}` must be an integer, but it is {value!r} "
-                       f"({type(value).__name__}).")
-
-
-def _numeric_array(value: Any, field: str, source: str) -> NDArray[Any]:
-    """``value`` as a numeric (bool, int or float) array; an error naming the field otherwise."""
-    try:
-        array = np.asarray(value)
-    except (TypeError, ValueError) as exc:
-        raise HSIDataError(f"{source}: `{field}` must be a numeric array, but it could not be "
-                           f"read as one ({exc}).") from None
-    if array.dtype.kind not in "biuf":
-        raise HSIDataError(f"{source}: `{field}` must be a numeric array, but it is a "
-                           f"{type(value).__name__} of dtype {array.dtype}.")
-    return array
-
-
-def _as_mask(array: NDArray[Any], field: str, source: str) -> NDArray[np.bool_]:
-    if array.dtype == np.bool_:
-        return array
-    if not np.isin(array, (0, 1)).all():
-        raise HSIDataError(f"{source}: `{field}` is the validity mask and must be boolean (or "
-                           f"0/1), but it has dtype {array.dtype} with other values.")
-    return array.astype(bool)
-
-
-def _split_semantic(
-    raw: Any, source: str, *, ndims: tuple[int, ...], dims: str
-) -> tuple[NDArray[np.bool_], dict[str, NDArray[np.float64]]]:
-    """Turn a ``semantic_features`` dict into ``(mask, features)`` of one shared shape.
-
-    A boolean entry named ``valid`` is the mask (all True when absent); every other entry is a
-    feature and must be a numeric array with ``ndim`` in ``ndims``.
-    """
-    entries = _require_mapping(raw, "`semantic_features`", source)
-    mask: NDArray[np.bool_] | None = None
-    features: dict[str, NDArray[np.float64]] = {}
-    first: tuple[str, tuple[int, ...]] | None = None
-    for name, value in entries.items():
-        if not isinstance(name, str) or not name:
-            raise HSIDataError(f"{source}: `semantic_features` keys must be non-empty strings, "
-                               f"but {name!r} was found.")
-        field = f"semantic_features[{name!r}]"
-        array = _numeric_array(value, field, source)
-        if array.ndim not in ndims:
-            raise HSIDataError(f"{source}: `{field}` must have shape {dims}, but it has shape "
-                               f"{array.shape}.")
-        if first is None:
-            first = (name, array.shape)
-        elif array.shape != first[1]:
-            raise HSIDataError(f"{source}: `{field}` has shape {array.shape}, but "
-                               f"`semantic_features[{first[0]!r}]` has shape {first[1]}; every "
-                               f"entry must have the same shape {dims}.")
-        if name == "valid":
-            mask = _as_mask(array, field, source)
-        else:
-            features[name] = array.astype(np.float64)
-    if first is None or not features:
-        raise HSIDataError(f"{source}: `semantic_features` must hold at least one feature "
-                           f"besides 'valid', but it has keys {list(entries)}.")
-    if mask is None:
-        mask = np.ones(first[1], dtype=bool)
-    return mask, features
-
-
-def _check_compatible(block: _Block, first: _Block) -> None:
-    if block.head_names != first.head_names:
-        raise HSIDataError(f"{block.source}: gives {len(block.head_names)} heads "
-                           f"{list(block.head_names)}, but {first.source} gives "
-                           f"{len(first.head_names)} heads {list(first.head_names)}; every file "
-                           f"must give the same heads.")
-    if block.attention.shape[2] != first.attention.shape[2]:
-        raise HSIDataError(f"{block.source}: has V = {block.attention.shape[2]} entity slots, but "
-                           f"{first.source} has V = {first.attention.shape[2]}; every file must "
-                           f"have the same number of entity slots.")
-    if list(block.features) != list(first.features):
-        raise HSIDataError(f"{block.source}: has features {list(block.features)}, but "
-                           f"{first.source} has {list(first.features)}; every file must have the "
-                           f"same features.")
-
-
-def _assemble(blocks: Sequence[_Block], notes: Sequence[str]) -> HSIDataset:
-    """Concatenate blocks in (stable) step order into one dataset, once they fit together."""
-    ordered = sorted(blocks, key=lambda block: block.step)
-    first = ordered[0]
-    for block in ordered[1:]:
-        _check_compatible(block, first)
-    features = {name: np.concatenate([block.features[name] for block in ordered])
-                for name in first.features}
-    steps = [np.full(block.attention.shape[0], block.step, dtype=np.int64) for block in ordered]
-    return HSIDataset(
-        np.concatenate([block.attention for block in ordered]),
-        features,
-        mask=np.concatenate([block.mask for block in ordered]),
-        groups=np.concatenate([block.groups for block in ordered]),
-        steps=np.concatenate(steps),
-        head_names=first.head_names,
-        notes=notes,
-    )
 
 
 # ------------------------------------------------------------------------------ feature logs
@@ -212,7 +81,7 @@ class _FeatureLog:
 
 
 def _object_id_array(value: Any, source: str) -> NDArray[np.int64]:
-    ids = _numeric_array(value, "object_ids", source)
+    ids = numeric_array(value, "object_ids", source)
     if ids.dtype.kind not in "iu" or ids.ndim not in (1, 2):
         raise HSIDataError(f"{source}: `object_ids` must be an integer array of shape "
                            f"(n_samples, V), but it has dtype {ids.dtype} and shape {ids.shape}.")
@@ -232,15 +101,15 @@ def _episode_ids(value: Any, n_samples: int, source: str) -> NDArray[Any] | None
 def _read_feature_log(path: Path, trust_pickle: bool) -> _FeatureLog:
     source = str(path)
     content = safe_load_pickle(path, trust_pickle=trust_pickle)
-    log = _require_mapping(content, "a feature log", source)
-    step = _require_int(_require_key(log, "step", source), "step", source)
-    mask, features = _split_semantic(_require_key(log, "semantic_features", source), source,
+    log = require_mapping(content, "a feature log", source)
+    step = require_int(require_key(log, "step", source), "step", source)
+    mask, features = split_semantic(require_key(log, "semantic_features", source), source,
                                      ndims=(1, 2), dims=_SEMANTIC_DIMS)
     raw_shape = mask.shape
     if mask.ndim == 1:  # a single sample
         mask = mask[None, :]
         features = {name: values[None, :] for name, values in features.items()}
-    boundaries = _require_mapping(log.get("token_boundaries", {}), "`token_boundaries`", source)
+    boundaries = require_mapping(log.get("token_boundaries", {}), "`token_boundaries`", source)
     raw_ids = log.get("object_ids")
     object_ids = None if raw_ids is None else _object_id_array(raw_ids, source)
     episodes = _episode_ids(log.get("episode_ids"), mask.shape[0], source)
@@ -260,9 +129,9 @@ def _check_unique_steps(logs: Sequence[_FeatureLog]) -> None:
 def _read_attention_file(path: Path, trust_pickle: bool) -> Mapping[Any, Any]:
     source = str(path)
     content = safe_load_pickle(path, trust_pickle=trust_pickle)
-    attention = _require_mapping(content, "an attention file", source)
-    weights = _require_key(attention, "attention_weights", source)
-    _require_mapping(weights, "`attention_weights`", source)
+    attention = require_mapping(content, "an attention file", source)
+    weights = require_key(attention, "attention_weights", source)
+    require_mapping(weights, "`attention_weights`", source)
     return attention
 
 
@@ -288,7 +157,7 @@ def _entity_tokens(n_tokens: int, key: str, log: _FeatureLog, source: str) -> sl
     if not isinstance(bounds, (Sequence, np.ndarray)) or len(bounds) != 2:
         raise HSIDataError(f"{log.path}: `{field}` must be a (start, end) pair, but it is "
                            f"{bounds!r}.")
-    start, end = (_require_int(bound, field, str(log.path)) for bound in bounds)
+    start, end = (require_int(bound, field, str(log.path)) for bound in bounds)
     if end - start == n_tokens:
         return slice(0, n_tokens)
     if not 0 <= start < end <= n_tokens:
@@ -303,7 +172,7 @@ def _entity_attention(
 ) -> NDArray[np.float64]:
     """Sum token attention over latents and each entity's T_obs tokens: (n_samples, H, V)."""
     source, field = str(path), f"attention_weights[{key!r}]"
-    weights = _numeric_array(raw, field, source)
+    weights = numeric_array(raw, field, source)
     if weights.ndim != 4:
         raise HSIDataError(f"{source}: `{field}` must have shape {_ATTENTION_DIMS}, but it has "
                            f"shape {weights.shape}.")
@@ -370,7 +239,7 @@ def _group_labels(log: _FeatureLog) -> NDArray[np.str_]:
 
 def _pair_block(
     log: _FeatureLog, path: Path, content: Mapping[Any, Any], attention_key: str
-) -> tuple[_Block, bool]:
+) -> tuple[Block, bool]:
     """One feature log and its attention file as a block, and whether object ids aligned them."""
     weights = content["attention_weights"]
     keys = _select_keys(weights, attention_key, str(path))
@@ -380,7 +249,7 @@ def _pair_block(
     mask, features = _align(log, ids)
     heads = tuple(f"{key}:h{h}" for key, layer in zip(keys, layers, strict=True)
                   for h in range(layer.shape[1]))
-    block = _Block(source=f"{log.path} + {path}", step=log.step,
+    block = Block(source=f"{log.path} + {path}", step=log.step,
                    attention=np.concatenate(layers, axis=1), features=features, mask=mask,
                    groups=_group_labels(log), head_names=heads)
     return block, ids is not None
@@ -401,7 +270,7 @@ def _pairs_by_step(
                                f"file, but this one has none (fields: "
                                f"{sorted(map(str, content))}); pass pair_by='order' to pair "
                                f"files by sorted name instead.")
-        step = _require_int(content["step"], "step", str(path))
+        step = require_int(content["step"], "step", str(path))
         if step in seen:
             raise HSIDataError(f"attention files {seen[step]} and {path} both have step {step}; "
                                f"each step must have one attention file.")
@@ -428,7 +297,7 @@ def _pairs_by_order(
             continue
         content = _read_attention_file(path, trust_pickle)
         step = content.get("step")
-        if step is not None and _require_int(step, "step", str(path)) != log.step:
+        if step is not None and require_int(step, "step", str(path)) != log.step:
             raise HSIDataError(f"pair_by='order' paired {log.path} (step {log.step}) with {path} "
                                f"(step {step}), whose steps disagree; use pair_by='step'.")
         yield log, path, content
@@ -581,8 +450,8 @@ def _load_logs(
     keep_raw: bool = False,
 ) -> tuple[HSIDataset, list[RawLogPair]]:
     pair_by, in_range = _load_logs_iv(pair_by, step_range, attention_key)
-    feature_files = _list_files(feature_dir, FEATURE_PATTERN, "feature_dir")
-    attention_files = _list_files(attention_dir, ATTENTION_PATTERN, "attention_dir")
+    feature_files = list_files(feature_dir, FEATURE_PATTERN, "feature_dir")
+    attention_files = list_files(attention_dir, ATTENTION_PATTERN, "attention_dir")
     if pair_by == "order" and len(feature_files) != len(attention_files):
         raise HSIDataError(f"pair_by='order' needs as many attention files as feature logs, but "
                            f"{feature_dir} has {len(feature_files)} files matching "
@@ -606,7 +475,7 @@ def _load_logs(
         if keep_raw:
             raw.append(RawLogPair(log.step, log.path, path, log.raw, content))
     aligned = [by_ids for _, by_ids in results]
-    dataset = _assemble([block for block, _ in results], _notes(pair_by, aligned, kept))
+    dataset = assemble([block for block, _ in results], _notes(pair_by, aligned, kept))
     _warn_assumptions(pair_by, aligned)
     return dataset, sorted(raw, key=lambda pair: pair.step)
 
@@ -632,3 +501,129 @@ def _warn_assumptions(pair_by: str, aligned: Sequence[bool]) -> None:
         warnings.warn(f"{NO_OBJECT_IDS_NOTE}: in {list(aligned).count(False)} of {len(aligned)} "
                       f"file pairs attention slot v was taken to be column v of the semantic "
                       f"features.", DataAlignmentWarning, stacklevel=4)
+
+
+# ------------------------------------------------------------------------------ writer
+def _check_object_ids(value: ArrayLike, dataset: HSIDataset) -> NDArray[np.int64]:
+    """The object-id map, checked to give each entity a feature column of its own (-1: an empty slot)."""
+    ids = scenario_values(value, "object_ids", dataset, np.int64, per_slot=True)
+    ordered = np.sort(ids, axis=1)
+    repeated = int(((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)).sum())
+    valid_empty = int((dataset.mask & (ids < 0)).sum())
+    if ids.min() < -1 or ids.max() >= dataset.n_slots or repeated or valid_empty:
+        raise HSIDataError(f"The value for `object_ids` must give the entities of each scenario distinct columns "
+                           f"in [0, {dataset.n_slots - 1}], or -1 where `mask` is False, but values from "
+                           f"{ids.min()} to {ids.max()}, {repeated} repeated and {valid_empty} valid entities "
+                           f"at -1 were passed.")
+    return ids
+
+
+def _by_object(by_slot: Mapping[str, NDArray[Any]], ids: NDArray[np.int64]) -> dict[str, NDArray[Any]]:
+    """Entries in slot order moved to the column of each slot's object id; 0 (False) elsewhere."""
+    sample, slot = np.nonzero(ids >= 0)
+    column = ids[sample, slot]
+    out = {}
+    for name, values in by_slot.items():
+        out[name] = np.zeros_like(values)
+        out[name][sample, column] = values[sample, slot]
+    return out
+
+
+def _token_boundaries(n_obj: int, t_obs: int) -> dict[str, tuple[int, int]]:
+    other_end = t_obs + n_obj * t_obs
+    return {"sdc_traj": (0, t_obs), "other_traj": (t_obs, other_end),
+            "roadgraph": (other_end, other_end + N_ROADGRAPH_TOKENS)}
+
+
+def _split_attention(attention: NDArray[np.float64], n_latents: int, t_obs: int,
+                     rng: np.random.Generator) -> NDArray[np.float64]:
+    """Spread (n, H, V) entity attention over latents and tokens: (n, n_latents, n_tokens, H).
+
+    Each entity's mass is split over the latents and its ``t_obs`` tokens (entity-major) with
+    random positive weights summing to one, so that summing them gives the entity's attention
+    back; the sdc and roadgraph tokens get a small positive mass of their own.
+    """
+    n, n_heads, n_obj = attention.shape
+    weights = rng.uniform(0.2, 1.0, size=(n, n_latents, n_obj, t_obs, n_heads))
+    weights /= weights.sum(axis=(1, 3), keepdims=True)
+    entity = weights * attention.transpose(0, 2, 1)[:, None, :, None, :]
+    entity = entity.reshape(n, n_latents, n_obj * t_obs, n_heads)
+    sdc = rng.uniform(0.0, 1e-3, size=(n, n_latents, t_obs, n_heads))
+    road = rng.uniform(0.0, 1e-3, size=(n, n_latents, N_ROADGRAPH_TOKENS, n_heads))
+    return np.concatenate([sdc, entity, road], axis=2)
+
+
+def write_logs(
+    dataset: HSIDataset, feature_dir: str | os.PathLike[str], attention_dir: str | os.PathLike[str], *,
+    object_ids: ArrayLike | None = None, episode_ids: ArrayLike | None = None, n_latents: int = 4,
+    t_obs: int = 5, dtype: DTypeLike = np.float32, include_steps: bool = True, rng: object = None,
+) -> None:
+    """Write ``dataset`` as two-directory driving logs (DESIGN 2.2) that :func:`load_logs` reads back.
+
+    The i-th checkpoint (distinct ``dataset.steps``, in order of first appearance) gets a feature log
+    ``feature_dir/attention_log_{step:08d}.pkl`` (the fields :func:`load_logs` lists; features in
+    float64, indexed by object id when ``object_ids`` is given, else in slot order) and an
+    attention file ``attention_dir/attention_scenario_{i:04d}.pkl`` (``"other_traj/cross_attn_0"``).
+    Its tokens are ``t_obs`` sdc tokens, then ``V * t_obs`` entity tokens (token
+    ``t_obs + v * t_obs + t``), then 16 roadgraph tokens; each entity's attention is split over the
+    latents and its tokens by random positive weights summing to one, and the other tokens get a
+    small mass of their own. Files are plain pickles (protocol 4), written atomically.
+
+    Parameters
+    ----------
+    dataset : HSIDataset
+        The scenarios to write; must have ``steps``.
+    feature_dir, attention_dir : str or path-like
+        Output folders, created when missing.
+    object_ids : array_like of int, shape (S, V), optional
+        Feature column (object id) of the entity in each slot, distinct within a scenario; -1 marks
+        an empty slot (``mask`` False). Default: no map, features in slot order.
+    episode_ids : array_like of int, shape (S,), optional
+        Episode of each scenario (:func:`load_logs` groups by step and episode). Default: the
+        dataset's groups, numbered as in :attr:`~hsi_stats.data.HSIDataset.group_codes`.
+    n_latents : int, default 4
+        Latent queries of the encoder.
+    t_obs : int, default 5
+        Observed time steps (tokens) per entity.
+    dtype : floating dtype, default float32
+        dtype of the attention arrays.
+    include_steps : bool, default True
+        Write ``step`` into the attention files (without it they pair by sorted order only).
+    rng : None, int, SeedSequence, BitGenerator or Generator
+        Randomness of the split over latents and tokens, drawn checkpoint by checkpoint.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from hsi_stats import HSIDataset, load_logs
+    >>> ds = HSIDataset(np.full((4, 2, 3), 1 / 3), {"ttc": np.arange(12.0).reshape(4, 3)}, steps=[1, 1, 2, 2])
+    >>> feat, att = tempfile.mkdtemp(), tempfile.mkdtemp()
+    >>> write_logs(ds, feat, att, object_ids=np.tile([2, 0, 1], (4, 1)), rng=0)
+    >>> back = load_logs(feat, att)
+    >>> back.features["ttc"][1].tolist(), bool(np.allclose(back.attention, ds.attention))
+    ([3.0, 4.0, 5.0], True)
+    """
+    dataset = check_dataset(dataset)
+    latents, tokens = check_int("n_latents", n_latents, 1), check_int("t_obs", t_obs, 1)
+    resolved = check_float_dtype(dtype)
+    generator = normalize_rng(rng)
+    ids = None if object_ids is None else _check_object_ids(object_ids, dataset)
+    episodes = episode_ids_of(episode_ids, dataset)
+    for index, (step, rows) in enumerate(checkpoint_rows(dataset)):
+        by_slot = features_by_slot(dataset, rows)
+        log: dict[str, Any] = {
+            "step": step,
+            "semantic_features": by_slot if ids is None else _by_object(by_slot, ids[rows]),
+            "token_boundaries": _token_boundaries(dataset.n_slots, tokens),
+            "config": {"num_objects": dataset.n_slots, "obs_past_num_steps": tokens, "n_latents": latents},
+            "episode_ids": episodes[rows],
+        }
+        if ids is not None:
+            log["object_ids"] = ids[rows]
+        weights = _split_attention(dataset.attention[rows], latents, tokens, generator)
+        attention: dict[str, Any] = {"attention_weights": {WRITTEN_ATTENTION_KEY: weights.astype(resolved)}}
+        if include_steps:
+            attention["step"] = step
+        dump_pickle(log, Path(feature_dir) / FEATURE_PATTERN.replace("*", f"{step:08d}"))
+        dump_pickle(attention, Path(attention_dir) / ATTENTION_PATTERN.replace("*", f"{index:04d}"))

@@ -20,9 +20,27 @@ _OPTIONAL = ("mask", "groups", "steps", "slots", "head_names", "notes")
 
 
 def write_npz(dataset: HSIDataset, path: str | os.PathLike[str]) -> None:
-    """Write ``dataset`` to ``path`` as a compressed ``.npz``, atomically.
+    """Write ``dataset`` as the interchange ``.npz`` file (DESIGN 2.1), compressed and atomically.
 
-    String fields are stored as fixed-width unicode arrays so that reading never needs pickle.
+    String fields are stored as fixed-width unicode arrays so that reading never needs pickle;
+    :func:`load_npz` gives the same dataset back (equal :meth:`~hsi_stats.data.HSIDataset.fingerprint`).
+
+    Parameters
+    ----------
+    dataset : HSIDataset
+        The dataset to write, with its optional fields and notes.
+    path : str or path-like
+        Output file; its folder is created when missing.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from hsi_stats import HSIDataset, write_npz
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.npz")
+    >>> write_npz(HSIDataset(np.ones((3, 2, 4)), {"ttc": np.zeros((3, 4))}), path)
+    >>> with np.load(path) as archive:
+    ...     sorted(archive.files)
+    ['attention', 'feature_names', 'features', 'groups', 'head_names', 'mask']
     """
     arrays: dict[str, Any] = {
         "attention": dataset.attention,
@@ -64,10 +82,10 @@ def load_npz(path: str | os.PathLike[str]) -> HSIDataset:
     Examples
     --------
     >>> import numpy as np, tempfile, os
-    >>> from hsi_stats import HSIDataset, load_npz
+    >>> from hsi_stats import HSIDataset, load_npz, write_npz
     >>> ds = HSIDataset(np.ones((3, 2, 4)), {"ttc": np.arange(12.0).reshape(3, 4)})
     >>> path = os.path.join(tempfile.mkdtemp(), "run.npz")
-    >>> ds.to_npz(path)
+    >>> write_npz(ds, path)
     >>> load_npz(path).fingerprint() == ds.fingerprint()
     True
     """
