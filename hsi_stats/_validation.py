@@ -20,6 +20,9 @@ __all__ = [
     "OptionError",
     "OptionTypeError",
     "check_choice",
+    "check_int",
+    "is_int",
+    "is_real",
     "normalize_rng",
     "seeded_generator",
 ]
@@ -47,6 +50,29 @@ class ConstantInputWarning(RuntimeWarning):
 
 class DataAlignmentWarning(UserWarning):
     """Data were aligned by an assumption (sorted file order, slot = object id) rather than by identifiers."""
+
+
+def is_int(value: object) -> bool:
+    """True for a Python or numpy integer (a bool is not one)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def is_real(value: object) -> bool:
+    """True for a Python or numpy integer or float (a bool is not one)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(param: str, value: object, minimum: int) -> int:
+    """``value`` as an int when it is an integer >= ``minimum``; a clear :class:`OptionError` otherwise.
+
+    Examples
+    --------
+    >>> check_int("n_resamples", 99, 1)
+    99
+    """
+    if not is_int(value) or int(value) < minimum:  # type: ignore[call-overload]
+        raise OptionError(f"The value for `{param}` must be an integer >= {minimum}, but {value!r} was passed.")
+    return int(value)  # type: ignore[call-overload]
 
 
 def check_choice(param: str, value: object, allowed: Iterable[str]) -> str:

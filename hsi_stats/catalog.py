@@ -22,10 +22,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["DRIVING_CATALOG", "GENERAL_CONTEXT", "FeatureCatalog", "FeatureMeaning", "load_catalog"]
+__all__ = ["DRIVING_CATALOG", "GENERAL_CONTEXT", "SIGNS", "FeatureCatalog", "FeatureMeaning", "load_catalog"]
 
 GENERAL_CONTEXT = "General Context Head"
-_SIGNS = ("positive", "negative", "either")
+#: The expected signs a feature meaning can have.
+SIGNS = ("positive", "negative", "either")
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class FeatureMeaning:
     sign: str
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sign", check_choice(f"sign of feature {self.feature!r}", self.sign, _SIGNS))
+        object.__setattr__(self, "sign", check_choice(f"sign of feature {self.feature!r}", self.sign, SIGNS))
 
     def sign_matches(self, rho: float) -> bool:
         """True when ``rho`` has the expected sign (always True for ``either``; False for rho = 0 or NaN)."""

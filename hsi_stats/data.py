@@ -312,15 +312,19 @@ class HSIDataset:
 
     # ------------------------------------------------------------- identity
     def fingerprint(self) -> str:
-        """SHA-256 of every array and name in the dataset: equal data give equal fingerprints."""
+        """SHA-256 of every array and name in the dataset: equal data give equal fingerprints.
+
+        Group labels enter as text, one label at a time, so that equal labels held in string arrays of different
+        widths (``<U5`` and ``<U25``) give the same fingerprint.
+        """
         digest = hashlib.sha256()
-        for part in (self.attention, self.mask, self.feature_array(), self.groups.astype(str),
-                     self.steps, self.slots):
+        for part in (self.attention, self.mask, self.feature_array(), self.steps, self.slots):
             if part is None:
                 digest.update(b"none")
                 continue
             digest.update(str(part.shape).encode())
             digest.update(np.ascontiguousarray(part).tobytes())
+        digest.update("\x00".join(str(label) for label in self.groups.tolist()).encode())
         digest.update("\x00".join((*self.head_names, "|", *self.feature_names)).encode())
         return digest.hexdigest()
 

@@ -21,7 +21,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import stats
 
-from ._validation import HSIDataError, OptionError, OptionTypeError, seeded_generator
+from ._validation import HSIDataError, OptionTypeError, check_int, seeded_generator
 from .catalog import GENERAL_CONTEXT
 from .data import HSIDataset
 from .results import HSIResult, analyze
@@ -152,10 +152,7 @@ def _analyze_evolution_iv(dataset: object, trend_resamples: object) -> NDArray[n
     if steps.size < 2:
         raise HSIDataError("evolution over training needs at least 2 distinct `steps`, but this dataset has "
                            f"{steps.size} ({steps.tolist()}).")
-    if (not isinstance(trend_resamples, (int, np.integer)) or isinstance(trend_resamples, bool)
-            or trend_resamples < 1):
-        raise OptionError("The value for `trend_resamples` must be an integer >= 1, "
-                          f"but {trend_resamples!r} was passed.")
+    check_int("trend_resamples", trend_resamples, 1)
     return dataset.steps
 
 

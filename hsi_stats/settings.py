@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import OptionError, OptionTypeError, check_choice
+from ._validation import OptionError, OptionTypeError, check_choice, check_int, is_real
 from .catalog import FeatureCatalog, load_catalog
 
 __all__ = [
@@ -60,24 +60,18 @@ CI_METHOD_NAMES: Mapping[str, str] = {"expanded": "expanded-percentile", "bca": 
 
 
 # ------------------------------------------------------------------------------------------------ checks
-def _is_real(value: object) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-
-
 def _positive_int(param: str, value: object) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise OptionError(f"The value for `{param}` must be a positive integer, but {value!r} was passed.")
-    return int(value)
+    return check_int(param, value, 1)
 
 
 def _open_unit(param: str, value: object) -> float:
-    if not _is_real(value) or not 0.0 < float(value) < 1.0:  # type: ignore[arg-type]
+    if not is_real(value) or not 0.0 < float(value) < 1.0:  # type: ignore[arg-type]
         raise OptionError(f"The value for `{param}` must lie in (0, 1), but {value!r} was passed.")
     return float(value)  # type: ignore[arg-type]
 
 
 def _unit(param: str, value: object) -> float:
-    if not _is_real(value) or not 0.0 <= float(value) <= 1.0:  # type: ignore[arg-type]
+    if not is_real(value) or not 0.0 <= float(value) <= 1.0:  # type: ignore[arg-type]
         raise OptionError(f"The value for `{param}` must be a number in [0, 1], but {value!r} was passed.")
     return float(value)  # type: ignore[arg-type]
 

@@ -272,6 +272,16 @@ def test_equal_data_give_equal_fingerprints():
     assert re.fullmatch("[0-9a-f]{64}", first.fingerprint())
 
 
+def test_fingerprint_does_not_depend_on_the_width_of_the_group_labels():
+    groups = np.asarray(inputs()["groups"]).astype(str)
+    wide = groups.astype("<U40")
+    assert wide.dtype != groups.dtype
+    assert build(groups=wide).fingerprint() == build(groups=groups).fingerprint()
+    moved = groups.astype("<U4")
+    moved[0], moved[1] = moved[1] + "x", moved[0]  # same characters, other labels
+    assert build(groups=moved).fingerprint() != build(groups=groups).fingerprint()
+
+
 @pytest.mark.parametrize("change", FINGERPRINT_CHANGES.values(), ids=FINGERPRINT_CHANGES.keys())
 def test_fingerprint_changes_with_any_value(change):
     assert build(**change()).fingerprint() != build().fingerprint()

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 from numpy.typing import NDArray
 
-from .._validation import OptionError
+from .._validation import check_int
 
 __all__ = ["DEFAULT_BATCH", "TIE_TOLERANCE", "ExceedanceCounter", "batch_sizes", "check_batch",
            "quantiles_along_first"]
@@ -28,11 +28,7 @@ TIE_TOLERANCE = 100 * np.finfo(np.float64).eps
 
 def check_batch(batch: object) -> int:
     """``batch`` as a number of resamples (None: :data:`DEFAULT_BATCH`); memory only, never the numbers."""
-    if batch is None:
-        return DEFAULT_BATCH
-    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
-        raise OptionError(f"The value for `batch` must be None or a positive integer, but {batch!r} was passed.")
-    return int(batch)
+    return DEFAULT_BATCH if batch is None else check_int("batch", batch, 1)
 
 
 def batch_sizes(total: int, batch: int) -> Iterator[int]:

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._atomic import atomic_path
-from .._validation import HSIDataError
+from .._validation import HSIDataError, OptionError, OptionTypeError
 from ..data import HSIDataset
 
 
@@ -186,19 +186,12 @@ def dump_pickle(obj: Any, target: Path) -> None:
 def check_dataset(dataset: object) -> HSIDataset:
     """``dataset`` itself when it is an :class:`HSIDataset` with ``steps`` (a file is written per step)."""
     if not isinstance(dataset, HSIDataset):
-        raise TypeError("The value for `dataset` must be an HSIDataset, "
+        raise OptionTypeError("The value for `dataset` must be an HSIDataset, "
                         f"but {type(dataset).__name__} was passed.")
     if dataset.steps is None:
         raise HSIDataError("The value for `dataset` must have `steps` (the checkpoint of each scenario, "
                            "one file per checkpoint), but a dataset without steps was passed.")
     return dataset
-
-
-def check_int(param: str, value: object, minimum: int) -> int:
-    """``value`` as an int when it is an integer >= ``minimum``."""
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"The value for `{param}` must be an integer >= {minimum}, but {value!r} was passed.")
-    return int(value)
 
 
 def check_float_dtype(dtype: object) -> np.dtype[Any]:
@@ -208,7 +201,7 @@ def check_float_dtype(dtype: object) -> np.dtype[Any]:
     except TypeError:
         resolved = None
     if resolved is None or resolved.kind != "f":
-        raise ValueError("The value for `dtype` must be a floating dtype (float32, float64), "
+        raise OptionError("The value for `dtype` must be a floating dtype (float32, float64), "
                          f"but {dtype!r} was passed.")
     return resolved
 

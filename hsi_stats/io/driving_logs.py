@@ -22,14 +22,20 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from .._validation import DataAlignmentWarning, HSIDataError, check_choice, normalize_rng
+from .._validation import (
+    DataAlignmentWarning,
+    HSIDataError,
+    OptionError,
+    check_choice,
+    check_int,
+    normalize_rng,
+)
 from ..data import HSIDataset
 from ._common import (
     Block,
     assemble,
     check_dataset,
     check_float_dtype,
-    check_int,
     checkpoint_rows,
     dump_pickle,
     episode_ids_of,
@@ -308,7 +314,7 @@ def _load_logs_iv(
 ) -> tuple[str, Callable[[int], bool]]:
     pair_by = check_choice("pair_by", pair_by, ("step", "order"))
     if not isinstance(attention_key, str) or not attention_key:
-        raise ValueError(f"The value for `attention_key` must be a non-empty string such as "
+        raise OptionError(f"The value for `attention_key` must be a non-empty string such as "
                          f"'other_traj' or 'other_traj/cross_attn_0', but {attention_key!r} was "
                          f"passed.")
     if step_range is None:
@@ -317,7 +323,7 @@ def _load_logs_iv(
             or not all(isinstance(b, (int, np.integer)) and not isinstance(b, bool)
                        for b in step_range)
             or step_range[0] > step_range[1]):
-        raise ValueError(f"The value for `step_range` must be None or a pair (lo, hi) of integers "
+        raise OptionError(f"The value for `step_range` must be None or a pair (lo, hi) of integers "
                          f"with lo <= hi, but {step_range!r} was passed.")
     lo, hi = int(step_range[0]), int(step_range[1])
     return pair_by, lambda step: lo <= step <= hi

@@ -13,9 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
-from .._validation import check_choice
-from ..catalog import DRIVING_CATALOG, GENERAL_CONTEXT
-from ._checks import check_int, is_int, is_real
+from .._validation import OptionError, check_choice, check_int, is_int, is_real
+from ..catalog import DRIVING_CATALOG, GENERAL_CONTEXT, SIGNS
 from .traffic import FEATURE_NAMES
 
 __all__ = [
@@ -37,7 +36,6 @@ FEATURE_SCALES: Mapping[str, float] = MappingProxyType({
 Fixed rather than estimated, so that an effect does not depend on the size of the run.
 """
 
-_SIGNS = ("negative", "positive", "either")
 
 
 @dataclass(frozen=True)
@@ -89,16 +87,16 @@ class HeadSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise ValueError("The value for `name` must be a non-empty string, "
+            raise OptionError("The value for `name` must be a non-empty string, "
                              f"but {self.name!r} was passed.")
         for param in ("beta", "slot_preference", "noise", "persistent_noise"):
             value = getattr(self, param)
             if not is_real(value) or not math.isfinite(value):
-                raise ValueError(f"The value for `{param}` must be a finite number, "
+                raise OptionError(f"The value for `{param}` must be a finite number, "
                                  f"but {value!r} was passed.")
         for param in ("noise", "persistent_noise"):
             if getattr(self, param) < 0:
-                raise ValueError(f"The value for `{param}` must be >= 0, "
+                raise OptionError(f"The value for `{param}` must be >= 0, "
                                  f"but {getattr(self, param)!r} was passed.")
         object.__setattr__(self, "sign", self._resolved_sign())
         object.__setattr__(self, "emergence", self._checked_emergence())
@@ -110,10 +108,10 @@ class HeadSpec:
         valid = (isinstance(window, Sequence) and not isinstance(window, (str, bytes)) and len(window) == 2
                  and all(is_int(v) for v in window) and 0 <= window[0] < window[1])
         if not valid:
-            raise ValueError("The value for `emergence` must be None or a pair of integer training steps "
+            raise OptionError("The value for `emergence` must be None or a pair of integer training steps "
                              f"(start, end) with 0 <= start < end, but {window!r} was passed.")
         if self.feature is None:
-            raise ValueError("A head with `feature` None has no effect to emerge: `emergence` must be None, "
+            raise OptionError("A head with `feature` None has no effect to emerge: `emergence` must be None, "
                              f"but {window!r} was passed.")
         return (int(window[0]), int(window[1]))
 
@@ -130,22 +128,22 @@ class HeadSpec:
     def _resolved_sign(self) -> str | None:
         if self.feature is None:
             if self.beta != 0 or self.sign is not None:
-                raise ValueError("A head with `feature` None has no effect: `beta` must be 0 and "
+                raise OptionError("A head with `feature` None has no effect: `beta` must be 0 and "
                                  f"`sign` None, but beta={self.beta!r} and sign={self.sign!r} "
                                  "were passed.")
             return None
         if self.feature not in FEATURE_NAMES:
-            raise ValueError(f"The value for `feature` must be one of {list(FEATURE_NAMES)} or "
+            raise OptionError(f"The value for `feature` must be one of {list(FEATURE_NAMES)} or "
                              f"None, but {self.feature!r} was passed.")
         if self.beta == 0:
-            raise ValueError("The value for `beta` must be non-zero when `feature` is given, "
+            raise OptionError("The value for `beta` must be non-zero when `feature` is given, "
                              f"but {self.beta!r} was passed.")
         planted = "positive" if self.beta > 0 else "negative"
         if self.sign is None:
             return planted
-        sign = check_choice("sign", self.sign, _SIGNS)
+        sign = check_choice("sign", self.sign, SIGNS)
         if sign not in (planted, "either"):
-            raise ValueError("The value for `sign` must agree with the sign of `beta` "
+            raise OptionError("The value for `sign` must agree with the sign of `beta` "
                              f"({planted!r} or 'either'), but {self.sign!r} was passed with "
                              f"beta={self.beta!r}.")
         return sign

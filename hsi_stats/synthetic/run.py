@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .._validation import normalize_rng
+from .._validation import OptionError, check_int, is_int, is_real, normalize_rng
 from ..data import HSIDataset
-from ._checks import check_int, is_int, is_real
 from .attention import head_attention
 from .heads import FEATURE_SCALES, HeadSpec, HeadTruth, default_heads, null_heads, with_emergence
 from .traffic import (
@@ -194,44 +193,44 @@ def _check_checkpoints(checkpoints: object) -> tuple[int, ...]:
              and len(checkpoints) > 0 and all(is_int(c) and c >= 0 for c in checkpoints)
              and len(set(checkpoints)) == len(checkpoints))
     if not valid:
-        raise ValueError("The value for `checkpoints` must be a non-empty sequence of distinct "
+        raise OptionError("The value for `checkpoints` must be a non-empty sequence of distinct "
                          f"integers >= 0, but {checkpoints!r} was passed.")
     return tuple(int(c) for c in checkpoints)  # type: ignore[attr-defined]
 
 
 def _check_heads(heads: object, null: object) -> tuple[HeadSpec, ...]:
     if not isinstance(null, (bool, np.bool_)):
-        raise ValueError(f"The value for `null` must be True or False, but {null!r} was passed.")
+        raise OptionError(f"The value for `null` must be True or False, but {null!r} was passed.")
     if heads is None:
         return null_heads(8) if null else default_heads()
     if null:
-        raise ValueError("With `null=True` the heads are the null heads: `heads` must be None, "
+        raise OptionError("With `null=True` the heads are the null heads: `heads` must be None, "
                          f"but {heads!r} was passed.")
     valid = (isinstance(heads, Sequence) and len(heads) > 0
              and all(isinstance(h, HeadSpec) for h in heads))
     if not valid:
-        raise ValueError("The value for `heads` must be a non-empty sequence of HeadSpec or None, "
+        raise OptionError("The value for `heads` must be a non-empty sequence of HeadSpec or None, "
                          f"but {heads!r} was passed.")
     names = [h.name for h in heads]  # type: ignore[attr-defined]
     if len(set(names)) != len(names):
-        raise ValueError(f"The value for `heads` must have unique names, but {names!r} was passed.")
+        raise OptionError(f"The value for `heads` must have unique names, but {names!r} was passed.")
     return tuple(heads)  # type: ignore[arg-type]
 
 
 def _generate_iv(n_episodes: object, n_steps: object, n_slots: object, heads: object,
                  checkpoints: object, null: object, dt: object, specialise: object = None) -> _Layout:
     if not is_real(dt) or not 0.05 <= dt <= 0.5:  # type: ignore[operator]
-        raise ValueError("The value for `dt` must be a number of seconds in [0.05, 0.5], "
+        raise OptionError("The value for `dt` must be a number of seconds in [0.05, 0.5], "
                          f"but {dt!r} was passed.")
     specs = _check_heads(heads, null)
     if specialise is not None:
         if null:
-            raise ValueError("With `null=True` no head has an effect to emerge: `specialise` must be None, "
+            raise OptionError("With `null=True` no head has an effect to emerge: `specialise` must be None, "
                              f"but {specialise!r} was passed.")
         try:
             specs = with_emergence(specs, specialise)
         except ValueError as exc:
-            raise ValueError(str(exc).replace("`emergence`", "`specialise`", 1)) from None
+            raise OptionError(str(exc).replace("`emergence`", "`specialise`", 1)) from None
     return _Layout(
         n_episodes=check_int("n_episodes", n_episodes, 1),
         n_steps=check_int("n_steps", n_steps, 1),

@@ -13,6 +13,7 @@ import os
 import numpy as np
 from numpy.typing import DTypeLike
 
+from .._validation import OptionTypeError
 from ..io import driving_logs, extraction
 from .run import SyntheticRun
 from .traffic import collision_risk
@@ -22,7 +23,7 @@ __all__ = ["write_driving_logs", "write_extraction"]
 
 def _check_run(run: object) -> None:
     if not isinstance(run, SyntheticRun):
-        raise TypeError("The value for `run` must be a SyntheticRun, "
+        raise OptionTypeError("The value for `run` must be a SyntheticRun, "
                         f"but {type(run).__name__} was passed.")
 
 
