@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +130,56 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureF
     assert message in lines[0]
     assert "pwned" not in captured.out
     assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------- input errors and bugs
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--alpha", "1.5"], r"`alpha` must be a number in \[0, 1\], but 1.5 was passed"),
+    (["--estimator", "pooled", "--adjust", "slot"], r"`adjust='slot'` is defined for estimator='within' only"),
+    (["--scheme", "within-group", "--estimator", "fisher"], r"`scheme='within-group'` permutes entities"),
+    (["--catalog", "{root}/missing.toml"], r"`catalog` must be an existing .toml or .json file"),
+    (["--n-resamples", "0"], r"`n_resamples` must be an integer >= 1, but 0 was passed"),
+    (["--batch", "0"], r"`batch` must be an integer >= 1"),
+])
+def test_bad_options_exit_2_with_one_line(tmp_path: Path, logs: tuple[Path, Path], capsys: pytest.CaptureFixture[str],
+                                          flags: list[str], message: str) -> None:
+    command = ["analyze", "--feature-dir", str(logs[0]), "--attention-dir", str(logs[1]), "--out",
+               str(tmp_path / "out"), *[f.format(root=tmp_path) for f in flags]]
+    assert main(command) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("hsi-stats: error:")
+    assert re.search(message, lines[0]), lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("error", [ZeroDivisionError("division by zero"), ValueError("operands could not be broadcast"),
+                                   TypeError("unsupported operand"), KeyError("label_feature")])
+def test_a_bug_is_not_reported_as_bad_input(tmp_path: Path, logs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str], error: Exception) -> None:
+    def broken(*_: object, **__: object) -> None:
+        raise error
+
+    monkeypatch.setattr("hsi_stats.cli.analyze", broken)
+    command = ["analyze", "--feature-dir", str(logs[0]), "--attention-dir", str(logs[1]), "--out", str(tmp_path)]
+    assert main(command) == 70
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and f"{type(error).__name__}" in err
+    assert "hsi-stats: internal error: this is a bug in hsi_stats" in err and "Please report it" in err
+    assert "hsi-stats: error:" not in err
+
+
+def test_every_option_of_the_api_is_a_flag_with_the_same_meaning() -> None:
+    from hsi_stats.cli import analysis_settings, build_parser
+    from hsi_stats.settings import AnalysisSettings, option_names
+
+    parser = build_parser()
+    flags = {action.dest for action in parser._subparsers._group_actions[0].choices["analyze"]._actions}  # type: ignore[union-attr]
+    assert set(option_names()) <= flags
+    args = parser.parse_args(["analyze", "x.npz", "--estimator", "Fisher", "--fisher-clip", "0.99", "--correlation",
+                              "pearson", "--n-resamples", "49", "--confidence-level", "0.9", "--ci-method", "bca",
+                              "--scheme", "sign-flip", "--correction", "maxT-single-step", "--alpha", "0.01",
+                              "--threshold", "0.4", "--min-stability", "0.7", "--min-selectivity", "0.1", "--strict"])
+    assert analysis_settings(args) == AnalysisSettings(
+        estimator="fisher", fisher_clip=0.99, correlation="pearson", n_resamples=49, confidence_level=0.9,
+        ci_method="bca", scheme="sign-flip", correction="maxt-single-step", alpha=0.01, threshold=0.4,
+        min_stability=0.7, min_selectivity=0.1, strict=True)

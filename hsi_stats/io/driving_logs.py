@@ -8,7 +8,13 @@ writes a dataset in that layout, with the token layout of the attention files.
 
 It must never skip a file silently, never pair or align by assumption without a warning and a note
 on the dataset, never unpickle except through :func:`~hsi_stats.io.safe_pickle.safe_load_pickle`,
-and never write anything the safe loader would refuse."""
+and never write anything the safe loader would refuse.
+
+Why it is longer than the other modules (about 630 lines): this format is the most involved one (two
+directories, pairing by step or by order, the token layout, the object-id alignment, episode groups), and it
+is read and written here, in one place, so that a change to the format cannot reach one side only. Its shared,
+format-free helpers live in :mod:`hsi_stats.io._common`.
+"""
 
 from __future__ import annotations
 
