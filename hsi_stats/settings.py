@@ -105,6 +105,11 @@ def _option(default: Any, check: Callable[[str, object], Any], doc: str, *, kind
     return field(default=default, metadata={"check": check, "doc": doc, "kind": kind, "choices": choices})
 
 
+def _one_of(default: str, choices: tuple[str, ...], doc: str) -> Any:
+    """An option whose value is one of ``choices`` (matched case-insensitively)."""
+    return _option(default, _choice(choices), doc, kind="str", choices=choices)
+
+
 @dataclass(frozen=True, kw_only=True)
 class AnalysisSettings(Mapping[str, Any]):
     """Every option of an analysis, checked once at construction (immutable; :meth:`replace` makes a copy).
@@ -129,15 +134,15 @@ class AnalysisSettings(Mapping[str, Any]):
 but 'median' was passed.
     """
 
-    estimator: str = _option(
-        "within", _choice(ESTIMATORS), kind="str", choices=ESTIMATORS,
-        doc="How rho is estimated: ``within`` centres attention and feature within each scenario (compares "
-            "entities present together; immune to traffic density), ``pooled`` correlates all (scenario, entity) "
-            "pairs (the original method), ``fisher`` averages per-scenario Fisher z (kept for comparability).")
-    correlation: str = _option(
-        "spearman", _choice(CORRELATIONS), kind="str", choices=CORRELATIONS,
-        doc="``spearman`` ranks with average ties (within each scenario, or over the pooled pairs); ``pearson`` "
-            "uses raw values.")
+    estimator: str = _one_of(
+        "within", ESTIMATORS,
+        "How rho is estimated: ``within`` centres attention and feature within each scenario (compares entities "
+        "present together; immune to traffic density), ``pooled`` correlates all (scenario, entity) pairs (the "
+        "original method), ``fisher`` averages per-scenario Fisher z (kept for comparability).")
+    correlation: str = _one_of(
+        "spearman", CORRELATIONS,
+        "``spearman`` ranks with average ties (within each scenario, or over the pooled pairs); ``pearson`` uses "
+        "raw values.")
     adjust: str | None = _option(
         None, _adjustment, kind="str", choices=ADJUSTMENTS,
         doc="``slot`` (``within`` only) also removes per-slot means (two-way fixed effects), for slots ordered "
@@ -149,20 +154,19 @@ but 'median' was passed.
         9999, _positive_int, kind="int",
         doc="Cluster-bootstrap resamples, and randomisations of the test, each.")
     confidence_level: float = _option(0.95, _open_unit, kind="float", doc="Level of the confidence intervals.")
-    ci_method: str = _option(
-        "expanded", _choice(CI_METHODS), kind="str", choices=CI_METHODS,
-        doc="Bootstrap interval: ``expanded`` percentile (Hesterberg 2015; near-nominal coverage with few "
-            "groups), ``bca``, ``percentile`` or ``basic``.")
-    scheme: str = _option(
-        "auto", _choice(SCHEMES), kind="str", choices=SCHEMES,
-        doc="Randomisation test: ``sign-flip`` (each group's contribution gets a random sign), ``within-group`` "
-            "or ``within-scenario`` entity permutations (``within`` estimator without adjustment only); ``auto`` "
-            "uses sign-flip with enough groups (see ``resolve_scheme``), else within-group.")
-    correction: str = _option(
-        "maxT", _choice(CORRECTIONS), kind="str", choices=CORRECTIONS,
-        doc="Multiple-comparison correction over all head x feature tests (and over the head tests): ``maxT`` "
-            "(step-down Westfall-Young from the same randomisations), ``maxT-single-step``, or a statsmodels "
-            "method.")
+    ci_method: str = _one_of(
+        "expanded", CI_METHODS,
+        "Bootstrap interval: ``expanded`` percentile (Hesterberg 2015; near-nominal coverage with few groups), "
+        "``bca``, ``percentile`` or ``basic``.")
+    scheme: str = _one_of(
+        "auto", SCHEMES,
+        "Randomisation test: ``sign-flip`` (each group's contribution gets a random sign), ``within-group`` or "
+        "``within-scenario`` entity permutations (``within`` estimator without adjustment only); ``auto`` uses "
+        "sign-flip with enough groups (see ``resolve_scheme``), else within-group.")
+    correction: str = _one_of(
+        "maxT", CORRECTIONS,
+        "Multiple-comparison correction over all head x feature tests (and over the head tests): ``maxT`` "
+        "(step-down Westfall-Young from the same randomisations), ``maxT-single-step``, or a statsmodels method.")
     alpha: float = _option(0.05, _unit, kind="float", doc="Significance level of the label validation.")
     threshold: float = _option(0.3, _unit, kind="float", doc="|rho| a label needs (the HSI band 'weak').")
     min_stability: float = _option(

@@ -189,6 +189,7 @@ def test_density_varies_between_episodes_and_is_a_confound() -> None:
 
 
 # -------------------------------------------------------------------------------------- heads
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [20240611, 7])
 def test_planted_heads_track_their_feature_and_null_heads_track_nothing(seed: int) -> None:
     result = generate(rng=seed)
