@@ -135,7 +135,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     run = generate(checkpoints=DEMO_CHECKPOINTS, heads=specialising_heads(*DEMO_EMERGENCE), rng=args.seed)
     with tempfile.TemporaryDirectory(prefix="hsi-demo-") as staging:
         feature_dir, attention_dir = Path(staging) / "features", Path(staging) / "attention"
-        write_driving_logs(run, feature_dir, attention_dir)
+        # The split of attention over latents and tokens is random too: drawn from the same seed, so that one
+        # seed gives the same logs, and the same numbers, on every run.
+        write_driving_logs(run, feature_dir, attention_dir, rng=np.random.SeedSequence((args.seed, 1)))
         dataset = load_logs(feature_dir, attention_dir, pair_by="step")
         final = dataset.select(step_range=(DEMO_CHECKPOINTS[-1], DEMO_CHECKPOINTS[-1]))
         result = run_analysis(final, args)
