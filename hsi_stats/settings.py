@@ -271,13 +271,17 @@ but 'median' was passed.
     def __len__(self) -> int:
         return len(self.to_dict())
 
-    def __hash__(self) -> int:
-        return hash(tuple(sorted((k, repr(v)) for k, v in self.to_dict().items())))
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, option.name) for option in _options())
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AnalysisSettings):
             return NotImplemented
-        return self.to_dict() == other.to_dict()
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        # A catalog given as a mapping is not hashable: hash its serialised form (equal settings, equal hashes).
+        return hash(tuple(repr(value) for value in self.to_dict().values()))
 
 
 def _options() -> tuple[Any, ...]:
