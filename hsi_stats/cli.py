@@ -80,21 +80,34 @@ def write_outputs(result: HSIResult, out_dir: Path, args: argparse.Namespace,
 
 # ----------------------------------------------------------------------------- loading
 def load_input(args: argparse.Namespace) -> tuple[HSIDataset, str]:
-    """The dataset named by the input options of ``analyze``/``convert``."""
+    """The dataset named by the input options of ``analyze``/``convert``, restricted to ``--step-range``."""
     given = [bool(args.path), bool(args.feature_dir or args.attention_dir), bool(args.extraction)]
     if sum(given) != 1:
         raise CommandError("give exactly one input: PATH.npz, or --feature-dir and --attention-dir, "
                            "or --extraction FILE")
-    if args.path:
-        return load_npz(args.path), str(args.path)
-    if args.extraction:
-        return load_extraction(args.extraction, trust_pickle=args.trust_pickle), str(args.extraction)
-    if not (args.feature_dir and args.attention_dir):
-        raise CommandError("--feature-dir and --attention-dir must be given together")
     step_range = None if args.step_range is None else tuple(args.step_range)
-    dataset = load_logs(args.feature_dir, args.attention_dir, pair_by=args.pair_by, step_range=step_range,
-                        attention_key=args.attention_key, trust_pickle=args.trust_pickle)
-    return dataset, f"{args.feature_dir} + {args.attention_dir}"
+    if step_range is not None and step_range[0] > step_range[1]:
+        raise CommandError(f"--step-range START END needs START <= END, but {step_range[0]} {step_range[1]} was "
+                           "given")
+    if args.feature_dir or args.attention_dir:
+        if not (args.feature_dir and args.attention_dir):
+            raise CommandError("--feature-dir and --attention-dir must be given together")
+        dataset = load_logs(args.feature_dir, args.attention_dir, pair_by=args.pair_by, step_range=step_range,
+                            attention_key=args.attention_key, trust_pickle=args.trust_pickle)
+        return dataset, f"{args.feature_dir} + {args.attention_dir}"
+    if args.path:
+        dataset, source = load_npz(args.path), str(args.path)
+    else:
+        dataset, source = load_extraction(args.extraction, trust_pickle=args.trust_pickle), str(args.extraction)
+    if step_range is not None:
+        if dataset.steps is None:
+            raise CommandError(f"--step-range needs training steps, but {source} has none")
+        found = sorted(int(step) for step in np.unique(dataset.steps))
+        if not any(step_range[0] <= step <= step_range[1] for step in found):
+            raise CommandError(f"--step-range {step_range[0]} {step_range[1]} keeps no scenario of {source} (its "
+                               f"steps: {found})")
+        dataset = dataset.select(step_range=step_range)
+    return dataset, source
 
 
 # ----------------------------------------------------------------------------- commands
@@ -202,7 +215,8 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
         flag = "--" + name.replace("_", "-")
         default = getattr(defaults, name)
         text = (doc.replace("%", "%%").replace("``", "").replace("(see resolve_scheme)",
-                                                                  f"(at least {MIN_SIGN_FLIP_GROUPS})"))
+                                                                  f"(at least {MIN_SIGN_FLIP_GROUPS})")
+                .replace(" (or None)", "").replace(" (or, in Python, a mapping); None for the driving catalog", ""))
         shown = "the driving catalog" if name == "catalog" and default is None else "%(default)s"
         if kind == "bool":
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
@@ -221,14 +235,14 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_input_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", nargs="?", help="an .npz file (DESIGN 2.1)")
+    parser.add_argument("path", nargs="?", help="an .npz file (the interchange format; see hsi-stats convert)")
     parser.add_argument("--feature-dir", help="folder of attention_log_*.pkl feature logs")
     parser.add_argument("--attention-dir", help="folder of attention_scenario_*.pkl extractions")
     parser.add_argument("--extraction", help="an extraction_*.pkl file or a folder of them")
     parser.add_argument("--pair-by", choices=("step", "order"), default="step",
                         help="how feature logs and attention files are paired (default: step)")
     parser.add_argument("--step-range", nargs=2, type=int, metavar=("START", "END"),
-                        help="keep logs whose step lies in [START, END]")
+                        help="keep the scenarios whose training step lies in [START, END] (default: all)")
     parser.add_argument("--attention-key", default="other_traj",
                         help="attention module (or exact key) whose layers become heads (default: other_traj)")
     parser.add_argument("--trust-pickle", action="store_true",

@@ -203,7 +203,7 @@ def analyze(
     progress: bool = False,
     **options: Any,
 ) -> HSIResult:
-    """Estimate, bootstrap, test, correct and validate: the whole analysis of DESIGN 4 in one call.
+    """Estimate, bootstrap, test, correct and validate: the whole analysis in one call.
 
     Parameters
     ----------

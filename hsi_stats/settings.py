@@ -12,6 +12,7 @@ This module sits just above the data layer: it imports the catalog loader and no
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -100,9 +101,14 @@ def _catalog(param: str, value: object) -> object:
 
 # ------------------------------------------------------------------------------------------------ options
 def _option(default: Any, check: Callable[[str, object], Any], doc: str, *, kind: str,
-            choices: tuple[str, ...] | None = None) -> Any:
-    """A field of :class:`AnalysisSettings`: its default, its check and the text that documents it."""
-    return field(default=default, metadata={"check": check, "doc": doc, "kind": kind, "choices": choices})
+            choices: tuple[str, ...] | None = None, typed: str | None = None) -> Any:
+    """A field of :class:`AnalysisSettings`: its default, its check and the text that documents it.
+
+    ``kind`` (str, int, float, bool or path) is what the command line reads; ``typed`` what the docstrings say,
+    when it differs.
+    """
+    return field(default=default, metadata={"check": check, "doc": doc, "kind": kind, "choices": choices,
+                                            "typed": typed})
 
 
 def _one_of(default: str, choices: tuple[str, ...], doc: str) -> Any:
@@ -144,7 +150,7 @@ but 'median' was passed.
         "``spearman`` ranks with average ties (within each scenario, or over the pooled pairs); ``pearson`` uses "
         "raw values.")
     adjust: str | None = _option(
-        None, _adjustment, kind="str", choices=ADJUSTMENTS,
+        None, _adjustment, kind="str", choices=ADJUSTMENTS, typed="{None, 'slot'}",
         doc="``slot`` (``within`` only) also removes per-slot means (two-way fixed effects), for slots ordered "
             "by distance; ``none`` (or None) correlates as observed.")
     fisher_clip: float = _option(
@@ -164,7 +170,7 @@ but 'median' was passed.
         "``within-scenario`` entity permutations (``within`` estimator without adjustment only); ``auto`` uses "
         "sign-flip with enough groups (see ``resolve_scheme``), else within-group.")
     correction: str = _one_of(
-        "maxT", CORRECTIONS,
+        "maxt", CORRECTIONS,
         "Multiple-comparison correction over all head x feature tests (and over the head tests): ``maxT`` "
         "(step-down Westfall-Young from the same randomisations), ``maxT-single-step``, or a statsmodels method.")
     alpha: float = _option(0.05, _unit, kind="float", doc="Significance level of the label validation.")
@@ -178,10 +184,10 @@ but 'median' was passed.
     strict: bool = _option(False, _flag, kind="bool",
                            doc="Also require the CI bound nearest zero to reach the threshold.")
     catalog: FeatureCatalog | Mapping[str, Any] | str | os.PathLike[str] | None = _option(  # noqa: RUF009 - a field
-        None, _catalog, kind="path",
+        None, _catalog, kind="path", typed="None, mapping or path",
         doc="Feature meanings (head-function names, expected signs): a .toml/.json file (or, in Python, a "
             "mapping); None for the driving catalog.")
-    scheme_requested: str | None = field(default=None, init=False, compare=False)
+    scheme_requested: str = field(default="", init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for option in _options():
@@ -190,10 +196,11 @@ but 'median' was passed.
             raise OptionError(f"`adjust='slot'` is defined for estimator='within' only, but estimator="
                               f"{self.estimator!r} was passed.")
         if self.scheme in PERMUTATION_SCHEMES and not self.permutable:
+            given = (f"estimator={self.estimator!r}" if self.estimator != "within" else f"adjust={self.adjust!r}")
             raise OptionError(f"`scheme={self.scheme!r}` permutes entities and is available for estimator='within' "
-                              f"without adjustment only, but estimator={self.estimator!r}, adjust={self.adjust!r} "
-                              "was passed; use scheme='sign-flip'.")
+                              f"without adjustment only, but {given} was passed; use scheme='sign-flip'.")
         object.__setattr__(self, "_feature_catalog", load_catalog(self.catalog))
+        object.__setattr__(self, "scheme_requested", self.scheme)
 
     # ------------------------------------------------------------------ derived
     @property
@@ -243,7 +250,7 @@ but 'median' was passed.
     def with_scheme_used(self, scheme: str) -> AnalysisSettings:
         """A copy recording ``scheme`` as used and the present ``scheme`` as requested."""
         used = replace(self, scheme=scheme)
-        object.__setattr__(used, "scheme_requested", self.scheme_requested or self.scheme)
+        object.__setattr__(used, "scheme_requested", self.scheme_requested)
         return used
 
     # ------------------------------------------------------------------ serialised form
@@ -259,7 +266,7 @@ but 'median' was passed.
         for option in _options():
             out[option.name] = self.catalog_name() if option.name == "catalog" else getattr(self, option.name)
             if option.name == "scheme":
-                out["scheme_requested"] = self.scheme_requested or self.scheme
+                out["scheme_requested"] = self.scheme_requested
         return out
 
     def __getitem__(self, key: str) -> Any:
@@ -321,8 +328,9 @@ def options_doc(names: tuple[str, ...] | None = None, indent: str = "    ") -> s
             continue
         kind, choices, doc = option.metadata["kind"], option.metadata["choices"], option.metadata["doc"]
         default = getattr(defaults, option.name)
-        typed = "{" + ", ".join(repr(c) for c in choices) + "}" if choices else kind
-        entries.append(f"{option.name} : {typed}, default {default!r}\n{indent}    {doc}")
+        typed = option.metadata["typed"] or ("{" + ", ".join(repr(c) for c in choices) + "}" if choices else kind)
+        wrapped = textwrap.fill(doc, width=112, initial_indent=indent + "    ", subsequent_indent=indent + "    ")
+        entries.append(f"{option.name} : {typed}, default {default!r}\n{wrapped}")
     return f"\n{indent}".join(entries)
 
 

@@ -183,3 +183,21 @@ def test_every_option_of_the_api_is_a_flag_with_the_same_meaning() -> None:
         estimator="fisher", fisher_clip=0.99, correlation="pearson", n_resamples=49, confidence_level=0.9,
         ci_method="bca", scheme="sign-flip", correction="maxt-single-step", alpha=0.01, threshold=0.4,
         min_stability=0.7, min_selectivity=0.1, strict=True)
+
+
+def test_step_range_applies_to_every_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hsi_stats import write_npz
+
+    run = generate(n_episodes=12, n_steps=3, checkpoints=(100, 200), rng=4)
+    write_npz(run.dataset, tmp_path / "run.npz")
+    base = ["analyze", str(tmp_path / "run.npz"), "--n-resamples", "49", "--seed", "0", "--format", ""]
+    assert main([*base, "--out", str(tmp_path / "one"), "--step-range", "200", "200"]) == 0
+    assert "36 scenarios in 12 groups" in capsys.readouterr().out
+    registry = json.loads((tmp_path / "one" / "head_functions.json").read_text())
+    assert registry["_meta"]["data_summary"]["steps"] == [200]
+    for flags, message in ((["200", "100"], "needs START <= END, but 200 100"),
+                           (["300", "400"], r"keeps no scenario of .*run.npz \(its steps: \[100, 200\]\)")):
+        assert main([*base, "--out", str(tmp_path / "bad"), "--step-range", *flags]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and re.search(message, err[0]), err
+    assert not (tmp_path / "bad").exists()
