@@ -22,7 +22,7 @@ from ._atomic import atomic_write_text
 from .catalog import GENERAL_CONTEXT, FeatureCatalog
 from .labels import described_feature
 
-__all__ = ["build_registry", "described_pair", "write_registry"]
+__all__ = ["build_registry", "described_pair", "judged_reasons", "write_registry"]
 
 _GENERAL_DESCRIPTION = "No validated specialisation: attends to general context."
 
@@ -48,6 +48,24 @@ def described_pair(head: Mapping[Any, Any], pairs: pd.DataFrame,
     pair: dict[str, Any] = {str(k): v for k, v in match.iloc[0].items()} if len(match) else {}
     stability = head.get("label_stability") if label != GENERAL_CONTEXT else head.get("stability")
     return feature, pair, float("nan") if stability is None else float(stability)
+
+
+def judged_reasons(head: Mapping[Any, Any], feature: str | None) -> str:
+    """The head's ``reasons``, saying which feature they judge when it is not the ``feature`` shown beside them.
+
+    The rules judge the label's candidate (the strongest feature with the expected sign); a General Context Head
+    is shown with its primary feature, which can be another one.
+
+    Examples
+    --------
+    >>> judged_reasons({"label_feature": "is_ahead", "reasons": "|rho| = 0.026 < threshold 0.3"}, "is_left")
+    'label candidate is_ahead: |rho| = 0.026 < threshold 0.3'
+    """
+    reasons = str(head.get("reasons") or "")
+    candidate = head.get("label_feature")
+    if reasons and isinstance(candidate, str) and candidate != feature:
+        return f"label candidate {candidate}: {reasons}"
+    return reasons
 
 
 def _entry(head: Mapping[str, Any], pairs: pd.DataFrame, catalog: FeatureCatalog,

@@ -28,7 +28,7 @@ from .inference.multitest import family_adjusted
 from .inference.randomisation import PermutationInputs, RandomisationResult, resolve_scheme, run_randomisation_test
 from .inference.resampling import check_batch
 from .labels import HeadEvidence, judge_head
-from .registry import build_registry, write_registry
+from .registry import build_registry, described_pair, judged_reasons, write_registry
 from .settings import PERMUTATION_SCHEMES, AnalysisSettings, document_options
 
 __all__ = ["HSIResult", "analyze"]
@@ -84,19 +84,26 @@ class HSIResult:
                   f"{level}% {s['ci_method']} CIs from {s['n_resamples']} cluster-bootstrap resamples, "
                   f"{s['scheme']} test ({self.test.n_resamples} randomisations{', exact' if self.test.exact else ''})"
                   f", correction={s['correction']}, seed={self.provenance['seed']}")
-        table = pd.DataFrame({
-            "head": self.heads["head"],
-            "HSI [CI]": [f"{h:.3f} [{lo:.3f}, {hi:.3f}]" for h, lo, hi in
-                         zip(self.heads["hsi"], self.heads["ci_low"], self.heads["ci_high"], strict=True)],
-            "primary": self.heads["primary_feature"],
-            "p_adj": [f"{p:.4f}" for p in self.heads["label_p_adjusted"]],
-            "stability": [f"{v:.2f}" for v in self.heads["stability"]],
-            "label": self.heads["label"],
-            "validated": self.heads["validated"].map({True: "yes", False: "no"}),
-        })
-        failed = self.heads[~self.heads["validated"] & (self.heads["reasons"] != "")]
-        reasons = "\n".join(f"  {r['head']}: {r['reasons']}" for _, r in failed.iterrows())
-        return f"{header}\n{table.to_string(index=False)}" + (f"\nreasons:\n{reasons}" if reasons else "")
+        rows, reasons = [], []
+        for head in self.heads.to_dict(orient="records"):
+            feature, pair, stability = described_pair(head, self.pairs, head["label"])
+            rows.append({
+                "head": head["head"],
+                "HSI [CI]": f"{head['hsi']:.3f} [{head['ci_low']:.3f}, {head['ci_high']:.3f}]",
+                "primary": head["primary_feature"],
+                "feature": feature,
+                "rho": f"{pair.get('rho', float('nan')):+.3f}",
+                "p_adj": f"{pair.get('p_adjusted', float('nan')):.4f}",
+                "stability": f"{stability:.2f}",
+                "label": head["label"],
+                "validated": "yes" if head["validated"] else "no",
+            })
+            if not head["validated"] and head["reasons"]:
+                reasons.append(f"  {head['head']}: {judged_reasons(head, feature)}")
+        table = pd.DataFrame(rows).to_string(index=False)
+        footnote = ("feature: the label's feature, or the primary one for a General Context Head; rho, p_adj "
+                    "(adjusted p of that pair) and stability describe it")
+        return f"{header}\n{table}\n{footnote}" + ("\nreasons:\n" + "\n".join(reasons) if reasons else "")
 
     def registry(self, *, allow_unvalidated: bool = False) -> dict[str, Any]:
         """The head-function registry as a dictionary (see :meth:`export_registry`)."""

@@ -9,6 +9,7 @@ methods paragraph follows the settings.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import shutil
@@ -137,3 +138,20 @@ def test_html_renders_in_headless_chromium(report_dir: Path, tmp_path: Path) -> 
     )
     assert screenshot.read_bytes().startswith(b"\x89PNG")
     assert screenshot.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+def test_head_table_says_which_feature_the_reasons_judge(result) -> None:
+    # A General Context Head is shown with its primary feature; when its label's candidate is another feature
+    # (the primary one has the wrong sign), the reasons say so rather than seem to describe the shown feature.
+    heads = result.heads.copy()
+    general = heads.index[heads["label"] == "General Context Head"][0]
+    candidate = next(f for f in result.estimate.feature_names if f != heads.loc[general, "primary_feature"])
+    heads.loc[general, "label_feature"] = candidate
+    table = head_table(dataclasses.replace(result, heads=heads))
+    row = table.loc[general]
+    assert row["rho [CI]"].startswith(f"{heads.loc[general, 'primary_feature']}: ")
+    assert row["reasons"] == f"label candidate {candidate}: {heads.loc[general, 'reasons']}"
+    for h, head in heads.iterrows():
+        shown = head["label_feature"] if head["label"] != "General Context Head" else head["primary_feature"]
+        differs = isinstance(head["label_feature"], str) and head["label_feature"] != shown and head["reasons"]
+        assert table.loc[h, "reasons"].startswith("label candidate") == bool(differs), head["head"]

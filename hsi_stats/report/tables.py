@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..registry import described_pair
+from ..registry import described_pair, judged_reasons
 from ..results import HSIResult
 from ..settings import CI_METHOD_NAMES, CORRECTION_NAMES
 from .formatting import MISSING, format_interval, format_number, format_p
@@ -48,7 +48,7 @@ def head_table(result: HSIResult) -> pd.DataFrame:
             "adjusted p": format_p(p_adj),
             "stability": format_number(stability, 2),
             "validated": "yes" if head["validated"] else "no",
-            "reasons": head["reasons"] or "all rules passed",
+            "reasons": judged_reasons(head, feature) or "all rules passed",
         })
     return pd.DataFrame(rows, columns=list(HEAD_TABLE_COLUMNS))
 
