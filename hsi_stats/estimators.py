@@ -33,7 +33,7 @@ from scipy.stats import rankdata
 
 from ._validation import ConstantInputWarning
 from .data import HSIDataset
-from .group_sums import CentredSums, FisherSums, GroupSums, PooledSums
+from .group_sums import CentredSums, FisherSums, Grouping, GroupSums, PooledSums
 from .settings import AnalysisSettings, check_option, document_options
 
 __all__ = ["ESTIMATION_OPTIONS", "Estimate", "estimate", "estimate_with", "hsi_from_rho", "selectivity",
@@ -48,27 +48,6 @@ BoolArray = NDArray[np.bool_]
 
 
 # --------------------------------------------------------------------------- per-scenario transforms
-class _Grouping:
-    """Sums rows over groups with one sort and ``np.add.reduceat`` (G rows out, in group-code order)."""
-
-    def __init__(self, codes: NDArray[np.intp]) -> None:
-        self.order = np.argsort(codes, kind="stable")
-        sorted_codes = codes[self.order]
-        self.starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
-        self.n_groups = int(self.starts.size)
-
-    def sum(self, values: FloatArray) -> FloatArray:
-        return np.add.reduceat(values[self.order], self.starts, axis=0)
-
-    def mean_where(self, values: FloatArray, used: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Mean of ``values`` over the scenarios where ``used`` is 1, per group, and whether any was used."""
-        total = self.sum(values * used)
-        count = self.sum(used)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            mean = np.where(count > 0, total / np.where(count > 0, count, 1.0), 0.0)
-        return mean, (count > 0).astype(float)
-
-
 def _rank_within(values: FloatArray, valid: BoolArray) -> FloatArray:
     """Average-tie ranks along the last axis among valid entries (NaN elsewhere); +-inf ranks as extreme."""
     return rankdata(np.where(valid, values, np.nan), axis=-1, nan_policy="omit")
@@ -118,14 +97,31 @@ def _feature_inputs(dataset: HSIDataset, correlation: str) -> list[_FeatureInput
 
 
 # --------------------------------------------------------------------------- the three estimators
+def _percentile_within(values: FloatArray, valid: BoolArray) -> FloatArray:
+    """Mid-rank percentiles ``(rank - 0.5) / n`` along the last axis among the ``n`` valid entries (NaN elsewhere).
+
+    They lie in (0, 1) whatever the number of entities, so that every scenario's feature has about the same
+    spread (variance (n^2 - 1) / (12 n^2)); ties share the average rank; +-inf ranks as an extreme value.
+    """
+    n_valid = np.broadcast_to(valid, values.shape).sum(axis=-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (_rank_within(values, valid) - 0.5) / n_valid
+
+
 def _centred_pair(attention: FloatArray, feature: _FeatureInput,
                   correlation: str) -> tuple[FloatArray, FloatArray]:
-    """Attention (S, H, V) and feature (S, V), ranked within scenario for Spearman, centred within scenario."""
+    """Attention (S, H, V) and feature (S, V) on the correlation's scales, centred within scenario.
+
+    ``spearman`` ranks both within the scenario; ``rank-feature`` keeps the attention mass and turns the feature
+    into its within-scenario mid-rank percentile; ``pearson`` keeps both.
+    """
     valid = feature.valid
     a, x = attention, feature.values
     if correlation == "spearman":
         a = _rank_within(a, valid[:, None, :])
         x = _rank_within(x, valid)
+    elif correlation == "rank-feature":
+        x = _percentile_within(x, valid)
     return _centre_within(a, valid[:, None, :]), _centre_within(x, valid)
 
 
@@ -142,7 +138,7 @@ def within_centred(dataset: HSIDataset, correlation: str) -> tuple[FloatArray, F
 
 def _within_rows(
     attention: FloatArray, feature: _FeatureInput, correlation: str, slot_onehot: FloatArray | None,
-    grouping: _Grouping,
+    grouping: Grouping,
 ) -> dict[str, FloatArray]:
     valid = feature.valid
     a_c, x_c = _centred_pair(attention, feature, correlation)
@@ -160,13 +156,14 @@ def _within_rows(
 
 
 def _pooled_rows(attention: FloatArray, feature: _FeatureInput, correlation: str,
-                 grouping: _Grouping) -> dict[str, FloatArray]:
+                 grouping: Grouping) -> dict[str, FloatArray]:
     valid = feature.valid
     a = np.moveaxis(attention, 1, 0)  # (H, S, V)
     x = feature.values
     if correlation == "spearman":
         n_heads = a.shape[0]
         a = _rank_within(a.reshape(n_heads, -1), valid.reshape(1, -1)).reshape(a.shape)
+    if correlation in ("spearman", "rank-feature"):
         x = _rank_within(x.reshape(-1), valid.reshape(-1)).reshape(x.shape)
     n_valid = max(int(valid.sum()), 1)
     # Shift by the overall means: r is shift-invariant and the raw sums stay well conditioned.
@@ -183,7 +180,7 @@ def _pooled_rows(attention: FloatArray, feature: _FeatureInput, correlation: str
 
 
 def _fisher_rows(attention: FloatArray, feature: _FeatureInput, correlation: str, clip: float,
-                 grouping: _Grouping) -> dict[str, FloatArray]:
+                 grouping: Grouping) -> dict[str, FloatArray]:
     valid = feature.valid
     a_c, x_c = _centred_pair(attention, feature, correlation)
     saa = np.einsum("shv,shv->sh", a_c, a_c)
@@ -210,7 +207,7 @@ def _group_sums(dataset: HSIDataset, estimator: str, correlation: str, adjust_na
 
     Rows of the sums follow the sorted group labels.
     """
-    grouping = _Grouping(dataset.group_codes)
+    grouping = Grouping(dataset.group_codes)
     inputs = _feature_inputs(dataset, correlation)
     attention = dataset.attention
     slot_onehot = _slot_onehot(dataset) if adjust_name == "slot" else None

@@ -16,9 +16,30 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["CentredSums", "FisherSums", "GroupSums", "PooledSums", "rowwise_product", "weighted_total"]
+__all__ = ["CentredSums", "FisherSums", "GroupSums", "Grouping", "PooledSums", "rowwise_product", "weighted_total"]
 
 FloatArray = NDArray[np.float64]
+
+
+class Grouping:
+    """Sums rows over groups with one sort and ``np.add.reduceat`` (G rows out, in group-code order)."""
+
+    def __init__(self, codes: NDArray[np.intp]) -> None:
+        self.order = np.argsort(codes, kind="stable")
+        sorted_codes = codes[self.order]
+        self.starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+        self.n_groups = int(self.starts.size)
+
+    def sum(self, values: FloatArray) -> FloatArray:
+        return np.add.reduceat(values[self.order], self.starts, axis=0)
+
+    def mean_where(self, values: FloatArray, used: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Mean of ``values`` over the scenarios where ``used`` is 1, per group, and whether any was used."""
+        total = self.sum(values * used)
+        count = self.sum(used)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = np.where(count > 0, total / np.where(count > 0, count, 1.0), 0.0)
+        return mean, (count > 0).astype(float)
 
 
 def rowwise_product(left: FloatArray, right: FloatArray) -> FloatArray:

@@ -2,9 +2,9 @@
 
 Top-level keys are head indices as strings (``REGISTRY[str(h)]["name"]`` keeps working), each entry holding the
 original keys (``name, description, primary_feature, hsi, correlation, correlation_sign``) and the evidence
-(``head, validated, reasons, strength, hsi_ci, correlation_ci, p_value, p_adjusted, stability``, plus the
-head-level ``hsi_p_value, hsi_p_adjusted``); run-level metadata sits in ``_meta``. Unvalidated labels are
-written as General Context Heads unless explicitly allowed.
+(``head, validated, reasons, strength, hsi_ci, correlation_ci, p_value, p_adjusted, stability``, the focus of the
+same feature ``focus, focus_ci, focus_target``, plus the head-level ``hsi_p_value, hsi_p_adjusted``); run-level
+metadata sits in ``_meta``. Unvalidated labels are written as General Context Heads unless explicitly allowed.
 Files are written atomically.
 """
 
@@ -99,6 +99,9 @@ def _entry(head: Mapping[str, Any], pairs: pd.DataFrame, catalog: FeatureCatalog
         "p_value": _number(pair.get("p_value")),
         "p_adjusted": _number(pair.get("p_adjusted")),
         "stability": _number(stability),
+        "focus": _number(pair.get("focus")),
+        "focus_ci": [_number(pair.get("focus_ci_low")), _number(pair.get("focus_ci_high"))],
+        "focus_target": pair.get("focus_target"),
         "hsi_p_value": _number(head.get("p_value")),
         "hsi_p_adjusted": _number(head.get("p_adjusted")),
     }

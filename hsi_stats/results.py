@@ -23,6 +23,7 @@ from ._validation import HSIDataError, OptionTypeError, seeded_generator
 from .catalog import FeatureCatalog
 from .data import HSIDataset
 from .estimators import Estimate, estimate_with, selectivity
+from .focus import focus_sums, is_indicator
 from .inference.bootstrap import BootstrapResult, run_cluster_bootstrap
 from .inference.multitest import family_adjusted
 from .inference.randomisation import PermutationInputs, RandomisationResult, resolve_scheme, run_randomisation_test
@@ -153,19 +154,40 @@ def _data_summary(dataset: HSIDataset, est: Estimate) -> dict[str, Any]:
     }
 
 
-def _pairs_frame(est: Estimate, boot: BootstrapResult, test: RandomisationResult,
-                 p_adjusted: np.ndarray) -> pd.DataFrame:
+def _focus_directions(rho: np.ndarray, feature_names: tuple[str, ...], catalog: FeatureCatalog) -> np.ndarray:
+    """+1 or -1 per (head, feature): the catalog's expected sign, else (``either``) the sign of rho (+1 if none)."""
+    expected = np.array([{"positive": 1, "negative": -1}.get(catalog.meaning(name).sign, 0) for name in feature_names])
+    observed = np.where(np.nan_to_num(rho) < 0, -1, 1)
+    return np.where(expected[None, :] != 0, expected[None, :], observed)
+
+
+def _focus_targets(directions: np.ndarray, dataset: HSIDataset) -> list[str]:
+    """What the focus of each (head, feature) counts as the target, in words, head-major."""
+    kinds = [is_indicator(dataset.features[name], dataset.mask & ~np.isnan(dataset.features[name]))
+             for name in dataset.feature_names]
+    words = {(True, 1): "flagged", (True, -1): "not flagged", (False, 1): "highest", (False, -1): "lowest"}
+    return [words[(kinds[f], int(directions[h, f]))] for h in range(directions.shape[0])
+            for f in range(directions.shape[1])]
+
+
+def _pairs_frame(est: Estimate, boot: BootstrapResult, test: RandomisationResult, p_adjusted: np.ndarray,
+                 focus: np.ndarray, targets: list[str]) -> pd.DataFrame:
     frame = est.to_frame().drop(columns="primary")
     frame.insert(3, "ci_low", boot.rho_low.reshape(-1))
     frame.insert(4, "ci_high", boot.rho_high.reshape(-1))
     frame.insert(5, "p_value", test.pair_p.reshape(-1))
     frame.insert(6, "p_adjusted", p_adjusted.reshape(-1))
+    frame.insert(7, "focus", focus.reshape(-1))
+    frame.insert(8, "focus_ci_low", np.asarray(boot.focus_low).reshape(-1))
+    frame.insert(9, "focus_ci_high", np.asarray(boot.focus_high).reshape(-1))
+    frame.insert(10, "focus_target", targets)
     frame["se"] = boot.rho_se.reshape(-1)
     return frame
 
 
 def _heads_frame(est: Estimate, boot: BootstrapResult, test: RandomisationResult, pair_adjusted: np.ndarray,
-                 head_adjusted: np.ndarray, selectivities: np.ndarray, settings: AnalysisSettings) -> pd.DataFrame:
+                 head_adjusted: np.ndarray, selectivities: np.ndarray, settings: AnalysisSettings,
+                 focus: np.ndarray) -> pd.DataFrame:
     base = est.heads_frame().drop(columns="runner_up_rho")
     stability = boot.stability(est.rho)
     rows = []
@@ -182,13 +204,16 @@ def _heads_frame(est: Estimate, boot: BootstrapResult, test: RandomisationResult
             "p_adjusted": head_adjusted[h], "stability": stability[h], "selectivity": selectivities[h],
             **verdict.as_row(),
             "label_rho": at(est.rho), "label_ci_low": at(boot.rho_low), "label_ci_high": at(boot.rho_high),
-            "label_p_adjusted": at(pair_adjusted),
+            "label_p_adjusted": at(pair_adjusted), "label_focus": at(focus),
+            "label_focus_ci_low": at(np.asarray(boot.focus_low)),
+            "label_focus_ci_high": at(np.asarray(boot.focus_high)),
         })
     extra = pd.DataFrame(rows)
     frame = pd.concat([base, extra], axis=1)
     order = ["head", "hsi", "ci_low", "ci_high", "p_value", "p_adjusted", "primary_feature", "primary_rho",
              "runner_up", "stability", "selectivity", "label_feature", "label", "strength", "validated", "reasons",
-             "label_rho", "label_ci_low", "label_ci_high", "label_p_adjusted", "label_stability"]
+             "label_rho", "label_ci_low", "label_ci_high", "label_p_adjusted", "label_stability", "label_focus",
+             "label_focus_ci_low", "label_focus_ci_high"]
     return frame[order + [c for c in frame.columns if c not in order]]
 
 
@@ -247,8 +272,10 @@ def analyze(
     scheme = resolve_scheme(settings.scheme, dataset.n_groups, permutable=settings.permutable)
 
     est = estimate_with(dataset, settings)
+    directions = _focus_directions(est.rho, est.feature_names, settings.feature_catalog)
+    focus = focus_sums(dataset, directions)
     boot = run_cluster_bootstrap(est.sums, settings.n_resamples, settings.confidence_level, settings.ci_method,
-                                 generator, batch_size, progress)
+                                 generator, batch_size, progress, focus)
     inputs = PermutationInputs.from_dataset(dataset, est.correlation) if scheme in PERMUTATION_SCHEMES else None
     test = run_randomisation_test(est.sums, scheme, inputs, settings.n_resamples, generator, batch_size, progress)
     pair_adjusted, head_adjusted = family_adjusted(test, settings.correction)
@@ -259,8 +286,8 @@ def analyze(
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
     return HSIResult(
-        pairs=_pairs_frame(est, boot, test, pair_adjusted),
-        heads=_heads_frame(est, boot, test, pair_adjusted, head_adjusted, selectivity(dataset), used),
+        pairs=_pairs_frame(est, boot, test, pair_adjusted, focus.focus(), _focus_targets(directions, dataset)),
+        heads=_heads_frame(est, boot, test, pair_adjusted, head_adjusted, selectivity(dataset), used, focus.focus()),
         settings=used,
         data_summary=MappingProxyType(_data_summary(dataset, est)),
         provenance=provenance,

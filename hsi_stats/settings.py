@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 ESTIMATORS = ("within", "pooled", "fisher")
-CORRELATIONS = ("spearman", "pearson")
+CORRELATIONS = ("spearman", "pearson", "rank-feature")
 ADJUSTMENTS = ("none", "slot")
 CI_METHODS = ("expanded", "bca", "percentile", "basic")
 SCHEMES = ("auto", "sign-flip", "within-group", "within-scenario")

@@ -21,6 +21,7 @@ from scipy import stats
 
 from hsi_stats import HSIDataset, estimate
 from hsi_stats._validation import ConstantInputWarning
+from hsi_stats.settings import CORRELATIONS
 
 ATOL = 1e-10
 N_SLOTS = 6
@@ -127,10 +128,13 @@ def valid_entities(case: Case, s: int, h: int, name: str, correlation: str):
 
 
 def scenario_values(case: Case, s: int, h: int, name: str, correlation: str):
-    """Like :func:`valid_entities`, with values ranked within the scenario under Spearman."""
+    """Like :func:`valid_entities`, with values ranked within the scenario under Spearman, and the feature as its
+    mid-rank percentile (rank - 0.5) / n under rank-feature."""
     a, x, slot = valid_entities(case, s, h, name, correlation)
     if correlation == "spearman" and len(a):
         a, x = stats.rankdata(a, method="average"), stats.rankdata(x, method="average")
+    if correlation == "rank-feature" and len(a):
+        x = (stats.rankdata(x, method="average") - 0.5) / len(x)
     return a, x, slot
 
 
@@ -148,6 +152,8 @@ def brute_pooled(case: Case, h: int, name: str, correlation: str) -> tuple[float
         x.extend(sx)
     if _is_constant(a) or _is_constant(x):
         return math.nan, len(a)
+    if correlation == "rank-feature":
+        return float(stats.pearsonr(a, stats.rankdata(x, method="average")).statistic), len(a)
     correlate = stats.pearsonr if correlation == "pearson" else stats.spearmanr
     return float(correlate(a, x).statistic), len(a)
 
@@ -252,7 +258,7 @@ SEEDS = (0, 1, 2)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("correlation", ["spearman", "pearson"])
+@pytest.mark.parametrize("correlation", ["spearman", "pearson", "rank-feature"])
 @pytest.mark.parametrize(("options", "with_slots"), CONFIGS)
 def test_estimate_matches_brute_force(options, with_slots, correlation, seed):
     case = make_case(seed, with_slots=with_slots)
@@ -290,7 +296,7 @@ def brute_left_out(case: Case, correlation: str) -> dict[str, tuple[int, int, in
 
 
 @pytest.mark.parametrize("estimator", ["within", "pooled", "fisher"])
-@pytest.mark.parametrize("correlation", ["spearman", "pearson"])
+@pytest.mark.parametrize("correlation", ["spearman", "pearson", "rank-feature"])
 def test_left_out_counts_nan_and_inf_on_present_entities(estimator, correlation):
     case = make_case(1)
     left_out = estimate(case.dataset(), estimator=estimator, correlation=correlation).left_out
@@ -352,7 +358,7 @@ NAN_CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("correlation", ["spearman", "pearson"])
+@pytest.mark.parametrize("correlation", ["spearman", "pearson", "rank-feature"])
 @pytest.mark.parametrize(("options", "constant_feature"), NAN_CONFIGS)
 def test_feature_without_variation_gives_nan_and_a_warning(options, constant_feature, correlation):
     case = make_case(0)
@@ -392,7 +398,7 @@ CLIP = r"`fisher_clip` must lie in \(0, 1\), but "
 @pytest.mark.parametrize(("options", "pattern"), [
     ({"estimator": "median"}, _choices("estimator", ("within", "pooled", "fisher"), "median")),
     ({"estimator": None}, _choices("estimator", ("within", "pooled", "fisher"), None)),
-    ({"correlation": "kendall"}, _choices("correlation", ("spearman", "pearson"), "kendall")),
+    ({"correlation": "kendall"}, _choices("correlation", CORRELATIONS, "kendall")),
     ({"adjust": "scenario"}, _choices("adjust", ("none", "slot"), "scenario")),
     ({"estimator": "pooled", "adjust": "slot"}, r"`adjust='slot'`.*'within'.*'pooled'"),
     ({"estimator": "fisher", "adjust": "slot"}, r"`adjust='slot'`.*'within'.*'fisher'"),

@@ -21,6 +21,7 @@ from hsi_stats.report import (
     attention_vs_feature,
     evolution_plot,
     figure_to_png_bytes,
+    focus_plot,
     forest_plot,
     hsi_bars,
     null_distributions,
@@ -103,7 +104,7 @@ def test_every_figure_runs_and_returns_its_axes(name, request):
     res = request.getfixturevalue(name)
     render = name in RENDERED  # drawing (layout, text) must raise no warning either; it is slow, so not for all
     head, feature = res.heads["head"].iloc[0], res.pairs["feature"].iloc[0]
-    for draw in (rho_heatmap, hsi_bars, forest_plot, attention_distributions,
+    for draw in (rho_heatmap, hsi_bars, focus_plot, forest_plot, attention_distributions,
                  lambda r: attention_vs_feature(r, head, feature)):
         ax = draw(res)
         assert isinstance(ax, Axes)
@@ -164,6 +165,23 @@ def test_heatmap_leaves_an_undefined_rho_blank(result):
     broken = type(result)(**{**result.__dict__, "pairs": pairs})
     ax = rho_heatmap(broken)
     assert len(ax.texts) == len(pairs) - 1
+
+
+# ------------------------------------------------------------------------------------------------ focus
+def test_focus_bars_and_intervals_are_the_described_pairs(result):
+    ax = focus_plot(result)
+    expected = []
+    for head in result.heads.itertuples():
+        feature = head.label_feature if head.label != "General Context Head" else head.primary_feature
+        row = result.pairs[(result.pairs["head"] == head.head) & (result.pairs["feature"] == feature)].iloc[0]
+        expected.append((row["focus"], row["focus_ci_low"], row["focus_ci_high"], f"{feature}: {row['focus_target']}"))
+    widths = [patch.get_width() for patch in ax.patches[:len(expected)]]
+    np.testing.assert_allclose(widths, [np.nan_to_num(e[0]) for e in expected], rtol=1e-12)
+    (error_lines,) = next(c for c in ax.containers if isinstance(c, ErrorbarContainer)).lines[2]
+    ends = np.array([[segment[0][0], segment[1][0]] for segment in error_lines.get_segments()])
+    np.testing.assert_allclose(ends, [[e[1], e[2]] for e in expected], rtol=1e-12)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert all(e[3] in label for e, label in zip(expected, labels, strict=True))
 
 
 # ------------------------------------------------------------------------------------------------ HSI bars

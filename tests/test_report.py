@@ -65,7 +65,7 @@ def test_html_is_self_contained(report_dir: Path, result) -> None:
     assert "@import" not in html and "url(http" not in html
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
     n_labelled = int((result.heads["label"] != "General Context Head").sum())
-    assert len(images) == 5 + n_labelled  # heatmap, bars, forest, distributions, null + one per labelled head
+    assert len(images) == 6 + n_labelled  # heatmap, bars, focus, forest, distributions, null + one per labelled head
     assert all(base64.b64decode(image).startswith(b"\x89PNG") for image in images)
 
 

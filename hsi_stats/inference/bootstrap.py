@@ -47,6 +47,7 @@ from tqdm import tqdm
 
 from .._validation import HSIDataError, normalize_rng
 from ..estimators import hsi_from_rho
+from ..focus import FocusSums
 from ..group_sums import GroupSums
 from ..settings import AnalysisSettings, check_option
 from .resampling import TIE_TOLERANCE, batch_sizes, check_batch, quantiles_along_first
@@ -74,6 +75,9 @@ class BootstrapResult:
         stability is this share at the observed primary feature.
     rho_distribution : ndarray (B, H, F)
         The bootstrap replicates of rho (HSI replicates follow as ``max |rho|``).
+    focus_low, focus_high, focus_se : ndarray (H, F) or None
+        Interval and standard error of the focus (:mod:`hsi_stats.focus`), from the same resamples, when the focus
+        sums were given.
     """
 
     method: str
@@ -87,6 +91,9 @@ class BootstrapResult:
     hsi_se: FloatArray
     argmax_share: FloatArray
     rho_distribution: FloatArray
+    focus_low: FloatArray | None = None
+    focus_high: FloatArray | None = None
+    focus_se: FloatArray | None = None
 
     def stability(self, rho: FloatArray) -> FloatArray:
         """Share of replicates whose argmax |rho| is the observed primary feature, per head (NaN if undefined)."""
@@ -182,8 +189,9 @@ def cluster_bootstrap(
     rng: object = None,
     batch: int | None = None,
     progress: bool = False,
+    focus: FocusSums | None = None,
 ) -> BootstrapResult:
-    """Cluster-bootstrap confidence intervals for every rho[h, f] and HSI[h].
+    """Cluster-bootstrap confidence intervals for every rho[h, f] and HSI[h] (and the focus, when given).
 
     Parameters
     ----------
@@ -200,6 +208,8 @@ def cluster_bootstrap(
         Resamples per matrix product (memory only: results do not depend on it).
     progress : bool, default False
         Show a progress bar.
+    focus : FocusSums, optional
+        Per-group focus sums (:func:`hsi_stats.focus.focus_sums`) resampled with the same group weights.
 
     Returns
     -------
@@ -221,21 +231,29 @@ def cluster_bootstrap(
     level = check_option("confidence_level",
                          defaults.confidence_level if confidence_level is None else confidence_level)
     method = check_option("ci_method", defaults.ci_method if method is None else method, param="method")
-    return run_cluster_bootstrap(sums, n_resamples, level, method, normalize_rng(rng), check_batch(batch), progress)
+    return run_cluster_bootstrap(sums, n_resamples, level, method, normalize_rng(rng), check_batch(batch), progress,
+                                 focus)
 
 
 def run_cluster_bootstrap(sums: GroupSums, n_resamples: int, confidence_level: float, method: str,
-                          rng: np.random.Generator, batch: int, progress: bool) -> BootstrapResult:
+                          rng: np.random.Generator, batch: int, progress: bool,
+                          focus: FocusSums | None = None) -> BootstrapResult:
     """:func:`cluster_bootstrap` for arguments already checked."""
     n_groups = sums.n_groups
     if n_groups < 2:
         raise HSIDataError(f"the cluster bootstrap needs at least 2 groups, but the data have {n_groups}.")
+    if focus is not None and focus.n_groups != n_groups:
+        raise HSIDataError(f"`focus` must have the groups of `sums` ({n_groups}), but it has {focus.n_groups}.")
 
     rho_hat = sums.rho()
     replicates = np.empty((n_resamples, *rho_hat.shape))
+    focus_replicates = None if focus is None else np.empty_like(replicates)
     done = 0
     for size in tqdm(list(batch_sizes(n_resamples, batch)), desc="bootstrap", unit="batch", disable=not progress):
-        replicates[done:done + size] = sums.rho(bootstrap_weights(rng, size, n_groups))
+        weights = bootstrap_weights(rng, size, n_groups)
+        replicates[done:done + size] = sums.rho(weights)
+        if focus is not None and focus_replicates is not None:
+            focus_replicates[done:done + size] = focus.focus(weights)
         done += size
     hsi_replicates = hsi_from_rho(replicates)
     hsi_hat = hsi_from_rho(rho_hat)
@@ -251,8 +269,14 @@ def run_cluster_bootstrap(sums: GroupSums, n_resamples: int, confidence_level: f
     rho_low, rho_high = _interval(method, rho_hat, replicates, rho_jack, alpha, n_groups)
     hsi_low, hsi_high = _interval(hsi_method, hsi_hat, hsi_replicates, hsi_jack, alpha, n_groups)
     rho_se, hsi_se = _standard_error(replicates), _standard_error(hsi_replicates)
+    focus_low = focus_high = focus_se = None
+    if focus is not None and focus_replicates is not None:
+        focus_jack = focus.focus(1.0 - np.eye(n_groups)) if "bca" in method else None
+        focus_low, focus_high = _interval(method, focus.focus(), focus_replicates, focus_jack, alpha, n_groups)
+        focus_se = _standard_error(focus_replicates)
     return BootstrapResult(
         method=method, confidence_level=confidence_level, n_resamples=n_resamples,
         rho_low=rho_low, rho_high=rho_high, hsi_low=hsi_low, hsi_high=hsi_high,
         rho_se=rho_se, hsi_se=hsi_se, argmax_share=_argmax_share(replicates), rho_distribution=replicates,
+        focus_low=focus_low, focus_high=focus_high, focus_se=focus_se,
     )

@@ -95,6 +95,11 @@ def _figures(result: HSIResult, evolution: EvolutionResult | None) -> list[Figur
         _draw("hsi", "Head Specialization Index",
               f"HSI with {level}% cluster-bootstrap intervals; lines at {bands} ({names}); filled bars are "
               "validated labels.", lambda: figures.hsi_bars(result)),
+        _draw("focus", "Focus on the target entity",
+              f"Share of each head's attention on the entity its feature points at (the label's feature; the primary "
+              f"feature of a General Context Head), in excess of uniform attention: 0 uniform, 1 all on the target, "
+              f"negative when the head looks away; {level}% cluster-bootstrap intervals.",
+              lambda: figures.focus_plot(result)),
         _draw("forest", "rho with confidence intervals",
               f"Every head x feature rho with its {level}% interval; highlighted pairs have adjusted p < {alpha:g}.",
               lambda: figures.forest_plot(result)),

@@ -23,21 +23,22 @@ __all__ = [
     "left_out_table",
 ]
 
-HEAD_TABLE_COLUMNS = ("head", "label", "strength", "HSI [CI]", "primary feature", "rho [CI]", "adjusted p",
-                      "stability", "validated", "reasons")
+HEAD_TABLE_COLUMNS = ("head", "label", "strength", "HSI [CI]", "primary feature", "rho [CI]", "focus [CI]",
+                      "adjusted p", "stability", "validated", "reasons")
 
 
 def head_table(result: HSIResult) -> pd.DataFrame:
     """One row per head, all cells strings: the head table of the report.
 
-    The rho, CI, adjusted p and stability columns describe the feature of :func:`~hsi_stats.registry.described_pair`
+    The rho, focus, adjusted p and stability columns describe the feature of :func:`~hsi_stats.registry.described_pair`
     (the label's feature for a labelled head, else the primary feature), as the registry does.
     """
     rows = []
     for head in result.heads.to_dict(orient="records"):
         feature, pair, stability = described_pair(head, result.pairs, head["label"])
         nan = float("nan")
-        rho, low, high, p_adj = (pair.get(c, nan) for c in ("rho", "ci_low", "ci_high", "p_adjusted"))
+        rho, low, high, p_adj, focus, focus_low, focus_high = (pair.get(c, nan) for c in (
+            "rho", "ci_low", "ci_high", "p_adjusted", "focus", "focus_ci_low", "focus_ci_high"))
         rows.append({
             "head": head["head"],
             "label": head["label"],
@@ -45,6 +46,8 @@ def head_table(result: HSIResult) -> pd.DataFrame:
             "HSI [CI]": format_interval(head["hsi"], head["ci_low"], head["ci_high"]),
             "primary feature": head["primary_feature"] if isinstance(head["primary_feature"], str) else MISSING,
             "rho [CI]": f"{feature}: {format_interval(rho, low, high)}" if isinstance(feature, str) else MISSING,
+            "focus [CI]": (f"{format_interval(focus, focus_low, focus_high, 2)} ({pair['focus_target']})"
+                           if isinstance(feature, str) else MISSING),
             "adjusted p": format_p(p_adj),
             "stability": format_number(stability, 2),
             "validated": "yes" if head["validated"] else "no",

@@ -12,7 +12,7 @@ changes the matplotlib backend and never calls ``plt.show``. The statistics laye
 
 from ._common import STRENGTH_LINES, figure_to_png_bytes, save_figure
 from .attention import attention_distributions, attention_vs_feature
-from .estimates import forest_plot, hsi_bars, null_distributions, rho_heatmap
+from .estimates import focus_plot, forest_plot, hsi_bars, null_distributions, rho_heatmap
 from .evolution import evolution_plot
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "attention_vs_feature",
     "evolution_plot",
     "figure_to_png_bytes",
+    "focus_plot",
     "forest_plot",
     "hsi_bars",
     "null_distributions",

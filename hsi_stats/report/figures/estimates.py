@@ -17,6 +17,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.transforms import ScaledTranslation
 
+from ...registry import described_pair
 from ...results import HSIResult
 from ..formatting import format_p
 from ._common import (
@@ -36,7 +37,7 @@ from ._common import (
     significance_mark,
 )
 
-__all__ = ["forest_plot", "hsi_bars", "null_distributions", "rho_heatmap"]
+__all__ = ["focus_plot", "forest_plot", "hsi_bars", "null_distributions", "rho_heatmap"]
 
 
 # ------------------------------------------------------------------------------------------------ heatmap
@@ -147,6 +148,55 @@ def hsi_bars(result: HSIResult, *, ax: Axes | None = None) -> Axes:
                Line2D([], [], color="0.1", marker="_", markersize=8, label=f"{level(result)} CI")]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.grid(axis="y", alpha=0.25, zorder=0)
+    return ax
+
+
+# ------------------------------------------------------------------------------------------------ focus
+def focus_plot(result: HSIResult, *, ax: Axes | None = None) -> Axes:
+    """Each head's focus on the entity its feature points at, with its confidence interval.
+
+    One horizontal bar per head for the feature that describes it (its label's feature, or the primary feature
+    of a General Context Head: :func:`~hsi_stats.registry.described_pair`), coloured by whether the label
+    validated, with the interval from ``pairs.focus_ci_low`` to ``pairs.focus_ci_high`` as the first
+    :class:`~matplotlib.container.ErrorbarContainer`. 0 is uniform attention, 1 all attention on the target;
+    each tick names the feature and the target ("ttc: lowest").
+
+    Parameters
+    ----------
+    result : HSIResult
+        The analysis to draw (``result.heads`` and ``result.pairs``).
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure is created when omitted.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    result = check_result(result)
+    rows = []
+    for head in result.heads.to_dict(orient="records"):
+        feature, pair, _ = described_pair(head, result.pairs, head["label"])
+        rows.append((str(head["head"]), feature, pair.get("focus", np.nan), pair.get("focus_ci_low", np.nan),
+                     pair.get("focus_ci_high", np.nan), pair.get("focus_target", ""), bool(head["validated"])))
+    n = len(rows)
+    y = np.arange(n, dtype=float)
+    focus = np.array([r[2] for r in rows], dtype=float)
+    low, high = np.array([r[3] for r in rows], dtype=float), np.array([r[4] for r in rows], dtype=float)
+    ax = new_axes(ax, (6.0, max(2.6, 0.42 * n + 1.4)))
+    ax.barh(y, np.nan_to_num(focus), height=0.6, zorder=2, edgecolor="0.25", linewidth=0.6,
+            color=[VALIDATED_COLOUR if r[6] else NOT_VALIDATED_COLOUR for r in rows])
+    ax.errorbar((low + high) / 2, y, xerr=(high - low) / 2, fmt="none", ecolor="0.1", elinewidth=1.3, capsize=3,
+                zorder=3)
+    ax.axvline(0.0, color=REFERENCE_COLOUR, linewidth=0.9, zorder=1)
+    ax.set_yticks(y, [f"{r[0]}  ({r[1]}: {r[5]})" if r[1] else r[0] for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(min(-0.1, float(np.nanmin(np.r_[low, 0.0])) - 0.05), 1.0)
+    ax.set_xlabel("focus: excess attention share on the target (0 uniform, 1 all on it)")
+    ax.set_title(f"Focus per head, {level(result)} CI")
+    ax.legend(handles=[Patch(facecolor=VALIDATED_COLOUR, edgecolor="0.25", label="validated"),
+                       Patch(facecolor=NOT_VALIDATED_COLOUR, edgecolor="0.25", label="not validated")],
+              loc="lower right", fontsize=8, frameon=False)
+    ax.grid(axis="x", alpha=0.25, zorder=0)
     return ax
 
 

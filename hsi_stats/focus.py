@@ -1,0 +1,130 @@
+r"""Focus: how much of a head's attention goes to the entity a feature points at, beyond what uniform attention gives.
+
+For head h, feature f and a direction d (the catalog's expected sign of the relation, or the sign of rho where
+the catalog expects either), the *target* of scenario s is
+
+- for an indicator feature (every value 0 or 1): the flagged entities (value 1 for d = +1, value 0 for d = -1);
+- for any other feature: the most extreme entity in direction d (the largest value for d = +1, the smallest for
+  d = -1; tied extremes are all targets; +-inf is the most extreme value there is).
+
+With :math:`p` the head's attention renormalised over the :math:`n` entities valid for the feature, :math:`k` the
+number of targets, :math:`u = k/n` the share uniform attention would give them and :math:`s = \sum_{v \in T} p_v`
+the share the head gives them, the scenario's focus is the excess share over its largest possible value,
+
+.. math:: \phi_s = \frac{s - u}{1 - u} \quad (s \ge u), \qquad \phi_s = \frac{s - u}{u} \quad (s < u),
+
+0 for uniform attention, 1 when all the attention is on the targets and -1 when none is: a head that looks away
+from the targets has a negative focus, on the same scale. A scenario counts when :math:`n \ge 2`,
+:math:`0 < k < n` and the head's attention there is not all zero; the focus of (h, f) is the mean of
+:math:`\phi_s` over those scenarios. Attention is a share of mass: a negative
+value counts by its magnitude (as in the selectivity of :mod:`hsi_stats.estimators`).
+
+The mean is a ratio of per-group sums (:math:`\sum \phi_s` and the count of scenarios), so the cluster bootstrap
+resamples it with the same group weights as rho (:class:`FocusSums`). This module computes no correlation and
+imports no plotting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._validation import HSIDataError
+from .data import HSIDataset
+from .group_sums import Grouping, weighted_total
+
+__all__ = ["FocusSums", "focus_sums", "is_indicator"]
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class FocusSums:
+    """Per-group sums of the scenario focus and of the scenarios counted, (G, H, F) each."""
+
+    total: FloatArray
+    count: FloatArray
+
+    @property
+    def n_groups(self) -> int:
+        return int(self.total.shape[0])
+
+    def focus(self, weights: FloatArray | None = None) -> FloatArray:
+        """Mean focus (H, F) for the full data, or (B, H, F) for each row of group weights (B, G); NaN if none."""
+        total, count = weighted_total(self.total, weights), weighted_total(self.count, weights)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(count > 0, total / np.where(count > 0, count, 1.0), np.nan)
+
+
+def is_indicator(values: FloatArray, valid: BoolArray) -> bool:
+    """True when every valid value is 0 or 1 (and both occur nowhere else): the feature flags entities.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> is_indicator(np.array([[0.0, 1.0, 7.0]]), np.array([[True, True, False]]))
+    True
+    """
+    chosen = values[valid]
+    return bool(chosen.size) and bool(np.isin(chosen, (0.0, 1.0)).all())
+
+
+def _targets(values: FloatArray, valid: BoolArray, indicator: bool, direction: int) -> BoolArray:
+    """(S, V) mask of each scenario's target entities for one feature and direction."""
+    if indicator:
+        return valid & (values == (1.0 if direction > 0 else 0.0))
+    filled = np.where(valid, values, -np.inf if direction > 0 else np.inf)
+    extreme = filled.max(axis=1, keepdims=True) if direction > 0 else filled.min(axis=1, keepdims=True)
+    return valid & (values == extreme)
+
+
+def _scenario_focus(mass: FloatArray, valid: BoolArray, targets: BoolArray) -> tuple[FloatArray, FloatArray]:
+    """Focus per scenario and head (S, H) and whether it counts (S, H), for one feature and direction."""
+    n = valid.sum(axis=1)[:, None].astype(float)
+    k = targets.sum(axis=1)[:, None].astype(float)
+    total = np.where(valid[:, None, :], mass, 0.0).sum(axis=2)
+    on_target = np.where(targets[:, None, :], mass, 0.0).sum(axis=2)
+    counted = (n >= 2) & (k > 0) & (k < n) & (total > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        uniform = k / n
+        excess = on_target / np.where(total > 0, total, 1.0) - uniform
+        focus = np.where(counted, excess / np.where(excess >= 0, 1.0 - uniform, uniform), 0.0)
+    return focus, counted.astype(float)
+
+
+def focus_sums(dataset: HSIDataset, directions: NDArray[np.int_]) -> FocusSums:
+    """Per-group focus sums of every (head, feature) in its direction (``directions`` (H, F) of +1 or -1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hsi_stats import HSIDataset
+    >>> ttc = np.array([[1.0, 4.0, 9.0, np.inf]])
+    >>> attention = np.array([[[0.7, 0.1, 0.1, 0.1]]])  # 70% on the lowest TTC among 4 vehicles
+    >>> sums = focus_sums(HSIDataset(attention, {"ttc": ttc}), np.array([[-1]]))
+    >>> round(float(sums.focus()[0, 0]), 6)  # (0.7 - 1/4) / (1 - 1/4)
+    0.6
+    """
+    directions = np.asarray(directions)
+    if directions.shape != (dataset.n_heads, dataset.n_features) or not np.isin(directions, (-1, 1)).all():
+        raise HSIDataError(f"`directions` must be an (H, F) = ({dataset.n_heads}, {dataset.n_features}) array of "
+                           f"+1 and -1, but an array of shape {directions.shape} was passed.")
+    grouping = Grouping(dataset.group_codes)
+    mass = np.abs(np.where(dataset.mask[:, None, :], dataset.attention, 0.0))
+    shape = (grouping.n_groups, dataset.n_heads, dataset.n_features)
+    total, count = np.zeros(shape), np.zeros(shape)
+    for f, name in enumerate(dataset.feature_names):
+        values = dataset.features[name]
+        valid = dataset.mask & ~np.isnan(values)
+        indicator = is_indicator(values, valid)
+        for direction in (-1, 1):
+            heads = np.flatnonzero(directions[:, f] == direction)
+            if heads.size == 0:
+                continue
+            focus, counted = _scenario_focus(mass[:, heads, :], valid, _targets(values, valid, indicator, direction))
+            total[:, heads, f] = grouping.sum(focus)
+            count[:, heads, f] = grouping.sum(counted)
+    return FocusSums(total, count)
