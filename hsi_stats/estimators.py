@@ -400,9 +400,16 @@ def estimate(dataset: HSIDataset, settings: AnalysisSettings | None = None, **op
     >>> attention = np.stack([-distance, rng.random((50, 6))], axis=1)
     >>> est = estimate(HSIDataset(attention, {"distance_to_ego": distance}))
     >>> est.rho.round(2).tolist()
-    [[-1.0], [-0.03]]
+    [[-0.93], [-0.02]]
     >>> est.primary_feature
     ('distance_to_ego', 'distance_to_ego')
+
+    A head with all its attention on the nearest of 6 entities reaches :math:`-\\sqrt{3/7} = -0.65`, the
+    largest a one-hot head can reach against a continuous feature (its focus, :mod:`hsi_stats.focus`, is 1):
+
+    >>> nearest = (distance == distance.min(axis=1, keepdims=True)).astype(float)
+    >>> float(estimate(HSIDataset(nearest[:, None, :], {"distance_to_ego": distance})).rho[0, 0].round(4))
+    -0.6547
     """
     return estimate_with(dataset, AnalysisSettings.from_options(settings, options, allowed=ESTIMATION_OPTIONS,
                                                                 caller="estimate"))

@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 ESTIMATORS = ("within", "pooled", "fisher")
-CORRELATIONS = ("spearman", "pearson", "rank-feature")
+CORRELATIONS = ("rank-feature", "spearman", "pearson")
 ADJUSTMENTS = ("none", "slot")
 CI_METHODS = ("expanded", "bca", "percentile", "basic")
 SCHEMES = ("auto", "sign-flip", "within-group", "within-scenario")
@@ -146,9 +146,10 @@ but 'median' was passed.
         "present together; immune to traffic density), ``pooled`` correlates all (scenario, entity) pairs (the "
         "original method), ``fisher`` averages per-scenario Fisher z (kept for comparability).")
     correlation: str = _one_of(
-        "spearman", CORRELATIONS,
-        "``spearman`` ranks with average ties (within each scenario, or over the pooled pairs); ``pearson`` uses "
-        "raw values.")
+        "rank-feature", CORRELATIONS,
+        "``rank-feature`` correlates the attention mass with the feature's mid-rank percentile (within each "
+        "scenario, or over the pooled pairs): linear in attention, robust to the feature's scale and tails; "
+        "``spearman`` ranks both sides (average ties); ``pearson`` uses raw values.")
     adjust: str | None = _option(
         None, _adjustment, kind="str", choices=ADJUSTMENTS, typed="{None, 'slot'}",
         doc="``slot`` (``within`` only) also removes per-slot means (two-way fixed effects), for slots ordered "

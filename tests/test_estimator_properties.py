@@ -29,14 +29,17 @@ FEATURE_VALUES = st.sampled_from(GRID + NON_FINITE)
 GARBAGE = [np.nan, np.inf, -np.inf, 1e6, -3.5, 0.0]
 COUNTS = ["missing", "infinite", "infinite_left_out"]  # left_out columns
 
+CORRELATIONS = ("rank-feature", "spearman", "pearson")
 COMBOS = {f"{e}-{c}": {"estimator": e, "correlation": c}
-          for e in ("within", "pooled", "fisher") for c in ("spearman", "pearson")}
+          for e in ("within", "pooled", "fisher") for c in CORRELATIONS}
 COMBOS.update({f"within-slot-{c}": {"estimator": "within", "correlation": c, "adjust": "slot"}
-               for c in ("spearman", "pearson")})
-# Rank-based: only Spearman is invariant to every strictly increasing transform (Pearson only to
-# positive affine ones).
+               for c in CORRELATIONS})
+# Invariance to strictly increasing transforms: Spearman on both sides, rank-feature on the feature side (it is
+# linear in attention), Pearson only to positive affine maps.
 SPEARMAN_COMBOS = {k: v for k, v in COMBOS.items() if v["correlation"] == "spearman"}
+FEATURE_RANK_COMBOS = {k: v for k, v in COMBOS.items() if v["correlation"] in ("spearman", "rank-feature")}
 PEARSON_COMBOS = {k: v for k, v in COMBOS.items() if v["correlation"] == "pearson"}
+LINEAR_IN_ATTENTION = {k: v for k, v in COMBOS.items() if v["correlation"] in ("rank-feature", "pearson")}
 
 property_settings = settings(max_examples=100)
 
@@ -198,7 +201,7 @@ def test_rho_and_hsi_are_bounded(dataset):
 
 @property_settings
 @given(data=st.data())
-def test_spearman_ignores_increasing_transforms(data):
+def test_rank_correlations_ignore_increasing_transforms(data):
     # One transform for all of the data, so that it holds for pooled ranks too; +-inf stays extreme.
     dataset = data.draw(datasets())
     transform = INCREASING[data.draw(st.sampled_from(sorted(INCREASING)))]
@@ -209,7 +212,33 @@ def test_spearman_ignores_increasing_transforms(data):
     feature = on_valid(dataset.features[name], valid, transform)
     on_feature = rebuild(dataset, features={**dataset.features, name: feature})
     for_each_pair(SPEARMAN_COMBOS, dataset, on_attention, assert_same_estimate)
-    for_each_pair(SPEARMAN_COMBOS, dataset, on_feature, assert_same_estimate)
+    for_each_pair(FEATURE_RANK_COMBOS, dataset, on_feature, assert_same_estimate)
+
+
+@property_settings
+@given(data=st.data())
+def test_attention_may_be_rescaled_and_shifted_per_scenario(data):
+    # Linear in attention: one positive scale for all the data and a shift per scenario change nothing for the
+    # within estimator (centred per scenario) and the fisher one (a correlation per scenario, which also takes a
+    # scale per scenario); the pooled one takes a common shift only.
+    dataset = data.draw(datasets())
+    scale = data.draw(st.sampled_from([0.25, 3.0, 40.0]))
+    shifts = np.array(data.draw(st.lists(st.sampled_from([-2.0, 0.0, 0.5, 7.0]), min_size=dataset.n_scenarios,
+                                         max_size=dataset.n_scenarios)))
+    scales = np.array(data.draw(st.lists(st.sampled_from([0.5, 1.0, 4.0]), min_size=dataset.n_scenarios,
+                                         max_size=dataset.n_scenarios)))
+    valid = dataset.mask[:, None, :]
+    per_scenario_shift = rebuild(dataset, attention=on_valid(dataset.attention, valid,
+                                                             lambda a: scale * a + shifts[:, None, None]))
+    common_shift = rebuild(dataset, attention=on_valid(dataset.attention, valid, lambda a: scale * a + shifts[0]))
+    per_scenario_affine = rebuild(dataset, attention=on_valid(
+        dataset.attention, valid, lambda a: scales[:, None, None] * a + shifts[:, None, None]))
+    within = {k: v for k, v in LINEAR_IN_ATTENTION.items() if v["estimator"] == "within"}
+    pooled = {k: v for k, v in LINEAR_IN_ATTENTION.items() if v["estimator"] == "pooled"}
+    fisher = {k: v for k, v in LINEAR_IN_ATTENTION.items() if v["estimator"] == "fisher"}
+    for_each_pair(within, dataset, per_scenario_shift, assert_same_estimate)
+    for_each_pair(pooled, dataset, common_shift, assert_same_estimate)
+    for_each_pair(fisher, dataset, per_scenario_affine, assert_same_estimate)
 
 
 @property_settings

@@ -307,17 +307,19 @@ def test_left_out_counts_nan_and_inf_on_present_entities(estimator, correlation)
         assert (row.missing, row.infinite, row.infinite_left_out) == expected[row.feature]
 
 
-def test_defaults_are_within_spearman_and_options_ignore_case():
+def test_defaults_are_within_rank_feature_and_options_ignore_case():
     case = make_case(2)
-    expected, _ = brute_estimate(case, "spearman")
+    expected, _ = brute_estimate(case, "rank-feature")
     np.testing.assert_allclose(estimate(case.dataset()).rho, expected, rtol=0, atol=ATOL)
-    shouted = estimate(case.dataset(), estimator="WITHIN", correlation="Spearman", adjust="None")
+    shouted = estimate(case.dataset(), estimator="WITHIN", correlation="Rank-Feature", adjust="None")
     np.testing.assert_allclose(shouted.rho, expected, rtol=0, atol=ATOL)
+    spearman, _ = brute_estimate(case, "spearman")
+    np.testing.assert_allclose(estimate(case.dataset(), correlation="SPEARMAN").rho, spearman, rtol=0, atol=ATOL)
 
 
 def test_frames_report_the_estimates():
     case = make_case(0)
-    expected_rho, expected_used = brute_estimate(case, "spearman")
+    expected_rho, expected_used = brute_estimate(case, "rank-feature")
     est = estimate(case.dataset())
     pairs = est.to_frame()
     assert list(pairs.columns) == ["head", "feature", "rho", "n_used", "primary"]

@@ -92,7 +92,7 @@ def test_summary_mentions_every_head_and_the_settings(result):
     text = result.summary()
     for head in result.heads["head"]:
         assert head in text
-    for setting in ("estimator=within", "spearman", "expanded", f"{N_RESAMPLES} cluster-bootstrap", "sign-flip",
+    for setting in ("estimator=within", "rank-feature", "expanded", f"{N_RESAMPLES} cluster-bootstrap", "sign-flip",
                     "correction=maxt", "seed=1", "95%"):
         assert setting in text, setting
 

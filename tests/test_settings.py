@@ -233,9 +233,10 @@ def test_resolved_settings_record_the_request(dataset: HSIDataset) -> None:
 
 def test_every_choice_has_its_display_name_and_methods_sentence() -> None:
     from hsi_stats.report import methods
-    from hsi_stats.settings import CI_METHOD_NAMES, CI_METHODS, CORRECTION_NAMES, ESTIMATORS, SCHEMES
+    from hsi_stats.settings import CI_METHOD_NAMES, CI_METHODS, CORRECTION_NAMES, CORRELATIONS, ESTIMATORS, SCHEMES
 
     assert set(CORRECTION_NAMES) == set(CORRECTIONS) == set(methods._CORRECTION_TEXT)
     assert set(CI_METHOD_NAMES) == set(CI_METHODS) == set(methods._CI_TEXT)
     assert set(methods._SCHEME_TEXT) == set(SCHEMES) - {"auto"}  # a result records the scheme used
     assert set(methods._ESTIMATOR_TEXT) == set(ESTIMATORS)
+    assert set(methods._CORRELATION_TEXT) == set(methods._SCALE_TEXT) == set(CORRELATIONS)

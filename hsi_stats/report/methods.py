@@ -55,6 +55,23 @@ _ESTIMATOR_TEXT = {
                "; r was clipped to +-{clip} before the transform, and with 3-8 entities |r| = 1 is common, so "
                "the estimate depends strongly on this clip: it is reported for comparability, not recommended"),
 }
+_CORRELATION_TEXT = {
+    "rank-feature": ("the Pearson correlation of the attention mass with the feature's mid-rank percentile "
+                     "((rank - 0.5)/n, average ranks for ties, ranked {where}), which is linear in attention and "
+                     "insensitive to the scale and tails of the feature ("),
+    "spearman": "Spearman rank correlation (average ranks for ties, ranked {where}",
+    "pearson": "Pearson correlation (",
+}
+_SCALE_TEXT = {
+    "rank-feature": ("Because rho is linear in attention, a head with all its attention on the flagged entity of "
+                     "an indicator reaches |rho| = 1; against a continuous feature, a head with all its attention "
+                     "on the most extreme of n entities reaches at most sqrt(3/(n+1)) (0.71 for n = 5), so for "
+                     "continuous features the focus says more about concentration than the band."),
+    "spearman": ("Under Spearman, the within-scenario correlation with a binary feature that flags one entity "
+                 "among n cannot exceed sqrt(3/(n+1)), so bands for binary features understate the strength."),
+    "pearson": ("Under Pearson, rho depends on the feature's scale: heavy-tailed features are dominated by their "
+                "largest values."),
+}
 _CI_TEXT = {
     "expanded": "expanded percentile intervals [hesterberg2015]: the percentiles at Phi(sqrt(G/(G-1)) t_{G-1}) "
                 "instead of the nominal levels, which corrects the narrowness of a bootstrap over few groups",
@@ -127,12 +144,10 @@ def methods_text(result: HSIResult) -> MethodsText:
     """
     s, d, p = result.settings, result.data_summary, result.provenance
     estimator = _ESTIMATOR_TEXT[s["estimator"]].format(clip=s["fisher_clip"])
-    correlation = ("Spearman rank correlation (average ranks for ties, ranked within each scenario"
-                   if s["correlation"] == "spearman" else "Pearson correlation (")
-    if s["correlation"] == "spearman" and s["estimator"] == "pooled":
-        correlation = "Spearman rank correlation (average ranks for ties, ranked over the pooled pairs"
-    infinite = ("+-inf feature values ranked as the most extreme values" if s["correlation"] == "spearman"
-                else "+-inf feature values left out and counted")
+    where = "over the pooled pairs" if s["estimator"] == "pooled" else "within each scenario"
+    correlation = _CORRELATION_TEXT[s["correlation"]].format(where=where)
+    infinite = ("+-inf feature values left out and counted" if s["correlation"] == "pearson"
+                else "+-inf feature values ranked as the most extreme values")
     slot = (" Slot preferences were removed before correlating (two-way fixed effects for scenario and "
             "observation slot), so that a preference for a slot ordered by distance is not read as a feature "
             "effect." if s["adjust"] == "slot" else "")
@@ -162,9 +177,12 @@ def methods_text(result: HSIResult) -> MethodsText:
              f"{s['threshold']:g}, the adjusted p-value was below {s['alpha']:g}, the feature was the strongest in "
              f"at least {s['min_stability']:.0%} of bootstrap resamples, and the head's attention was selective "
              f"(mean over scenarios of 1 - H(p)/log n at least {s['min_selectivity']:g}); every failed rule is "
-             f"reported. Strength bands: {strength_bands_text()}. Under Spearman, the "
-             f"within-scenario correlation with a binary feature that flags one entity among n cannot exceed "
-             f"sqrt(3/(n+1)), so bands for binary features understate the strength.")
+             f"reported. Strength bands: {strength_bands_text()}. {_SCALE_TEXT[s['correlation']]} Beside rho, the "
+             f"focus of a head on a feature is the share of its attention on the feature's target entity (the "
+             f"flagged entities of an indicator, the most extreme entity of any other feature, in the direction the "
+             f"catalog expects) in excess of uniform attention, divided by its largest possible value: 0 for "
+             f"uniform attention, 1 for all attention on the target, -1 for none; it is averaged over scenarios "
+             f"and its {level}% interval comes from the same bootstrap resamples.")
     versions = p["versions"]
     fourth = (f"Analysis with hsi_stats {versions.get('hsi_stats', '?')} (numpy {versions.get('numpy', '?')}, "
               f"scipy {versions.get('scipy', '?')}, statsmodels {versions.get('statsmodels', '?')}), seed "
