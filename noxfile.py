@@ -1,5 +1,5 @@
 """Development sessions: ``nox -s tests`` (the suite), ``lint``, ``typecheck``, ``demo``, ``notebooks``, ``bench``,
-``calibration``."""
+``calibration``, ``bands``."""
 
 from __future__ import annotations
 
@@ -73,3 +73,14 @@ def calibration(session: nox.Session) -> None:
     """
     session.install(".")
     session.run("python", "benchmarks/calibration.py", *session.posargs)
+
+
+@nox.session
+def bands(session: nox.Session) -> None:
+    """Where planted heads of graded strength land in the 0.3/0.5/0.7 bands, per estimator and correlation (< 1 min).
+
+    Writes ``benchmarks/results/bands.json`` and ``bands.md``; arguments after ``--`` go to the script
+    (e.g. ``nox -s bands -- --seed 7 --out /tmp/bands``).
+    """
+    session.install(".")
+    session.run("python", "benchmarks/bands.py", *session.posargs)

@@ -1,6 +1,7 @@
 """What a benchmark's numbers came from: package versions, platform, git commit and a hash of the package sources.
 
-Shared by ``bench_analyze.py`` and ``calibration.py`` (run as scripts, so this module is imported by name).
+Shared by ``bench_analyze.py``, ``calibration.py`` and ``bands.py`` (run as scripts, so this module is imported by
+name).
 """
 
 from __future__ import annotations
