@@ -24,9 +24,9 @@ compared on paired data (their bootstrap draws coincide too).
 Configurations
 --------------
 ``defaults``
-    ``analyze(ds, rng=...)``: ``within`` estimator with Spearman, cluster bootstrap (the default ``ci_method``, recorded
-    in the JSON), sign-flip test (40 groups), step-down max-T, ``n_resamples=9999`` unless ``--n-resamples`` says
-    otherwise.
+    ``analyze(ds, rng=...)``: the default estimator and correlation (``within``, ``rank-feature``; both recorded in
+    the JSON), cluster bootstrap (the default ``ci_method``, recorded too), sign-flip test (40 groups), step-down
+    max-T, ``n_resamples=9999`` unless ``--n-resamples`` says otherwise.
 ``within-scenario``
     the same with ``scheme="within-scenario"`` (independent permutation per scenario, ignoring the episodes), with
     fewer resamples (``--n-resamples-within-scenario``, default 999) because each permutation costs about 1 ms.
@@ -67,6 +67,10 @@ Interval methods: besides the default ``ci_method`` of ``analyze``, every other 
 group sums, the same number of resamples and the same seed as the analysis, hence on the same bootstrap draws (a paired
 comparison of coverage). The coverage of the HSI intervals is reported for the planted heads only (true HSI =
 max |true rho|); for a head with no effect the true HSI, 0, lies on the boundary and no interval can cover it.
+
+Coverage of the focus (planted data): share of 95% focus intervals containing the focus of the large simulation,
+over the pairs whose direction the catalog fixes (``agent_speeds``, expected sign "either", takes its direction from
+the sign of rho and is left out), for all of them and for the four planted pairs.
 
 Power (planted data): share of the four planted (head, feature) tests with ``p_adjusted < 0.05``; share of planted
 heads validated with the planted label. On the no-effect heads of planted data, the family-wise error over their 32
@@ -157,9 +161,22 @@ def replicate_seeds(seed: int, replicates: int) -> tuple[np.random.SeedSequence,
 
 
 # --------------------------------------------------------------------------------------------------- truth
+def catalog_directions(feature_names: tuple[str, ...] | list[str], n_heads: int) -> np.ndarray:
+    """The focus direction the catalog fixes per (head, feature): +1, -1, or 0 for "either" (taken from rho)."""
+    from hsi_stats import DRIVING_CATALOG
+
+    signs = [{"positive": 1, "negative": -1}.get(DRIVING_CATALOG.meaning(name).sign, 0) for name in feature_names]
+    return np.tile(np.array(signs), (n_heads, 1))
+
+
 def large_simulation_rho(kind: str, settings: Settings, seed: np.random.SeedSequence) -> dict[str, Any]:
-    """The within estimator's rho on ``truth_episodes`` episodes, summed chunk by chunk, with a chunk-level SE."""
+    """The default within estimator's rho and the focus on ``truth_episodes`` episodes, summed chunk by chunk.
+
+    Both are ratios of additive sums, so the chunk sums add exactly; a chunk-level SE is reported for rho. The
+    focus is computed in both directions and kept in the catalog's (NaN where the catalog says "either").
+    """
     from hsi_stats import estimate
+    from hsi_stats.focus import focus_sums
     from hsi_stats.synthetic import generate
 
     n_chunks = max(1, -(-settings.truth_episodes // settings.truth_chunk))
@@ -171,22 +188,32 @@ def large_simulation_rho(kind: str, settings: Settings, seed: np.random.SeedSequ
                        rng=np.random.default_rng(chunk_seed))
         est = estimate(run.dataset)
         sums = est.sums
-        parts = [sums.cross.sum(axis=0), sums.attention_ss.sum(axis=0), sums.feature_ss.sum(axis=0)]
+        shape = est.rho.shape
+        down, up = (focus_sums(run.dataset, np.full(shape, d)) for d in (-1, 1))
+        parts = [sums.cross.sum(axis=0), sums.attention_ss.sum(axis=0), sums.feature_ss.sum(axis=0),
+                 down.total.sum(axis=0), down.count.sum(axis=0), up.total.sum(axis=0), up.count.sum(axis=0)]
         totals = parts if not totals else [t + p for t, p in zip(totals, parts, strict=True)]
         chunk_rho.append(est.rho)
         names = (est.head_names, est.feature_names)
-    cross, attention_ss, feature_ss = totals
+    cross, attention_ss, feature_ss, down_total, down_count, up_total, up_count = totals
     rho = cross / np.sqrt(attention_ss * feature_ss[None, :])
     se = np.std(np.stack(chunk_rho), axis=0, ddof=1) / np.sqrt(n_chunks) if n_chunks > 1 else np.full_like(rho, np.nan)
+    directions = catalog_directions(names[1], len(names[0]))
+    focus = np.where(directions < 0, down_total / down_count, up_total / up_count)
+    focus = np.where(directions == 0, np.nan, focus)
     return {"episodes": n_chunks * settings.truth_chunk, "chunks": n_chunks, "heads": list(names[0]),
-            "features": list(names[1]), "rho": rho.tolist(), "mc_se": se.tolist(),
+            "features": list(names[1]), "rho": rho.tolist(), "mc_se": se.tolist(), "focus": focus.tolist(),
             "max_abs_rho": float(np.abs(rho).max()), "max_mc_se": float(np.nanmax(se))}
 
 
-def truth_key(settings: Settings) -> dict[str, int]:
-    """What the cached true values depend on."""
+def truth_key(settings: Settings) -> dict[str, Any]:
+    """What the cached true values depend on (the default estimator and correlation define the true rho)."""
+    from hsi_stats.settings import AnalysisSettings
+
+    defaults = AnalysisSettings()
     return {"seed": settings.seed, "n_steps": settings.n_steps, "truth_episodes": settings.truth_episodes,
-            "truth_chunk": settings.truth_chunk}
+            "truth_chunk": settings.truth_chunk, "estimator": defaults.estimator,
+            "correlation": defaults.correlation, "with_focus": True}
 
 
 def load_or_compute_truth(settings: Settings, out: Path, recompute: bool) -> tuple[dict[str, Any], float, bool]:
@@ -224,6 +251,7 @@ def _analyze_numbers(ds: Any, options: dict[str, Any], seed: np.random.SeedSeque
         "warnings": len(caught),
         "scheme": result.settings["scheme"],
         "ci_method": result.settings["ci_method"],
+        "correlation": result.settings["correlation"],
         "hsi_low": heads["ci_low"].to_numpy(float),
         "hsi_high": heads["ci_high"].to_numpy(float),
         "rho": pairs["rho"].to_numpy(float),
@@ -231,6 +259,8 @@ def _analyze_numbers(ds: Any, options: dict[str, Any], seed: np.random.SeedSeque
         "ci_high": pairs["ci_high"].to_numpy(float),
         "p_value": pairs["p_value"].to_numpy(float),
         "p_adjusted": pairs["p_adjusted"].to_numpy(float),
+        "focus_low": pairs["focus_ci_low"].to_numpy(float),
+        "focus_high": pairs["focus_ci_high"].to_numpy(float),
         "head_p_value": heads["p_value"].to_numpy(float),
         "head_p_adjusted": heads["p_adjusted"].to_numpy(float),
         "validated": heads["validated"].to_numpy(bool),
@@ -440,6 +470,7 @@ def null_config_summary(results: list[dict[str, Any]], config: str, truth: dict[
         "warnings": int(_stack(results, config, "warnings").sum()),
         "scheme": results[0]["configs"][config]["scheme"],
         "ci_method": results[0]["configs"][config]["ci_method"],
+        "correlation": results[0]["configs"][config]["correlation"],
     }
 
 
@@ -473,10 +504,16 @@ def planted_config_summary(results: list[dict[str, Any]], config: str, truth: di
     hsi_true = np.abs(np.asarray(truth["rho"])).max(axis=1)[head_rows]
     hsi_low = _stack(results, config, "hsi_low")[:, head_rows]
     hsi_high = _stack(results, config, "hsi_high")[:, head_rows]
+    focus_true = np.asarray(truth["focus"], dtype=float).reshape(-1)
+    fixed = np.isfinite(focus_true)  # directions the catalog fixes
+    focus_low = np.where(fixed, _stack(results, config, "focus_low"), np.nan)
+    focus_high = np.where(fixed, _stack(results, config, "focus_high"), np.nan)
     return {
         "coverage": coverage_summary(_stack(results, config, "ci_low"), _stack(results, config, "ci_high"), rho_true,
                                      pair_names, subsets),
         "hsi_coverage_planted_heads": coverage_summary(hsi_low, hsi_high, hsi_true, [heads[h] for h in head_rows]),
+        "focus_coverage": coverage_summary(focus_low, focus_high, np.nan_to_num(focus_true), pair_names,
+                                           {"planted_pairs": np.array(planted)}),
         "power_planted_pairs": float((p_adj[:, planted] < ALPHA).mean()),
         "power_per_planted_pair": {pair_names[i]: float((p_adj[:, i] < ALPHA).mean()) for i in planted},
         "planted_heads_validated_right_label": float(right.mean()),
@@ -609,11 +646,15 @@ def markdown_table(summary: dict[str, Any], settings: Settings) -> str:
     rows.append(("planted", "coverage of 95% CIs of HSI (4 planted heads)", "0.93–0.97",
                  _coverage(p0["hsi_coverage_planted_heads"]), _coverage(p1["hsi_coverage_planted_heads"]),
                  "no intervals"))
+    rows.append(("planted", "coverage of 95% CIs of focus (56 pairs / 4 planted pairs)", "0.93–0.97",
+                 f"{_coverage(p0['focus_coverage'])} / {p0['focus_coverage']['coverage_planted_pairs']:.3f}",
+                 f"{_coverage(p1['focus_coverage'])} / {p1['focus_coverage']['coverage_planted_pairs']:.3f}",
+                 "no focus"))
     for method, planted_cov in summary["planted"]["other_ci_methods"].items():
         null_cov = summary["null"]["other_ci_methods"][method]
         rows.append(("both", f"contrast: coverage with `ci_method=\"{method}\"` (planted / null)", "0.93–0.97",
                      f"{planted_cov['coverage']:.3f} / {null_cov['coverage']:.3f}", "(same draws)", dash))
-    defaults = f"defaults (within Spearman, {n0['ci_method']} CIs, {n0['scheme']}, max-T)"
+    defaults = f"defaults (within {n0['correlation']}, {n0['ci_method']} CIs, {n0['scheme']}, max-T)"
     header = (f"| data | quantity | target | {defaults} | `scheme=\"within-scenario\"` | original (pooled Pearson) |"
               "\n|---|---|---|---|---|---|")
     body = "\n".join("| " + " | ".join(row) + " |" for row in rows)
@@ -628,10 +669,6 @@ def markdown_table(summary: dict[str, Any], settings: Settings) -> str:
              "family-wise error and the labels, one trial per data set. Coverage ± Monte-Carlo standard error; "
              f"true rho from {summary['truth_episodes']} simulated episodes. Acceptance (defaults): {checks}.")
     return f"{header}\n{body}\n\n{notes}\n"
-
-
-
-
 
 
 def _json_default(value: Any) -> Any:

@@ -11,13 +11,15 @@ With :math:`p` the head's attention renormalised over the :math:`n` entities val
 number of targets, :math:`u = k/n` the share uniform attention would give them and :math:`s = \sum_{v \in T} p_v`
 the share the head gives them, the scenario's focus is the excess share over its largest possible value,
 
-.. math:: \phi_s = \frac{s - u}{1 - u} \quad (s \ge u), \qquad \phi_s = \frac{s - u}{u} \quad (s < u),
+.. math:: \phi_s = \frac{s - u}{1 - u},
 
-0 for uniform attention, 1 when all the attention is on the targets and -1 when none is: a head that looks away
-from the targets has a negative focus, on the same scale. A scenario counts when :math:`n \ge 2`,
+0 for uniform attention and 1 when all the attention is on the targets; a head that looks away from them has a
+negative focus (down to :math:`-u / (1 - u)` when none of its attention is on them). It is linear in the share on
+purpose: a head whose attention is unrelated to the feature (exchangeable among the entities) has an expected
+share of :math:`u`, hence an expected focus of exactly 0. A scenario counts when :math:`n \ge 2`,
 :math:`0 < k < n` and the head's attention there is not all zero; the focus of (h, f) is the mean of
-:math:`\phi_s` over those scenarios. Attention is a share of mass: a negative
-value counts by its magnitude (as in the selectivity of :mod:`hsi_stats.estimators`).
+:math:`\phi_s` over those scenarios. Attention is a share of mass: a negative value counts by its magnitude (as
+in the selectivity of :mod:`hsi_stats.estimators`).
 
 The mean is a ratio of per-group sums (:math:`\sum \phi_s` and the count of scenarios), so the cluster bootstrap
 resamples it with the same group weights as rho (:class:`FocusSums`). This module computes no correlation and
@@ -90,8 +92,7 @@ def _scenario_focus(mass: FloatArray, valid: BoolArray, targets: BoolArray) -> t
     counted = (n >= 2) & (k > 0) & (k < n) & (total > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         uniform = k / n
-        excess = on_target / np.where(total > 0, total, 1.0) - uniform
-        focus = np.where(counted, excess / np.where(excess >= 0, 1.0 - uniform, uniform), 0.0)
+        focus = np.where(counted, (on_target / np.where(total > 0, total, 1.0) - uniform) / (1.0 - uniform), 0.0)
     return focus, counted.astype(float)
 
 

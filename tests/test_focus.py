@@ -1,11 +1,11 @@
 """The focus effect size against a loop written from its definition, its invariants, and its resampling.
 
 - ``focus_sums(...).focus()`` equals a plain Python loop over scenarios, heads and features (targets found by
-  ``min``/``max`` or the 0/1 flags, shares of the attention's magnitude, the piecewise scaling, the mean over the
-  scenarios that count) on data with padding garbage, NaN, +-inf, ties, tiny scenarios and indicator features.
-- Uniform attention gives 0, all attention on the target 1, none on it -1; the focus does not change when the
-  entities are reordered, the padding holds anything, a scenario's attention is rescaled, or a continuous
-  feature is transformed by an increasing function.
+  ``min``/``max`` or the 0/1 flags, shares of the attention's magnitude, the mean over the scenarios that count)
+  on data with padding garbage, NaN, +-inf, ties, tiny scenarios and indicator features.
+- Uniform attention gives 0, all attention on the target 1, none on it -u/(1-u); the focus does not change when
+  the entities are reordered, the padding holds anything, a scenario's attention is rescaled, or a continuous
+  feature is transformed by an increasing function; a head unrelated to the feature has a focus near 0.
 - A bootstrap replicate of the focus (group weights) equals the focus of the resampled data set, and
   ``analyze`` reports the focus of every pair with an interval from the same resamples as rho.
 """
@@ -52,8 +52,7 @@ def brute_focus(case, directions: np.ndarray) -> np.ndarray:
                     continue
                 share = sum(mass[v] for v in targets) / total
                 uniform = len(targets) / len(entities)
-                excess = share - uniform
-                per_scenario.append(excess / (1 - uniform) if excess >= 0 else excess / uniform)
+                per_scenario.append((share - uniform) / (1 - uniform))
             if per_scenario:
                 out[h, f] = sum(per_scenario) / len(per_scenario)
     return out
@@ -75,10 +74,10 @@ def _scenario(attention: list[float], ttc: list[float], flag: list[float]) -> HS
 
 @pytest.mark.parametrize(("attention", "expected"), [
     ([0.25, 0.25, 0.25, 0.25], (0.0, 0.0)),
-    ([1.0, 0.0, 0.0, 0.0], (1.0, -1.0)),  # all on the lowest TTC (flag: on the unflagged entity)
-    ([0.0, 0.5, 0.5, 0.0], (-1.0, 1.0)),  # none on the lowest TTC; all on the two flagged entities
+    ([1.0, 0.0, 0.0, 0.0], (1.0, -1.0)),  # all on the lowest TTC (flag: none on the two flagged entities)
+    ([0.0, 0.5, 0.5, 0.0], (-1 / 3, 1.0)),  # none on the lowest TTC (-u/(1-u)); all on the two flagged ones
     ([0.4, 0.3, 0.3, 0.0], ((0.4 - 0.25) / 0.75, (0.6 - 0.5) / 0.5)),
-    ([0.1, 0.3, 0.3, 0.3], ((0.1 - 0.25) / 0.25, (0.6 - 0.5) / 0.5)),
+    ([0.1, 0.3, 0.3, 0.3], ((0.1 - 0.25) / 0.75, (0.6 - 0.5) / 0.5)),
 ])
 def test_focus_scale(attention, expected):
     ds = _scenario(attention, [1.0, 3.0, np.inf, 2.0], [0.0, 1.0, 1.0, 0.0])
@@ -105,6 +104,21 @@ def test_focus_does_not_depend_on_order_padding_scale_or_increasing_transforms()
                     HSIDataset(case.attention * scale, case.features, mask=case.mask, groups=case.groups),
                     HSIDataset(case.attention, transformed, mask=case.mask, groups=case.groups)):
         np.testing.assert_allclose(focus_sums(variant, directions).focus(), reference, rtol=1e-12, atol=1e-12)
+
+
+def test_a_head_unrelated_to_the_feature_has_focus_near_zero():
+    # Exchangeable attention (a Dirichlet draw per scenario, whatever the feature): the expected share on the
+    # target is k/n, so the focus is 0 up to Monte-Carlo error; a scaling that differed above and below the
+    # uniform share would bias it.
+    rng = np.random.default_rng(6)
+    n_scen, width = 4000, 8
+    present = rng.integers(2, width + 1, size=n_scen)
+    mask = np.arange(width)[None, :] < present[:, None]
+    attention = np.where(mask, rng.dirichlet(np.full(width, 0.3), size=n_scen), 0.0)[:, None, :]
+    features = {"ttc": rng.exponential(size=(n_scen, width)), "flag": (rng.random((n_scen, width)) < 0.3) * 1.0}
+    sums = focus_sums(HSIDataset(attention, features, mask=mask), np.array([[-1, 1]]))
+    per_scenario_sd = 0.45  # about the spread of one scenario's focus here; 4000 scenarios: SE ~ 0.007
+    np.testing.assert_allclose(sums.focus()[0], 0.0, atol=4 * per_scenario_sd / np.sqrt(n_scen))
 
 
 def test_directions_are_checked():
