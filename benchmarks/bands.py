@@ -469,9 +469,8 @@ def saturation_lines(results: dict[str, Any], heads: list[Head]) -> list[str]:
     noise = next(i for i, h in enumerate(heads) if h.kind == "noise")
     noise_focus = ", ".join(f"{run['focus'][noise][FEATURES.index(f)]:.2f} ({f})" for f in ("indicator", "ttc"))
     lines.append(f"- **focus** — {'the same' if same else 'not the same'} for both feature types at every m (the mean "
-                 f"of (m - 1/n)/(1 - 1/n), negative where m < 1/n). A noise head's focus is {noise_focus}, not 0: a "
-                 f"shortfall is divided by 1/n and an excess by 1 - 1/n, so attention that is right on average "
-                 f"but random scores below 0.")
+                 f"of (m - 1/n)/(1 - 1/n), negative where m < 1/n). A noise head's focus is {noise_focus}: the "
+                 f"focus is linear in the attention share, so attention unrelated to the feature scores 0 on average.")
     return lines
 
 
