@@ -8,10 +8,10 @@ but nothing in it is a second implementation: loading goes through :func:`hsi_st
 :mod:`hsi_stats.report.figures`.
 
 What differs from the original: by default :meth:`HeadSpecializationAnalyzer.compute_hsi` runs the toolkit's analysis
-(within-scenario Spearman estimator, cluster-bootstrap intervals, corrected randomisation p-values, validated labels),
-and says so in one printed notice. ``compute_hsi(estimator="pooled", correlation="pearson")`` returns the original
-HSI values; the labels stay validated either way. Files are paired by their ``step`` (``pair_by="order"`` pairs them
-by sorted name as the original loader did).
+(within-scenario rank-feature estimator, cluster-bootstrap intervals, corrected randomisation p-values, validated
+labels), and says so in one printed notice. ``compute_hsi(estimator="pooled", correlation="pearson")`` returns the
+original HSI values; the labels stay validated either way. Files are paired by their ``step`` (``pair_by="order"``
+pairs them by sorted name as the original loader did).
 
 Examples
 --------

@@ -94,6 +94,7 @@ class HSIResult:
                 "primary": head["primary_feature"],
                 "feature": feature,
                 "rho": f"{pair.get('rho', float('nan')):+.3f}",
+                "focus": f"{pair.get('focus', float('nan')):+.2f}",
                 "p_adj": f"{pair.get('p_adjusted', float('nan')):.4f}",
                 "stability": f"{stability:.2f}",
                 "label": head["label"],
@@ -102,8 +103,9 @@ class HSIResult:
             if not head["validated"] and head["reasons"]:
                 reasons.append(f"  {head['head']}: {judged_reasons(head, feature)}")
         table = pd.DataFrame(rows).to_string(index=False)
-        footnote = ("feature: the label's feature, or the primary one for a General Context Head; rho, p_adj "
-                    "(adjusted p of that pair) and stability describe it")
+        footnote = ("feature: the label's feature, or the primary one for a General Context Head; rho, focus (excess "
+                    "attention share on its target: 0 uniform, 1 all), p_adj (adjusted p of that pair) and "
+                    "stability describe it")
         return f"{header}\n{table}\n{footnote}" + ("\nreasons:\n" + "\n".join(reasons) if reasons else "")
 
     def registry(self, *, allow_unvalidated: bool = False) -> dict[str, Any]:
