@@ -10,14 +10,20 @@ Estimators (``estimator=``):
     Correlation after centring attention and feature within each scenario over its valid entities,
     :math:`\\rho = \\sum \\tilde a \\tilde x / \\sqrt{\\sum \\tilde a^2 \\sum \\tilde x^2}`.
 ``pooled``
-    Pearson/Spearman correlation over every valid (scenario, entity) pair: the original in-house method.
+    The correlation over every valid (scenario, entity) pair: the original in-house method (with Pearson).
 ``fisher``
     Mean Fisher z of per-scenario correlations (scenarios with >= 3 valid entities and both variables
     non-constant), averaged within group then over groups, back-transformed. Kept for comparability.
 
-Spearman ranks use average ties, within each scenario (``within``, ``fisher``) or over the pooled pairs
-(``pooled``); ``+-inf`` ranks as an extreme value. Under Pearson ``+-inf`` is left out and counted. NaN is always
-left out for that feature only. This module never imports plotting.
+Correlations (``correlation=``): ``rank-feature`` (default) keeps the attention mass as it is and replaces the
+feature by its mid-rank percentile :math:`(r - 1/2)/n` among the n entities valid in the scenario (over all pooled
+pairs for ``pooled``), so rho is linear in attention and insensitive to the feature's scale and tails; ``spearman``
+ranks both sides; ``pearson`` uses both as they are. Ranks use average ties, within each scenario (``within``,
+``fisher``) or over the pooled pairs (``pooled``); ``+-inf`` ranks as an extreme value. Under Pearson ``+-inf`` is
+left out and counted. NaN is always left out for that feature only. Every combination is defined; with the slot
+adjustment, a feature that is a function of the slot (distance when slots are ordered by distance) keeps under
+``rank-feature`` only how its percentile moves with the number of entities present, which is not a feature
+effect (under ``spearman`` it is constant within slot and its rho is NaN). This module never imports plotting.
 """
 
 from __future__ import annotations

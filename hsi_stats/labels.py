@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from .catalog import GENERAL_CONTEXT, FeatureCatalog
+from .inference.bootstrap import strongest_share
+from .inference.resampling import TIE_TOLERANCE
 from .settings import AnalysisSettings
 
 __all__ = ["STRENGTH_BANDS", "HeadEvidence", "StrengthBand", "Verdict", "described_feature", "judge_head",
@@ -169,14 +171,19 @@ class Verdict:
 
 
 def _stability_among(replicates: np.ndarray, candidates: list[int], chosen: int) -> tuple[float, int | None]:
-    """Share of replicates in which ``chosen`` has the largest |rho| among ``candidates``, and the runner-up."""
-    magnitude = np.where(np.isnan(replicates[:, candidates]), -1.0, np.abs(replicates[:, candidates]))
-    winners = np.asarray(candidates)[magnitude.argmax(axis=1)]
-    counts = np.bincount(winners, minlength=replicates.shape[1])
-    share = counts[chosen] / max(len(winners), 1)
-    counts[chosen] = 0
+    """Share of replicates in which ``chosen`` is the strongest among ``candidates`` (ties to rounding included,
+    :func:`~hsi_stats.inference.bootstrap.strongest_share`), and the feature that most often beats it."""
+    allowed = np.zeros((1, replicates.shape[1]), dtype=bool)
+    allowed[0, candidates] = True
+    share = float(strongest_share(replicates[:, None, :], np.array([chosen]), allowed)[0])
+    magnitude = np.where(np.isnan(replicates) | ~allowed, -1.0, np.abs(replicates))
+    magnitude[:, chosen] = -1.0
+    best_other = magnitude.max(axis=1)
+    mine = np.nan_to_num(np.abs(replicates[:, chosen]), nan=-1.0)
+    beaten = mine < best_other - TIE_TOLERANCE * best_other
+    counts = np.bincount(magnitude[beaten].argmax(axis=1), minlength=replicates.shape[1])
     rival = int(counts.argmax()) if counts.max() > 0 else None
-    return float(share), rival
+    return share, rival
 
 
 def judge_head(evidence: HeadEvidence, feature_names: tuple[str, ...], catalog: FeatureCatalog,

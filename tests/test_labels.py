@@ -205,3 +205,20 @@ def test_selectivity_is_nan_without_a_usable_scenario():
     ds = HSIDataset(np.array([[[1.0, 0.0]], [[0.0, 0.0]]]), {"x": np.zeros((2, 2))},
                     mask=np.array([[True, False], [True, True]]))
     assert np.isnan(selectivity(ds)[0])
+
+
+def test_complementary_features_tied_to_rounding_do_not_lower_the_stability():
+    # is_ahead and is_behind are complements: their |rho| agree in every replicate up to the last bits, which
+    # must not decide which one is "the strongest".
+    evidence = _evidence([0.05, -0.1, 0.60, -0.60])
+    noise = 1.0 + np.random.default_rng(0).choice([-1.0, 1.0], size=N_REPLICATES) * 4e-16
+    replicates = evidence.replicates.copy()
+    replicates[:, 3] = -replicates[:, 2] * noise
+    verdict = _judge(HeadEvidence(evidence.rho, evidence.p_adjusted, evidence.rho_ci_low, evidence.rho_ci_high,
+                                  replicates, evidence.selectivity))
+    assert verdict.label_feature == "is_ahead" and verdict.label_stability == 1.0 and verdict.validated
+    # A real lead (beyond rounding) still counts against it.
+    replicates[:50, 3] *= 1.01
+    verdict = _judge(HeadEvidence(evidence.rho, evidence.p_adjusted, evidence.rho_ci_low, evidence.rho_ci_high,
+                                  replicates, evidence.selectivity))
+    assert verdict.label_stability == 0.5

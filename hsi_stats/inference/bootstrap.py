@@ -52,7 +52,8 @@ from ..group_sums import GroupSums
 from ..settings import AnalysisSettings, check_option
 from .resampling import TIE_TOLERANCE, batch_sizes, check_batch, quantiles_along_first
 
-__all__ = ["BootstrapResult", "bootstrap_weights", "cluster_bootstrap", "expanded_alpha", "run_cluster_bootstrap"]
+__all__ = ["BootstrapResult", "bootstrap_weights", "cluster_bootstrap", "expanded_alpha", "run_cluster_bootstrap",
+           "strongest_share"]
 
 FloatArray = NDArray[np.float64]
 
@@ -96,11 +97,38 @@ class BootstrapResult:
     focus_se: FloatArray | None = None
 
     def stability(self, rho: FloatArray) -> FloatArray:
-        """Share of replicates whose argmax |rho| is the observed primary feature, per head (NaN if undefined)."""
+        """Share of replicates in which the observed primary feature is the strongest, per head (NaN if undefined).
+
+        A feature whose |rho| equals the largest up to rounding (:data:`TIE_TOLERANCE`) counts as the strongest:
+        two features that are exact complements (``is_ahead`` and ``is_behind`` when every entity is one or the
+        other) have the same |rho| in every replicate, and rounding must not decide between them.
+        """
         magnitude = np.where(np.isnan(rho), -1.0, np.abs(rho))
         primary = magnitude.argmax(axis=1)
-        share = self.argmax_share[np.arange(rho.shape[0]), primary]
+        share = strongest_share(self.rho_distribution, primary)
         return np.where(np.isnan(rho).all(axis=1), np.nan, share)
+
+
+def strongest_share(replicates: FloatArray, chosen: NDArray[np.intp],
+                    candidates: NDArray[np.bool_] | None = None) -> FloatArray:
+    """Share of replicates (B, H, F) in which feature ``chosen[h]`` has the largest |rho| of head h.
+
+    Only the ``candidates`` (H, F) compete (all features by default); NaN never wins; a |rho| within a relative
+    :data:`TIE_TOLERANCE` of the largest counts as the largest.
+
+    Examples
+    --------
+    >>> replicates = np.array([[[0.5, -0.5, 0.1]], [[0.4, -0.6, 0.1]]])  # a tie, then feature 1 ahead
+    >>> strongest_share(replicates, np.array([0])).tolist()
+    [0.5]
+    """
+    magnitude = np.where(np.isnan(replicates), -1.0, np.abs(replicates))
+    if candidates is not None:
+        magnitude = np.where(candidates[None], magnitude, -1.0)
+    best = magnitude.max(axis=2)
+    mine = np.take_along_axis(magnitude, np.asarray(chosen)[None, :, None], axis=2)[..., 0]
+    wins = (mine >= 0) & (mine >= best - TIE_TOLERANCE * best)
+    return np.asarray(wins.mean(axis=0), dtype=float)
 
 
 def bootstrap_weights(rng: np.random.Generator, n_resamples: int, n_groups: int) -> FloatArray:
