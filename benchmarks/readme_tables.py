@@ -1,0 +1,106 @@
+"""Write the README's result tables from the studies' JSON files, so that the README never drifts from them.
+
+Each table sits in README.md between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``:
+
+``calibration``
+    the table and notes of ``benchmarks/results/calibration.json`` (its ``markdown`` entry, which
+    ``calibration.py`` builds from the same numbers);
+``bands``
+    a summary of ``benchmarks/results/bands.json``: for the ``within`` estimator, the rho (and band) of planted
+    heads that put a share m of their attention on the target, per correlation and kind of feature, and the focus.
+
+Run by the ``calibration`` and ``bands`` nox sessions after their study; ``python benchmarks/readme_tables.py``
+rewrites both from the files as they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+BANDS_SHARES = (0.3, 0.5, 0.7, 0.9)
+CORRELATIONS = ("rank-feature", "spearman", "pearson")
+KINDS = (("indicator", "indicator"), ("ttc", "lowest TTC"))
+
+
+def calibration_block(record: dict[str, Any]) -> str:
+    """The calibration table and its notes, as the study wrote them."""
+    return str(record["markdown"]).strip()
+
+
+def _band(value: float | None) -> str:
+    from hsi_stats.labels import strength_band
+
+    return "undefined" if value is None else f"{value:+.2f} {strength_band(value)}"
+
+
+def bands_block(record: dict[str, Any]) -> str:
+    """rho and band of the planted feature for heads putting a share m on their target (``within``, all n)."""
+    heads = record["heads"]
+    run = record["runs"]["all"]
+    within = run["estimates"]["within"]
+
+    def index(feature: str, *, mass: float | None = None, kind: str = "mass") -> int:
+        return next(i for i, h in enumerate(heads) if h["feature"] == feature and h["kind"] == kind
+                    and (mass is None or abs(h["mass"] - mass) < 1e-9) and h.get("rest", "dirichlet") == "dirichlet")
+
+    def cell(i: int, correlation: str) -> str:
+        result = within[correlation]
+        text = _band(result["planted_rho"][i])
+        if not result["primary_is_planted"][i]:
+            text += f" ({result['primary_feature'][i]} named)"
+        return text
+
+    header = ["share m on the target", *[f"{label}: {c}" for _, label in KINDS for c in CORRELATIONS], "focus (both)"]
+    rows = []
+    for mass in BANDS_SHARES:
+        cells = [cell(index(kind, mass=mass), c) for kind, _ in KINDS for c in CORRELATIONS]
+        rows.append([f"{mass:.1f}", *cells, f"{run['planted_focus'][index('ttc', mass=mass)]:.2f}"])
+    graded = next((i for i, h in enumerate(heads) if h["kind"] == "proportional"), None)
+    if graded is not None:
+        rows.append(["graded (∝ 1/TTC rank)", *["—"] * len(CORRELATIONS),
+                     *[cell(graded, c) for c in CORRELATIONS], f"{run['planted_focus'][graded]:.2f}"])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    world = record["world"]
+    return "\n".join(lines) + (f"\n\n{world['scenarios']} scenarios of 3–8 entities, `within` estimator; the rest of "
+                               "the attention on the other entities at random (flat Dirichlet); every number in "
+                               "`benchmarks/results/bands.md` and `bands.json`.")
+
+
+def replace_block(text: str, name: str, block: str) -> str:
+    """``text`` with the content between the ``name`` markers replaced by ``block``."""
+    pattern = re.compile(rf"(<!-- {name}:start -->\n)(?:.*?\n)?(<!-- {name}:end -->)", re.DOTALL)
+    if not pattern.search(text):
+        raise ValueError(f"README.md has no <!-- {name}:start --> ... <!-- {name}:end --> block")
+    return pattern.sub(lambda m: m.group(1) + block + "\n" + m.group(2), text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", type=str,
+                        help="which tables to rewrite: calibration, bands (default: both)")
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    args = parser.parse_args(argv)
+    builders = {"calibration": calibration_block, "bands": bands_block}
+    args.names = args.names or list(builders)
+    unknown = sorted(set(args.names) - set(builders))
+    if unknown:
+        parser.error(f"the tables are {list(builders)}, but {unknown} was given")
+    text = args.readme.read_text(encoding="utf-8")
+    for name in args.names:
+        record = json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8"))
+        text = replace_block(text, name, builders[name](record))
+    args.readme.write_text(text, encoding="utf-8")
+    print(f"rewrote the {', '.join(args.names)} table(s) of {args.readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
