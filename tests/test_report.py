@@ -155,3 +155,17 @@ def test_head_table_says_which_feature_the_reasons_judge(result) -> None:
         shown = head["label_feature"] if head["label"] != "General Context Head" else head["primary_feature"]
         differs = isinstance(head["label_feature"], str) and head["label_feature"] != shown and head["reasons"]
         assert table.loc[h, "reasons"].startswith("label candidate") == bool(differs), head["head"]
+
+
+def test_the_pdf_head_table_fits_the_page() -> None:
+    from reportlab.lib.pagesizes import A4, landscape
+    from reportlab.lib.units import cm
+
+    from hsi_stats.report.pdf import head_table_widths
+    from hsi_stats.report.tables import HEAD_TABLE_COLUMNS
+
+    widths = head_table_widths(list(HEAD_TABLE_COLUMNS))
+    assert sum(widths) == pytest.approx(landscape(A4)[0] - 3 * cm)
+    assert min(widths) >= 1.2 * cm and widths[-1] >= 4.5 * cm  # the reasons keep room to be read
+    with pytest.raises(ValueError, match="do not match the PDF layout"):
+        head_table_widths([*HEAD_TABLE_COLUMNS[:-1], "extra", "reasons"])

@@ -24,6 +24,19 @@ __all__ = ["render_pdf"]
 _PAGE = landscape(A4)
 _MARGIN = 1.5 * cm
 _WIDTH = _PAGE[0] - 2 * _MARGIN
+#: Widths (cm) of the head table's columns; the reasons take what is left of the page's width.
+_HEAD_WIDTHS_CM = {"head": 2.6, "label": 2.6, "strength": 1.4, "HSI [CI]": 2.7, "primary feature": 2.3,
+                   "rho [CI]": 3.8, "focus [CI]": 2.2, "adjusted p": 1.3, "stability": 1.3, "validated": 1.4}
+
+
+def head_table_widths(columns: list[str]) -> list[float]:
+    """Column widths (points) of the head table, the last column (reasons) taking the rest of the page."""
+    *fixed, last = columns
+    if set(fixed) != set(_HEAD_WIDTHS_CM) or last != "reasons":
+        raise ValueError(f"the head table's columns {columns} do not match the PDF layout "
+                         f"{[*_HEAD_WIDTHS_CM, 'reasons']}")
+    widths = [_HEAD_WIDTHS_CM[c] * cm for c in fixed]
+    return [*widths, _WIDTH - sum(widths)]
 
 
 def _styles() -> dict[str, ParagraphStyle]:
@@ -71,9 +84,7 @@ def _story(content: ReportContent) -> list[Flowable]:
     story.append(Paragraph("Methods", s["h2"]))
     story += [Paragraph(escape(p), s["body"]) for p in content.methods.paragraphs]
     story.append(Paragraph("Heads", s["h2"]))
-    widths = [w * cm for w in (2.6, 3.0, 1.5, 3.0, 2.5, 4.2, 1.5, 1.5, 1.6)]
-    widths.append(_WIDTH - sum(widths))
-    story.append(_table(content.heads, s, widths))
+    story.append(_table(content.heads, s, head_table_widths(list(content.heads.columns))))
     if content.evolution_table is not None:
         story.append(Paragraph("Evolution over training", s["h2"]))
         story.append(_table(content.evolution_table, s))
