@@ -54,7 +54,7 @@ class HSIDataset:
         Attention mass head h puts on entity v in scenario s (already summed over queries and over the
         entity's tokens). Must be finite wherever ``mask`` is True.
     features : mapping of str to array_like, shape (S, V)
-        Semantic feature values. ``+-inf`` is allowed (ranked as extreme under Spearman, left out under
+        Semantic feature values. ``+-inf`` is allowed (ranked as extreme where the feature is ranked, left out under
         Pearson); NaN marks a missing value, left out for that feature only.
     mask : array_like of bool, shape (S, V), optional
         True where the entity is present and valid. Default: all True.

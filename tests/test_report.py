@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import pandas as pd
 import pytest
 from pypdf import PdfReader
@@ -169,3 +170,18 @@ def test_the_pdf_head_table_fits_the_page() -> None:
     assert min(widths) >= 1.2 * cm and widths[-1] >= 4.5 * cm  # the reasons keep room to be read
     with pytest.raises(ValueError, match="do not match the PDF layout"):
         head_table_widths([*HEAD_TABLE_COLUMNS[:-1], "extra", "reasons"])
+
+
+@pytest.mark.parametrize(("correlation", "why"), [("rank-feature", "3 infinite, ranked as extremes"),
+                                                  ("spearman", "3 infinite, ranked as extremes"),
+                                                  ("pearson", "3 infinite, left out (Pearson)")])
+def test_left_out_table_says_what_happened_to_infinite_values(correlation, why) -> None:
+    from hsi_stats import HSIDataset
+    from hsi_stats.report.tables import left_out_table
+
+    rng = np.random.default_rng(0)
+    ttc = rng.exponential(size=(24, 5))
+    ttc[[0, 5, 9], [1, 2, 3]] = np.inf
+    ds = HSIDataset(rng.random((24, 1, 5)), {"ttc": ttc}, groups=np.arange(24) // 2)
+    table = left_out_table(analyze(ds, n_resamples=19, rng=0, correlation=correlation))
+    assert table.loc[0, "why"] == why

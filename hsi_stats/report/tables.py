@@ -56,12 +56,12 @@ def head_table(result: HSIResult) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(HEAD_TABLE_COLUMNS))
 
 
-def _left_out_reason(missing: int, infinite: int, infinite_left_out: int, spearman: bool) -> str:
+def _left_out_reason(missing: int, infinite: int, infinite_left_out: int, ranked: bool) -> str:
     parts = []
     if missing:
         parts.append(f"{missing} missing (NaN)")
     if infinite:
-        parts.append(f"{infinite} infinite, ranked as extremes" if spearman else
+        parts.append(f"{infinite} infinite, ranked as extremes" if ranked else
                      f"{infinite_left_out} infinite, left out (Pearson)")
     return "; ".join(parts) or "none"
 
@@ -69,8 +69,8 @@ def _left_out_reason(missing: int, infinite: int, infinite_left_out: int, spearm
 def left_out_table(result: HSIResult) -> pd.DataFrame:
     """Per feature: values left out and why (DESIGN 3.4)."""
     frame = pd.DataFrame(result.data_summary["left_out"])
-    spearman = result.settings.correlation == "spearman"
-    frame["why"] = [_left_out_reason(int(missing), int(infinite), int(left), spearman) for missing, infinite, left
+    ranked = result.settings.correlation != "pearson"  # the feature is ranked: +-inf is its most extreme value
+    frame["why"] = [_left_out_reason(int(missing), int(infinite), int(left), ranked) for missing, infinite, left
                     in frame[["missing", "infinite", "infinite_left_out"]].itertuples(index=False)]
     return frame
 
