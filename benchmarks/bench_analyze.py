@@ -18,8 +18,9 @@ the 8 default heads and the 8 driving features (10,000 scenarios, 64 (head, feat
     for a (head, feature) pair, the valid (scenario, entity) pairs are flattened into two vectors ``a`` (attention)
     and ``x`` (feature); then ``scipy.stats.bootstrap((a, x), pearson, paired=True, vectorized=True,
     method="BCa", n_resamples=9999)`` and ``scipy.stats.permutation_test((a, x), pearson,
-    permutation_type="pairings", vectorized=True, n_resamples=9999)``. The statistic is Pearson's r, the cheaper
-    of the two (Spearman would rank every resample), so the scipy time is a lower bound. ``--scipy-pairs`` pairs
+    permutation_type="pairings", vectorized=True, n_resamples=9999)``. The statistic is Pearson's r: the default
+    ``rank-feature`` correlation is Pearson's r of the attention with the feature ranked once, so it costs the same,
+    and Spearman would rank every resample, so the scipy time is a lower bound. ``--scipy-pairs`` pairs
     (default 2) are timed and the mean is multiplied by 64 (extrapolation, reported as such). With
     ``--scipy-episodes`` below 200 the scipy calls run on the first episodes only and their time is scaled
     linearly in the number of flattened pairs n; the BCa jackknife costs O(n^2), so this too underestimates scipy.
