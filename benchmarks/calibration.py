@@ -87,8 +87,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
-import os
 import sys
 import time
 import warnings
@@ -98,6 +96,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _parallel import run_pool
 from _provenance import environment, package_source_sha256
 from scipy import stats
 
@@ -106,7 +105,6 @@ TEST_LEVEL = 0.01
 COVERAGE_RANGE = (0.93, 0.97)
 SPECIALISED = 0.3
 RESULTS = Path(__file__).resolve().parent / "results"
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 CONFIGS = ("defaults", "within-scenario")
 KINDS = ("null", "planted")
 
@@ -233,10 +231,6 @@ def load_or_compute_truth(settings: Settings, out: Path, recompute: bool) -> tup
 
 
 # --------------------------------------------------------------------------------------------------- replicates
-def _worker_init() -> None:
-    warnings.simplefilter("ignore")
-
-
 def _analyze_numbers(ds: Any, options: dict[str, Any], seed: np.random.SeedSequence) -> dict[str, Any]:
     """The numbers of one :func:`hsi_stats.analyze` call that the study aggregates."""
     from hsi_stats import analyze
@@ -333,37 +327,13 @@ def run_replicate(task: tuple[str, int, np.random.SeedSequence, Settings]) -> di
     return out
 
 
-def _progress(done: int, total: int, start: float, every: float = 5.0) -> None:
-    """One progress line, rewritten at most every ``every`` seconds (and at the end)."""
-    elapsed = time.perf_counter() - start
-    if done < total and elapsed - getattr(_progress, "last", -every) < every:
-        return
-    _progress.last = elapsed  # type: ignore[attr-defined]
-    eta = elapsed / done * (total - done) if done else float("nan")
-    sys.stderr.write(f"\r[calibration] {done}/{total} data sets analysed, {elapsed / 60:5.1f} min elapsed, "
-                     f"ETA {eta / 60:5.1f} min ")
-    sys.stderr.flush()
-    if done == total:
-        sys.stderr.write("\n")
-
-
 def run_all(settings: Settings) -> tuple[list[dict[str, Any]], float]:
     """Every (kind, replicate) on a pool of spawned worker processes with one BLAS thread each."""
     _, seeds = replicate_seeds(settings.seed, settings.replicates)
     tasks = [(kind, r, seeds[r], settings) for r in range(settings.replicates) for kind in KINDS]
-    for name in THREAD_VARIABLES:  # read by the spawned workers when they import numpy
-        os.environ[name] = "1"
-    start = time.perf_counter()
-    results = []
-    context = mp.get_context("spawn")
-    with context.Pool(settings.processes, initializer=_worker_init) as pool:
-        for result in pool.imap_unordered(run_replicate, tasks, chunksize=1):
-            results.append(result)
-            _progress(len(results), len(tasks), start)
-        pool.close()
-        pool.join()
+    results, seconds = run_pool(run_replicate, tasks, settings.processes, "calibration")
     results.sort(key=lambda r: (r["kind"], r["index"]))
-    return results, time.perf_counter() - start
+    return results, seconds
 
 
 # --------------------------------------------------------------------------------------------------- statistics

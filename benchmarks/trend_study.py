@@ -1,0 +1,260 @@
+"""Which test of change over training: size and power of three candidates on simulated training runs.
+
+A run is K checkpoints of the synthetic driving generator, each evaluated on its own E episodes of 10 steps. Under
+``null`` the heads are the same at every checkpoint (the four planted heads fully trained throughout, four heads
+with no effect): nothing changes over training. Under ``emerging`` the planted heads specialise over training
+(:func:`hsi_stats.synthetic.specialising_heads`): effects 0, 0.5, 1 (K = 3); 0, 0, 0.5, 1, 1 (K = 5); 0, 0, 0,
+0.2, ..., 1, 1, 1 (K = 10) times the planted strength; the no-effect heads stay as they are.
+
+The candidates, all computed from the same per-episode sums (:func:`hsi_stats.inference.trend.episode_sums`):
+
+``rank`` (the earlier test)
+    Spearman's correlation between the checkpoint index and the K point estimates of HSI, tested by permuting the
+    K checkpoint labels (all K! orders when they fit, else the same number of random ones); no correction over
+    heads (``rank, Holm`` adds Holm's).
+``slope`` (the test of :func:`hsi_stats.inference.trend.trend_test`)
+    |least-squares slope of HSI on the checkpoint index|, tested by permuting the episodes between checkpoints;
+    step-down max-T over heads.
+``first-last``
+    |HSI at the last checkpoint - HSI at the first|, the same episode permutations and max-T.
+
+Reported: the family-wise error over the 8 heads under ``null`` (any head with adjusted p < 0.05; exact one-sided
+binomial test against 0.05), each head's rejection rate, and under ``emerging`` the power for each planted head and
+the rejection rate of the no-effect heads. For ``slope`` also the coverage of its 95% stratified-bootstrap
+interval of the slope of the true HSI (from a large simulation per K). Results in ``benchmarks/results/trend.json``
+and ``trend.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _parallel import run_pool
+from _provenance import environment
+from scipy import stats
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ALPHA = 0.05
+STEPS_PER_EPISODE = 10
+TESTS = ("rank", "rank, Holm", "slope", "first-last")
+#: (checkpoints K, episodes per checkpoint E, replicates under null, replicates under emerging)
+DESIGNS = ((3, 40, 500, 200), (5, 40, 500, 200), (5, 20, 200, 200), (5, 60, 200, 200), (10, 40, 200, 200))
+WINDOWS = {3: (1, 3), 5: (2, 4), 10: (3, 8)}  # emergence windows over checkpoints 1..K
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that determines the numbers (recorded in the JSON)."""
+
+    seed: int
+    n_resamples: int
+    truth_episodes: int
+    scale: float  # replicates are multiplied by this (for a quick look)
+    processes: int
+
+
+def _heads(kind: str, n_checkpoints: int) -> Any:
+    from hsi_stats.synthetic import default_heads, specialising_heads
+
+    return default_heads() if kind == "null" else specialising_heads(*WINDOWS[n_checkpoints])
+
+
+def _run(kind: str, n_checkpoints: int, n_episodes: int, seed: Any) -> Any:
+    from hsi_stats.synthetic import generate
+
+    return generate(n_episodes=n_episodes, n_steps=STEPS_PER_EPISODE, checkpoints=tuple(range(1, n_checkpoints + 1)),
+                    heads=_heads(kind, n_checkpoints), rng=np.random.default_rng(seed))
+
+
+def _rank_p_values(hsi: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Two-sided permutation p-value of Spearman(checkpoint index, HSI) per head, as the earlier test had it."""
+    n_steps = hsi.shape[0]
+    ranks = stats.rankdata(hsi, axis=0)
+    centred = ranks - ranks.mean(axis=0)
+    index = np.arange(n_steps, dtype=float) - (n_steps - 1) / 2
+    exact = math.factorial(n_steps) <= n_resamples
+    orders = (np.array(list(itertools.permutations(range(n_steps)))) if exact else
+              np.stack([rng.permutation(n_steps) for _ in range(n_resamples)]))
+    observed = np.abs(index @ centred)
+    null = np.abs(index[orders] @ centred)  # (B, H): the index permuted against fixed HSI ranks
+    hits = (null >= observed - 1e-9 * np.maximum(observed, 1.0)).sum(axis=0)
+    return hits / len(orders) if exact else (hits + 1) / (len(orders) + 1)
+
+
+def run_replicate(task: tuple[str, int, int, int, Any, Settings]) -> dict[str, Any]:
+    """Simulate one training run and apply every candidate test."""
+    from statsmodels.stats.multitest import multipletests
+
+    from hsi_stats.inference.resampling import ExceedanceCounter, quantiles_along_first
+    from hsi_stats.inference.trend import episode_sums, slope_contrast, slopes
+    from hsi_stats.settings import AnalysisSettings
+
+    kind, n_checkpoints, n_episodes, index, seed, settings = task
+    data_seed, test_seed = seed.spawn(2)
+    episodes = episode_sums(_run(kind, n_checkpoints, n_episodes, data_seed).dataset, AnalysisSettings())
+    rng = np.random.default_rng(test_seed)
+    contrast = slope_contrast(n_checkpoints)
+    hsi = episodes.hsi(episodes.assigned(episodes.step_of_row[None, :]))
+
+    def first_last(values: np.ndarray) -> np.ndarray:
+        return values[:, -1, :] - values[:, 0, :]
+
+    counters = {"slope": ExceedanceCounter(np.abs(slopes(hsi, contrast)[0])),
+                "first-last": ExceedanceCounter(np.abs(first_last(hsi)[0]))}
+    for size in (min(500, settings.n_resamples - done) for done in range(0, settings.n_resamples, 500)):
+        permuted = episodes.hsi(episodes.permuted(rng, size))
+        counters["slope"].update(np.abs(slopes(permuted, contrast)))
+        counters["first-last"].update(np.abs(first_last(permuted)))
+    p_adjusted = {name: counter.p_values(exact=False)[2] for name, counter in counters.items()}
+    rank_p = _rank_p_values(hsi[0], settings.n_resamples, rng)
+    p_adjusted["rank"] = rank_p
+    p_adjusted["rank, Holm"] = multipletests(rank_p, method="holm")[1]
+    # Intervals: the slope of HSI, and the slope of rho of each head's primary feature at the last checkpoint.
+    rho = episodes.rho(episodes.assigned(episodes.step_of_row[None, :]))[0]  # (K, H, F)
+    feature = np.nanargmax(np.abs(rho[-1]), axis=1)  # (H,)
+    resampled = episodes.rho(episodes.resampled(rng, settings.n_resamples))  # (B, K, H, F)
+    heads = np.arange(rho.shape[1])
+    hsi_replicates = slopes(np.nanmax(np.abs(resampled), axis=3), contrast)
+    rho_replicates = slopes(resampled[:, :, heads, feature], contrast)
+    return {"kind": kind, "K": n_checkpoints, "E": n_episodes, "index": index,
+            "p_adjusted": {k: v.tolist() for k, v in p_adjusted.items()},
+            "slope": slopes(hsi, contrast)[0].tolist(), "feature": feature.tolist(),
+            "slope_low": quantiles_along_first(hsi_replicates, np.asarray(0.025)).tolist(),
+            "slope_high": quantiles_along_first(hsi_replicates, np.asarray(0.975)).tolist(),
+            "rho_slope_low": quantiles_along_first(rho_replicates, np.asarray(0.025)).tolist(),
+            "rho_slope_high": quantiles_along_first(rho_replicates, np.asarray(0.975)).tolist()}
+
+
+def true_slopes(n_checkpoints: int, settings: Settings, seed: Any) -> dict[str, list[Any]]:
+    """Slopes of the HSI (H,) and of every rho (H, F) of a large simulation (``truth_episodes`` per checkpoint)."""
+    from hsi_stats.inference.trend import episode_sums, slope_contrast
+    from hsi_stats.settings import AnalysisSettings
+
+    episodes = episode_sums(_run("emerging", n_checkpoints, settings.truth_episodes, seed).dataset,
+                            AnalysisSettings())
+    rho = episodes.rho(episodes.assigned(episodes.step_of_row[None, :]))[0]  # (K, H, F)
+    contrast = slope_contrast(n_checkpoints)
+    return {"hsi": np.einsum("k,kh->h", contrast, np.abs(rho).max(axis=2)).tolist(),
+            "rho": np.einsum("k,khf->hf", contrast, rho).tolist()}
+
+
+def _binomial_greater(k: int, n: int) -> float:
+    return float(stats.binomtest(int(k), int(n), ALPHA, alternative="greater").pvalue)
+
+
+def summarise(results: list[dict[str, Any]], truth: dict[int, list[float]]) -> dict[str, Any]:
+    """Size, power and coverage per design and test."""
+    from hsi_stats.synthetic import default_heads
+
+    planted = [i for i, spec in enumerate(default_heads()) if spec.feature is not None]
+    no_effect = [i for i, spec in enumerate(default_heads()) if spec.feature is None]
+    out: dict[str, Any] = {}
+    for n_checkpoints, n_episodes, _, _ in DESIGNS:
+        key = f"K={n_checkpoints}, E={n_episodes}"
+        entry: dict[str, Any] = {}
+        for kind in ("null", "emerging"):
+            rows = [r for r in results if (r["kind"], r["K"], r["E"]) == (kind, n_checkpoints, n_episodes)]
+            if not rows:
+                continue
+            per_test = {}
+            for test in TESTS:
+                rejected = np.array([r["p_adjusted"][test] for r in rows]) < ALPHA  # (R, H)
+                if kind == "null":
+                    k = int(rejected.any(axis=1).sum())
+                    per_test[test] = {"fwer": k / len(rows), "binomial_p": _binomial_greater(k, len(rows)),
+                                      "per_head": rejected.mean(axis=0).round(4).tolist()}
+                else:
+                    per_test[test] = {"power_per_planted_head": rejected[:, planted].mean(axis=0).round(4).tolist(),
+                                      "power_all_planted": float(rejected[:, planted].all(axis=1).mean()),
+                                      "no_effect_rejection": float(rejected[:, no_effect].mean())}
+            entry[kind] = {"replicates": len(rows), "tests": per_test}
+            if kind == "emerging":
+                true_hsi = np.asarray(truth[n_checkpoints]["hsi"])
+                true_rho = np.asarray(truth[n_checkpoints]["rho"])
+                heads = np.arange(true_hsi.size)
+                coverage = {}
+                for name, true in (("hsi", np.broadcast_to(true_hsi, (len(rows), true_hsi.size))),
+                                   ("rho", np.array([true_rho[heads, r["feature"]] for r in rows]))):
+                    prefix = "" if name == "hsi" else "rho_"
+                    low = np.array([r[f"{prefix}slope_low"] for r in rows])
+                    high = np.array([r[f"{prefix}slope_high"] for r in rows])
+                    covered = (low <= true) & (true <= high)
+                    coverage[name] = {"planted": float(covered[:, planted].mean()),
+                                      "no_effect": float(covered[:, no_effect].mean())}
+                entry[kind]["slope_ci_coverage"] = coverage
+                entry[kind]["true_hsi_slope"] = true_hsi.round(4).tolist()
+        out[key] = entry
+    return out
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """The README table: size (family-wise, over 8 heads) and power (all 4 planted heads found) per design."""
+    header = ("| checkpoints K, episodes E | " + " | ".join(f"size: {t}" for t in TESTS) + " | "
+              + " | ".join(f"power: {t}" for t in TESTS) + " | 95% CI coverage, planted heads: slope of HSI / of rho |")
+    lines = [header, "|" + "---|" * (2 * len(TESTS) + 2)]
+    for design, entry in summary.items():
+        null, emerging = entry.get("null"), entry.get("emerging")
+        size = [f"{null['tests'][t]['fwer']:.3f} (p = {null['tests'][t]['binomial_p']:.2g})" if null else "—"
+                for t in TESTS]
+        power = [f"{emerging['tests'][t]['power_all_planted']:.3f}" if emerging else "—" for t in TESTS]
+        coverage = (f"{emerging['slope_ci_coverage']['hsi']['planted']:.3f} / "
+                    f"{emerging['slope_ci_coverage']['rho']['planted']:.3f}" if emerging else "—")
+        lines.append(f"| {design} | " + " | ".join(size) + " | " + " | ".join(power) + f" | {coverage} |")
+    notes = ("Size: share of null runs (same heads at every checkpoint) in which any of the 8 heads has adjusted "
+             "p < 0.05, with the one-sided exact binomial p-value against 0.05. Power: share of emerging runs in "
+             "which all four planted heads have adjusted p < 0.05. `rank` is uncorrected, the others are corrected "
+             "over the 8 heads (Holm, or max-T from the same permutations).")
+    return "\n".join(lines) + "\n\n" + notes + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=20251202)
+    parser.add_argument("--n-resamples", type=int, default=999, help="permutations and bootstrap resamples")
+    parser.add_argument("--truth-episodes", type=int, default=2000, help="episodes per checkpoint of the truth")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every replicate count (quick look)")
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    settings = Settings(args.seed, args.n_resamples, args.truth_episodes, args.scale, args.processes)
+    started = {**environment(), "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    root = np.random.SeedSequence(settings.seed)
+    truth_seed, replicate_seed = root.spawn(2)
+    tasks = []
+    for (n_checkpoints, n_episodes, r_null, r_emerging), design_seed in zip(DESIGNS, replicate_seed.spawn(len(DESIGNS)),
+                                                                            strict=True):
+        for kind, replicates, kind_seed in zip(("null", "emerging"), (r_null, r_emerging), design_seed.spawn(2),
+                                               strict=True):
+            count = max(2, round(replicates * settings.scale))
+            tasks += [(kind, n_checkpoints, n_episodes, i, s, settings) for i, s in enumerate(kind_seed.spawn(count))]
+    start = time.perf_counter()
+    truth = {k: true_slopes(k, settings, s) for k, s in zip(sorted(WINDOWS), truth_seed.spawn(len(WINDOWS)),
+                                                           strict=True)}
+    results, seconds = run_pool(run_replicate, tasks, settings.processes, "trend")
+    summary = summarise(results, truth)
+    table = markdown(summary)
+    args.out.mkdir(parents=True, exist_ok=True)
+    record = {"description": "Size and power of tests of change over training; see benchmarks/trend_study.py.",
+              "settings": asdict(settings), "designs": [list(d) for d in DESIGNS], "windows": WINDOWS,
+              "steps_per_episode": STEPS_PER_EPISODE, "environment": started,
+              "elapsed_seconds": time.perf_counter() - start, "replicate_seconds": seconds,
+              "true_slopes": truth, "summary": summary, "markdown": table}
+    (args.out / "trend.json").write_text(json.dumps(record, indent=1, default=str) + "\n", encoding="utf-8")
+    (args.out / "trend.md").write_text(table, encoding="utf-8")
+    print(table)
+    print(f"elapsed: {(time.perf_counter() - start) / 60:.1f} min; wrote {args.out / 'trend.json'} and trend.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
