@@ -88,3 +88,16 @@ def bands(session: nox.Session) -> None:
     session.run("python", "benchmarks/bands.py", *session.posargs)
     if not session.posargs:  # the study as the README reports it: rewrite the README's table from its results
         session.run("python", "benchmarks/readme_tables.py", "bands")
+
+
+@nox.session
+def trend(session: nox.Session) -> None:
+    """Size and power of tests of change over training, on simulated runs of 3, 5 and 10 checkpoints (~15 min).
+
+    Writes ``benchmarks/results/trend.json`` and ``trend.md`` and, run without arguments, the README's table;
+    arguments after ``--`` go to the script (e.g. ``nox -s trend -- --scale 0.1`` for a quick look).
+    """
+    session.install(".")
+    session.run("python", "benchmarks/trend_study.py", *session.posargs)
+    if not session.posargs:  # the study as the README reports it: rewrite the README's table from its results
+        session.run("python", "benchmarks/readme_tables.py", "trend")

@@ -7,10 +7,12 @@ Each table sits in README.md between ``<!-- NAME:start -->`` and ``<!-- NAME:end
     ``calibration.py`` builds from the same numbers);
 ``bands``
     a summary of ``benchmarks/results/bands.json``: for the ``within`` estimator, the rho (and band) of planted
-    heads that put a share m of their attention on the target, per correlation and kind of feature, and the focus.
+    heads that put a share m of their attention on the target, per correlation and kind of feature, and the focus;
+``trend``
+    the table and notes of ``benchmarks/results/trend.json`` (its ``markdown`` entry).
 
-Run by the ``calibration`` and ``bands`` nox sessions after their study; ``python benchmarks/readme_tables.py``
-rewrites both from the files as they are.
+Run by the ``calibration``, ``bands`` and ``trend`` nox sessions after their study;
+``python benchmarks/readme_tables.py`` rewrites all of them from the files as they are.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ KINDS = (("indicator", "indicator"), ("ttc", "lowest TTC"))
 
 
 def calibration_block(record: dict[str, Any]) -> str:
-    """The calibration table and its notes, as the study wrote them."""
+    """The table and its notes, as the study wrote them (calibration, trend)."""
     return str(record["markdown"]).strip()
 
 
@@ -85,10 +87,10 @@ def replace_block(text: str, name: str, block: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", type=str,
-                        help="which tables to rewrite: calibration, bands (default: both)")
+                        help="which tables to rewrite: calibration, bands, trend (default: all)")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     args = parser.parse_args(argv)
-    builders = {"calibration": calibration_block, "bands": bands_block}
+    builders = {"calibration": calibration_block, "bands": bands_block, "trend": calibration_block}
     args.names = args.names or list(builders)
     unknown = sorted(set(args.names) - set(builders))
     if unknown:
