@@ -4,7 +4,8 @@ A run is K checkpoints of the synthetic driving generator, each evaluated on its
 ``null`` the heads are the same at every checkpoint (the four planted heads fully trained throughout, four heads
 with no effect): nothing changes over training. Under ``emerging`` the planted heads specialise over training
 (:func:`hsi_stats.synthetic.specialising_heads`): effects 0, 0.5, 1 (K = 3); 0, 0, 0.5, 1, 1 (K = 5); 0, 0, 0,
-0.2, ..., 1, 1, 1 (K = 10) times the planted strength; the no-effect heads stay as they are.
+0.2, ..., 1, 1, 1 (K = 10) times the planted strength; the no-effect heads stay as they are. ``weak`` is the same
+with a quarter of the planted strength (logit effects divided by 4), where the tests differ in power.
 
 The candidates, all computed from the same per-episode sums (:func:`hsi_stats.inference.trend.episode_sums`):
 
@@ -47,8 +48,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 ALPHA = 0.05
 STEPS_PER_EPISODE = 10
 TESTS = ("rank", "rank, Holm", "slope", "first-last")
-#: (checkpoints K, episodes per checkpoint E, replicates under null, replicates under emerging)
-DESIGNS = ((3, 40, 500, 200), (5, 40, 500, 200), (5, 20, 200, 200), (5, 60, 200, 200), (10, 40, 200, 200))
+#: (checkpoints K, episodes per checkpoint E, replicates under null, under emerging and under weak)
+DESIGNS = ((3, 40, 500, 200, 200), (5, 40, 500, 200, 200), (5, 20, 200, 200, 200), (5, 60, 200, 200, 200),
+           (10, 40, 200, 200, 200))
+KINDS = ("null", "emerging", "weak")
 WINDOWS = {3: (1, 3), 5: (2, 4), 10: (3, 8)}  # emergence windows over checkpoints 1..K
 
 
@@ -63,10 +66,18 @@ class Settings:
     processes: int
 
 
+WEAK = 0.25  # share of the planted logit effect in the ``weak`` runs
+
+
 def _heads(kind: str, n_checkpoints: int) -> Any:
+    from dataclasses import replace
+
     from hsi_stats.synthetic import default_heads, specialising_heads
 
-    return default_heads() if kind == "null" else specialising_heads(*WINDOWS[n_checkpoints])
+    if kind == "null":
+        return default_heads()
+    heads = specialising_heads(*WINDOWS[n_checkpoints])
+    return heads if kind == "emerging" else tuple(replace(h, beta=h.beta * WEAK) for h in heads)
 
 
 def _run(kind: str, n_checkpoints: int, n_episodes: int, seed: Any) -> Any:
@@ -135,13 +146,12 @@ def run_replicate(task: tuple[str, int, int, int, Any, Settings]) -> dict[str, A
             "rho_slope_high": quantiles_along_first(rho_replicates, np.asarray(0.975)).tolist()}
 
 
-def true_slopes(n_checkpoints: int, settings: Settings, seed: Any) -> dict[str, list[Any]]:
+def true_slopes(kind: str, n_checkpoints: int, settings: Settings, seed: Any) -> dict[str, list[Any]]:
     """Slopes of the HSI (H,) and of every rho (H, F) of a large simulation (``truth_episodes`` per checkpoint)."""
     from hsi_stats.inference.trend import episode_sums, slope_contrast
     from hsi_stats.settings import AnalysisSettings
 
-    episodes = episode_sums(_run("emerging", n_checkpoints, settings.truth_episodes, seed).dataset,
-                            AnalysisSettings())
+    episodes = episode_sums(_run(kind, n_checkpoints, settings.truth_episodes, seed).dataset, AnalysisSettings())
     rho = episodes.rho(episodes.assigned(episodes.step_of_row[None, :]))[0]  # (K, H, F)
     contrast = slope_contrast(n_checkpoints)
     return {"hsi": np.einsum("k,kh->h", contrast, np.abs(rho).max(axis=2)).tolist(),
@@ -159,10 +169,10 @@ def summarise(results: list[dict[str, Any]], truth: dict[int, list[float]]) -> d
     planted = [i for i, spec in enumerate(default_heads()) if spec.feature is not None]
     no_effect = [i for i, spec in enumerate(default_heads()) if spec.feature is None]
     out: dict[str, Any] = {}
-    for n_checkpoints, n_episodes, _, _ in DESIGNS:
+    for n_checkpoints, n_episodes, *_ in DESIGNS:
         key = f"K={n_checkpoints}, E={n_episodes}"
         entry: dict[str, Any] = {}
-        for kind in ("null", "emerging"):
+        for kind in KINDS:
             rows = [r for r in results if (r["kind"], r["K"], r["E"]) == (kind, n_checkpoints, n_episodes)]
             if not rows:
                 continue
@@ -178,9 +188,9 @@ def summarise(results: list[dict[str, Any]], truth: dict[int, list[float]]) -> d
                                       "power_all_planted": float(rejected[:, planted].all(axis=1).mean()),
                                       "no_effect_rejection": float(rejected[:, no_effect].mean())}
             entry[kind] = {"replicates": len(rows), "tests": per_test}
-            if kind == "emerging":
-                true_hsi = np.asarray(truth[n_checkpoints]["hsi"])
-                true_rho = np.asarray(truth[n_checkpoints]["rho"])
+            if kind != "null":
+                true_hsi = np.asarray(truth[f"{kind}, K={n_checkpoints}"]["hsi"])
+                true_rho = np.asarray(truth[f"{kind}, K={n_checkpoints}"]["rho"])
                 heads = np.arange(true_hsi.size)
                 coverage = {}
                 for name, true in (("hsi", np.broadcast_to(true_hsi, (len(rows), true_hsi.size))),
@@ -200,20 +210,25 @@ def summarise(results: list[dict[str, Any]], truth: dict[int, list[float]]) -> d
 def markdown(summary: dict[str, Any]) -> str:
     """The README table: size (family-wise, over 8 heads) and power (all 4 planted heads found) per design."""
     header = ("| checkpoints K, episodes E | " + " | ".join(f"size: {t}" for t in TESTS) + " | "
-              + " | ".join(f"power: {t}" for t in TESTS) + " | 95% CI coverage, planted heads: slope of HSI / of rho |")
+              + " | ".join(f"power: {t} (full / quarter effect)" for t in TESTS)
+              + " | 95% CI coverage, planted heads: slope of HSI / of rho |")
     lines = [header, "|" + "---|" * (2 * len(TESTS) + 2)]
     for design, entry in summary.items():
-        null, emerging = entry.get("null"), entry.get("emerging")
+        null, emerging, weak = entry.get("null"), entry.get("emerging"), entry.get("weak")
         size = [f"{null['tests'][t]['fwer']:.3f} (p = {null['tests'][t]['binomial_p']:.2g})" if null else "—"
                 for t in TESTS]
-        power = [f"{emerging['tests'][t]['power_all_planted']:.3f}" if emerging else "—" for t in TESTS]
+        power = [f"{emerging['tests'][t]['power_all_planted']:.2f} / {weak['tests'][t]['power_all_planted']:.2f}"
+                 if emerging and weak else "—" for t in TESTS]
         coverage = (f"{emerging['slope_ci_coverage']['hsi']['planted']:.3f} / "
                     f"{emerging['slope_ci_coverage']['rho']['planted']:.3f}" if emerging else "—")
         lines.append(f"| {design} | " + " | ".join(size) + " | " + " | ".join(power) + f" | {coverage} |")
     notes = ("Size: share of null runs (same heads at every checkpoint) in which any of the 8 heads has adjusted "
-             "p < 0.05, with the one-sided exact binomial p-value against 0.05. Power: share of emerging runs in "
-             "which all four planted heads have adjusted p < 0.05. `rank` is uncorrected, the others are corrected "
-             "over the 8 heads (Holm, or max-T from the same permutations).")
+             "p < 0.05, with the one-sided exact binomial p-value against 0.05. Power: share of runs whose planted "
+             "heads emerge over training in which all four have adjusted p < 0.05, at the full planted strength "
+             "and at a quarter of it. `rank` is uncorrected, the others are corrected over the 8 heads (Holm, or "
+             "max-T from the same permutations). Coverage of the 95% intervals of the trend of each planted head "
+             "(full strength), of HSI and of the rho of its final primary feature, against a simulation of "
+             "2000 episodes per checkpoint. 10 steps per episode; 999 permutations and bootstrap resamples.")
     return "\n".join(lines) + "\n\n" + notes + "\n"
 
 
@@ -231,15 +246,15 @@ def main(argv: list[str] | None = None) -> int:
     root = np.random.SeedSequence(settings.seed)
     truth_seed, replicate_seed = root.spawn(2)
     tasks = []
-    for (n_checkpoints, n_episodes, r_null, r_emerging), design_seed in zip(DESIGNS, replicate_seed.spawn(len(DESIGNS)),
-                                                                            strict=True):
-        for kind, replicates, kind_seed in zip(("null", "emerging"), (r_null, r_emerging), design_seed.spawn(2),
-                                               strict=True):
+    for (n_checkpoints, n_episodes, *counts), design_seed in zip(DESIGNS, replicate_seed.spawn(len(DESIGNS)),
+                                                                 strict=True):
+        for kind, replicates, kind_seed in zip(KINDS, counts, design_seed.spawn(len(KINDS)), strict=True):
             count = max(2, round(replicates * settings.scale))
             tasks += [(kind, n_checkpoints, n_episodes, i, s, settings) for i, s in enumerate(kind_seed.spawn(count))]
     start = time.perf_counter()
-    truth = {k: true_slopes(k, settings, s) for k, s in zip(sorted(WINDOWS), truth_seed.spawn(len(WINDOWS)),
-                                                           strict=True)}
+    pairs = [(kind, k) for kind in KINDS[1:] for k in sorted(WINDOWS)]
+    truth = {f"{kind}, K={k}": true_slopes(kind, k, settings, s)
+             for (kind, k), s in zip(pairs, truth_seed.spawn(len(pairs)), strict=True)}
     results, seconds = run_pool(run_replicate, tasks, settings.processes, "trend")
     summary = summarise(results, truth)
     table = markdown(summary)

@@ -30,6 +30,7 @@ from .data import HSIDataset
 from .evolution import EvolutionResult, analyze_evolution
 from .inference.randomisation import MIN_SIGN_FLIP_GROUPS
 from .io import load_extraction, load_logs, load_npz, write_npz
+from .outputs import write_tables
 from .results import HSIResult, analyze
 from .settings import AnalysisSettings, option_kind, option_names
 
@@ -55,8 +56,22 @@ def _run_controls(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_analysis(dataset: HSIDataset, args: argparse.Namespace) -> HSIResult:
-    """:func:`hsi_stats.analyze` with the command's options."""
-    return analyze(dataset, analysis_settings(args), **_run_controls(args))
+    """:func:`hsi_stats.analyze` with the command's options: one training step (the last by default) or, asked
+    for with ``--pool-steps``, every step pooled."""
+    step = getattr(args, "step", None)
+    pool_steps = bool(getattr(args, "pool_steps", False))
+    if pool_steps and dataset.steps is not None and np.unique(dataset.steps).size > 1:
+        print(f"hsi-stats: pooling the scenarios of {np.unique(dataset.steps).size} training steps into one analysis, "
+              "as asked (--pool-steps): the numbers describe no single policy.", file=sys.stderr)
+    return analyze(dataset, analysis_settings(args), step=step, pool_steps=pool_steps, **_run_controls(args))
+
+
+def run_evolution(dataset: HSIDataset, args: argparse.Namespace) -> EvolutionResult | None:
+    """:func:`hsi_stats.analyze_evolution` over every step when the data hold several (and are not pooled)."""
+    if getattr(args, "pool_steps", False) or dataset.steps is None or np.unique(dataset.steps).size < 2:
+        return None
+    return analyze_evolution(dataset, analysis_settings(args), trend_resamples=args.n_resamples,
+                             **_run_controls(args))
 
 
 def write_outputs(result: HSIResult, out_dir: Path, args: argparse.Namespace,
@@ -71,11 +86,7 @@ def write_outputs(result: HSIResult, out_dir: Path, args: argparse.Namespace,
                                "pip install 'hsi_stats[report]', or pass --format '' for tables only") from None
         return list(write_report(result, out_dir, formats=formats, evolution=evolution,
                                  allow_unvalidated=args.allow_unvalidated).values())
-    paths = {name: out_dir / name for name in ("pairs.csv", "heads.csv", "head_functions.json")}
-    atomic_write_text(paths["pairs.csv"], result.pairs.to_csv(index=False))
-    atomic_write_text(paths["heads.csv"], result.heads.to_csv(index=False))
-    result.export_registry(paths["head_functions.json"], allow_unvalidated=args.allow_unvalidated)
-    return list(paths.values())
+    return list(write_tables(result, out_dir, evolution=evolution, allow_unvalidated=args.allow_unvalidated).values())
 
 
 # ----------------------------------------------------------------------------- loading
@@ -114,8 +125,12 @@ def load_input(args: argparse.Namespace) -> tuple[HSIDataset, str]:
 def cmd_analyze(args: argparse.Namespace) -> int:
     dataset, _ = load_input(args)
     result = run_analysis(dataset, args)
-    paths = write_outputs(result, Path(args.out), args)
+    evolution = run_evolution(dataset, args)
+    paths = write_outputs(result, Path(args.out), args, evolution=evolution)
     print(result.summary())
+    if evolution is not None:
+        print()
+        print(evolution.summary())
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
@@ -234,6 +249,14 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
                         help="keep unvalidated labels in the registry (default: General Context Head)")
 
 
+def _add_step_options(parser: argparse.ArgumentParser) -> None:
+    steps = parser.add_mutually_exclusive_group()
+    steps.add_argument("--step", type=int, default=None,
+                       help="the training step to analyse when the data hold several (default: the last one)")
+    steps.add_argument("--pool-steps", action="store_true",
+                       help="pool the scenarios of every training step into one analysis (never done unasked)")
+
+
 def _add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", nargs="?", help="an .npz file (the interchange format; see hsi-stats convert)")
     parser.add_argument("--feature-dir", help="folder of attention_log_*.pkl feature logs")
@@ -264,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_options(analyze)
     analyze.add_argument("--out", default="reports", help="output folder (default: reports)")
     analyze.add_argument("--seed", type=int, default=None, help="random seed (default: fresh, recorded)")
+    _add_step_options(analyze)
     _add_analysis_options(analyze)
     analyze.set_defaults(handler=cmd_analyze)
 
@@ -271,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_options(registry)
     registry.add_argument("--output", "-o", default="head_functions.json", help="the registry file to write")
     registry.add_argument("--seed", type=int, default=None, help="random seed (default: fresh, recorded)")
+    _add_step_options(registry)
     _add_analysis_options(registry)
     registry.set_defaults(handler=cmd_registry)
 

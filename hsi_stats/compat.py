@@ -126,7 +126,7 @@ class CompatHSIResult:
     analysis: HSIResult = field(repr=False)
 
 
-def _notice(settings: AnalysisSettings) -> str:
+def _notice(settings: AnalysisSettings, selection: dict[str, Any]) -> str:
     """One notice saying what differs from the original method and how to get its numbers."""
     original = all(settings[key] == value for key, value in ORIGINAL_OPTIONS.items()) and settings.adjust is None
     if original:
@@ -138,10 +138,13 @@ def _notice(settings: AnalysisSettings) -> str:
                     f"original pooled Pearson correlation")
         how = "compute_hsi(estimator='pooled', correlation='pearson') reproduces the original HSI values"
     correction = CORRECTION_NAMES[settings.correction]
+    steps = len(selection.get("available", ()))
+    pooled = (f" The {steps} checkpoints are pooled, as the original notebook pooled them; "
+              "compute_hsi(step=N) analyses one." if selection.get("pooled") else "")
     return (f"hsi_stats.compat: compute_hsi() runs hsi_stats.analyze; {estimate}. New: "
             f"{round(100 * settings.confidence_level)}% cluster-bootstrap CIs, {correction}-corrected "
             f"p-values, and labels kept only when validated (others are named General Context Head, with reasons); "
-            f"{how}.")
+            f"{how}.{pooled}")
 
 
 def _number_or_nan(value: Any) -> float:
@@ -181,11 +184,14 @@ class HeadSpecializationAnalyzer:
         """Run :func:`hsi_stats.analyze` on the loaded data and return the notebook's view of it.
 
         ``analyze_options`` go to :func:`hsi_stats.analyze` (``estimator``, ``correlation``, ``n_resamples``,
-        ``rng``...). ``estimator="pooled", correlation="pearson"`` gives the original HSI values. Prints one notice
+        ``rng``, ``step``...). ``estimator="pooled", correlation="pearson"`` gives the original HSI values. The
+        checkpoints loaded are pooled, as in the original notebook, unless ``step=`` names one. Prints one notice
         saying what differs from the original method.
         """
-        analysis = analyze(self._dataset(), **analyze_options)
-        print(_notice(analysis.settings))
+        # The original notebook pooled every checkpoint it loaded: keep that, explicitly, unless a step is named.
+        options: dict[str, Any] = {"pool_steps": "step" not in analyze_options, **analyze_options}
+        analysis = analyze(self._dataset(), **options)
+        print(_notice(analysis.settings, dict(analysis.data_summary["step_selection"])))
         registry = analysis.registry()
         labels = {h: {**registry[str(h)], "hsi": _number_or_nan(registry[str(h)]["hsi"]),
                       "correlation": _number_or_nan(registry[str(h)]["correlation"])}

@@ -1,15 +1,15 @@
-"""Evolution over training (DESIGN 4.5): the analysis per training step, trend tests and emergence steps.
+"""Evolution over training: the analysis at every training step, the trend of each head and when labels emerge.
 
 :func:`analyze_evolution` runs :func:`hsi_stats.analyze` on the scenarios of each training step (checkpoint), from
-one random generator, tests each head for a monotone trend of its HSI over training with a randomisation test of
-Spearman's rank correlation between step and HSI, and gives the first step from which each head's label stays
-validated. It belongs to the results layer: it never imports a plotting library and never rounds; the report
-draws its figures from the :class:`EvolutionResult`.
+one random generator; tests each head for a change of its HSI over training at the episode level
+(:mod:`hsi_stats.inference.trend`: the slope of HSI on the checkpoint index, episodes permuted between
+checkpoints, max-T over heads) and estimates the trend of the feature it ends up tracking with an interval; and
+gives the first step from which each head's label stays validated. It belongs to the results layer: it never
+imports a plotting library and never rounds; the report draws its figures from the :class:`EvolutionResult`.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,21 +19,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from scipy import stats
 
 from ._validation import HSIDataError, OptionTypeError, check_int, seeded_generator
 from .catalog import GENERAL_CONTEXT
 from .data import HSIDataset
+from .inference.trend import TREND_COLUMNS, trend_test
 from .results import HSIResult, analyze
-from .settings import AnalysisSettings
+from .settings import CORRECTION_NAMES, AnalysisSettings
 
-__all__ = ["EvolutionResult", "analyze_evolution"]
+__all__ = ["EMERGENCE_COLUMNS", "PER_STEP_COLUMNS", "EvolutionResult", "analyze_evolution"]
 
-PER_STEP_COLUMNS: tuple[str, ...] = ("step", "head", "hsi", "ci_low", "ci_high", "primary_feature", "label",
+PER_STEP_COLUMNS: tuple[str, ...] = ("step", "head", "hsi", "ci_low", "ci_high", "primary_feature", "label_feature",
+                                     "label_rho", "label_ci_low", "label_ci_high", "label_focus", "label",
                                      "validated")
-"""Columns of :attr:`EvolutionResult.per_step`, in order."""
-
-_TREND_BATCH = 10_000  # permutations per batch of the trend test: memory only, the numbers do not depend on it
+"""Columns of :attr:`EvolutionResult.per_step`, in order (taken from each step's :attr:`HSIResult.heads`)."""
+EMERGENCE_COLUMNS: tuple[str, ...] = ("emerges_at", "emergence_ci_low", "emergence_ci_high")
+"""Columns added to :attr:`EvolutionResult.trends`: the emergence step and the HSI interval at that step."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,15 +44,16 @@ class EvolutionResult:
     Attributes
     ----------
     per_step : DataFrame
-        One row per (step, head), step-major and in head order, with exactly the columns
-        ``step, head, hsi, ci_low, ci_high, primary_feature, label, validated`` taken from each step's
-        :attr:`HSIResult.heads`. A step with fewer than 2 groups has NaN ``hsi, ci_low, ci_high``, no primary
+        One row per (step, head), step-major and in head order, with the columns :data:`PER_STEP_COLUMNS` taken
+        from each step's :attr:`HSIResult.heads` (HSI and its interval, the label's feature with its rho, interval
+        and focus, the label and whether it validated). A step with fewer than 2 groups has NaN numbers, no
         feature, label "General Context Head" and ``validated`` False (see :attr:`notes`).
     trends : DataFrame
-        One row per head: ``head``, ``statistic`` (Spearman's rank correlation between step and HSI over the
-        steps where the HSI is defined), ``p_value`` (two-sided randomisation test of that correlation),
-        ``n_steps`` (steps used) and ``exact`` (whether all permutations were enumerated). NaN when the HSI is
-        defined at fewer than 2 steps or does not vary.
+        One row per head: ``head, feature, slope, ci_low, ci_high, hsi_slope, p_value, p_adjusted, n_steps``
+        (:class:`~hsi_stats.inference.trend.TrendResult`: ``slope`` is the change per checkpoint of the rho of the
+        head's primary feature at the last step, positive towards that relation, with a stratified cluster-bootstrap
+        interval; the p-values test the change of HSI, episodes permuted between checkpoints, ``p_adjusted``
+        step-down max-T over the heads), then ``emerges_at`` and the HSI interval at that step.
     emergence : mapping of str to int or None
         For each head, the first step from which its label is validated at every later step, the label being
         the same as at the last step; None when the head is not validated at the last step.
@@ -82,50 +84,34 @@ class EvolutionResult:
         """The per-step table (:attr:`per_step`), as a copy."""
         return self.per_step.copy()
 
+    def summary(self) -> str:
+        """A readable table of each head's trend and emergence, with the settings that produced it."""
+        s = self.settings
+        level = round(100 * s["confidence_level"])
+        header = (f"Evolution over {len(self.steps)} training steps ({self.steps[0]} to {self.steps[-1]}): "
+                  f"{s['estimator']} ({s['correlation']}) at every step; trend: change per checkpoint of the rho "
+                  f"of each head's final primary feature with {level}% intervals, p-values of the change of HSI "
+                  f"from {s['trend_resamples']} episode permutations, {CORRECTION_NAMES['maxt']} over heads; "
+                  f"seed={self.provenance['seed']}")
+        table = pd.DataFrame({
+            "head": self.trends["head"],
+            "feature": self.trends["feature"],
+            "trend [CI]": [f"{v:+.3f} [{lo:+.3f}, {hi:+.3f}]" for v, lo, hi in
+                           zip(self.trends["slope"], self.trends["ci_low"], self.trends["ci_high"], strict=True)],
+            "p_adj": [f"{p:.4f}" for p in self.trends["p_adjusted"]],
+            "label at the last step": [self.per_step[(self.per_step["step"] == self.steps[-1])
+                                                     & (self.per_step["head"] == h)]["label"].iloc[0]
+                                       for h in self.trends["head"]],
+            "emerges at": ["never" if pd.isna(v) else str(int(v)) for v in self.trends["emerges_at"]],
+        })
+        notes = "".join(f"\nnote: {n}" for n in self.notes)
+        return f"{header}\n{table.to_string(index=False)}{notes}"
 
-# ------------------------------------------------------------------------------------------------ trend
-def _spearman_against(hsi: NDArray[np.float64]) -> Any:
-    """Spearman's rho between (permuted) step ranks and the fixed ``hsi``, vectorised over leading axes.
-
-    The step ranks are a permutation of 1..K, so their centred sum of squares is the same for every
-    permutation; the HSI is ranked once, with average ties.
-    """
-    q = stats.rankdata(hsi)
-    q_centred = q - q.mean()
-    q_norm = float(np.sqrt(np.sum(q_centred**2)))
-
-    def statistic(step_ranks: NDArray[np.float64], axis: int = -1) -> NDArray[np.float64]:
-        r = np.moveaxis(np.asarray(step_ranks, dtype=np.float64), axis, -1)
-        r_centred = r - r.mean(axis=-1, keepdims=True)
-        r_norm = np.sqrt(np.sum(r_centred**2, axis=-1))
-        return np.asarray(np.sum(r_centred * q_centred, axis=-1) / (r_norm * q_norm))
-
-    return statistic
-
-
-def _trend_test(steps: NDArray[np.int64], hsi: NDArray[np.float64], n_resamples: int,
-                rng: np.random.Generator) -> tuple[float, float, int, bool]:
-    """Signed Spearman rho, two-sided p-value, steps used and exactness for one head."""
-    finite = np.isfinite(hsi)
-    used = int(finite.sum())
-    if used < 2 or np.ptp(hsi[finite]) == 0:
-        return math.nan, math.nan, used, False
-    spearman = _spearman_against(hsi[finite])
-    step_ranks = stats.rankdata(steps[finite])
-
-    def magnitude(x: NDArray[np.float64], axis: int = -1) -> NDArray[np.float64]:
-        return np.abs(spearman(x, axis=axis))
-
-    # "pairings" with one sample permutes the step labels against the fixed HSI: all K! orders when they fit in
-    # n_resamples (p = k / K!), else n_resamples random ones (p = (1 + k) / (1 + B)); ties within 100 eps.
-    kwargs: dict[str, Any] = {"rng": rng} if "rng" in _PERMUTATION_TEST_PARAMETERS else {"random_state": rng}
-    test = stats.permutation_test((step_ranks,), magnitude, permutation_type="pairings", vectorized=True,
-                                  n_resamples=n_resamples, batch=_TREND_BATCH, alternative="greater", **kwargs)
-    exact = math.factorial(used) <= n_resamples
-    return float(spearman(step_ranks)), float(test.pvalue), used, exact
-
-
-_PERMUTATION_TEST_PARAMETERS = frozenset(inspect.signature(stats.permutation_test).parameters)
+    def __repr__(self) -> str:
+        found = sum(v is not None for v in self.emergence.values())
+        return (f"EvolutionResult(steps={list(self.steps)}, heads={len(self.trends)}, "
+                f"labels emerging={found}, trends with p_adjusted < 0.05="
+                f"{int((self.trends['p_adjusted'] < 0.05).sum())})")
 
 
 # ------------------------------------------------------------------------------------------- emergence
@@ -158,52 +144,39 @@ def _analyze_evolution_iv(dataset: object, trend_resamples: object) -> NDArray[n
 
 def _step_rows(step: int, result: HSIResult | None, head_names: tuple[str, ...]) -> pd.DataFrame:
     if result is None:
-        return pd.DataFrame({"step": step, "head": list(head_names), "hsi": math.nan, "ci_low": math.nan,
-                             "ci_high": math.nan, "primary_feature": None, "label": GENERAL_CONTEXT,
-                             "validated": False})
-    frame = result.heads.loc[:, [c for c in PER_STEP_COLUMNS if c != "step"]].copy()
-    frame.insert(0, "step", step)
-    return frame
+        frame = pd.DataFrame({c: math.nan for c in PER_STEP_COLUMNS}, index=range(len(head_names)))
+        frame["head"], frame["label"], frame["validated"] = list(head_names), GENERAL_CONTEXT, False
+        frame["primary_feature"] = frame["label_feature"] = None
+    else:
+        frame = result.heads.loc[:, [c for c in PER_STEP_COLUMNS if c != "step"]].copy()
+    frame["step"] = step
+    return frame.loc[:, list(PER_STEP_COLUMNS)]
 
 
 def analyze_evolution(dataset: HSIDataset, settings: AnalysisSettings | None = None, *, trend_resamples: int = 9999,
                       rng: object = None, batch: int | None = None, progress: bool = False,
                       **options: Any) -> EvolutionResult:
-    r"""Run the analysis at every training step, test each head's HSI for a trend and find when labels emerge.
+    r"""Run the analysis at every training step, test each head for a change over training, find when labels emerge.
 
     The scenarios of each distinct step are analysed with :func:`hsi_stats.analyze` (same options at every
     step). A step whose scenarios hold fewer than 2 groups cannot be analysed; it gets NaN rows and a note
     instead of an error.
 
-    Trend test. For head h with HSI values :math:`y_1, \dots, y_K` at steps :math:`t_1 < \dots < t_K` (steps
-    where the HSI is NaN are left out), the statistic is Spearman's rank correlation [1]_
-
-    .. math::
-
-        r_s = \frac{\sum_k (R_k - \bar R)(Q_k - \bar Q)}
-                   {\sqrt{\sum_k (R_k - \bar R)^2 \sum_k (Q_k - \bar Q)^2}},
-
-    :math:`R_k` the rank of :math:`t_k` and :math:`Q_k` that of :math:`y_k` (average ranks for ties). Under
-    the null hypothesis of no trend every assignment of the steps to the HSI values is equally likely, so the
-    step labels are permuted: with :math:`T = |r_s|`, :math:`T^*` its value under a permutation and
-    :math:`\gamma = 100\,\epsilon\,T` a tolerance for floating ties, the two-sided p-value is
-
-    .. math::
-
-        p = \frac{\#\{\pi \in S_K : T^*_\pi \ge T - \gamma\}}{K!}
-
-    by exact enumeration when :math:`K! \le` ``trend_resamples``, else
-    :math:`p = (1 + \#\{b : T^*_b \ge T - \gamma\}) / (1 + B)` over :math:`B` = ``trend_resamples`` random
-    permutations [2]_. This is :func:`scipy.stats.permutation_test` with ``permutation_type="pairings"``.
-    The trend test treats the K HSI estimates as exchangeable under the null; it does not use their
-    confidence intervals.
-
-    Because reversing the steps turns :math:`r_s` into :math:`-r_s`, the exact p-value is never below
-    :math:`2 / K!`: 0.33 with 3 steps, 0.083 with 4 (so no trend over 4 steps can reach 0.05), 0.017 with 5,
-    0.0028 with 6.
+    Trend. Checkpoints are evaluated on independent episodes, so the change over training is tested at the episode
+    level (:func:`hsi_stats.inference.trend.trend_test`): for head h with :math:`\mathrm{HSI}_{hk}` at the k-th of
+    K steps, the statistic is the least-squares slope :math:`b_h = \sum_k c_k \mathrm{HSI}_{hk}`,
+    :math:`c_k = (k - \bar k) / \sum_k (k - \bar k)^2`; under "no change over training" the episodes are
+    exchangeable between checkpoints, so they are permuted between them (each checkpoint keeps its count) and
+    :math:`p_h = (1 + \#\{b: |b^*_{bh}| \ge |b_h|\}) / (1 + B)` [1]_, adjusted over the heads by the step-down
+    max-T procedure from the same permutations [2]_. The trend reported with an interval is the slope of the rho of
+    the head's primary feature at the last step (nearly unbiased, unlike the HSI, a maximum), from a bootstrap that
+    resamples each checkpoint's episodes within that checkpoint. The size and power of this test, against the
+    earlier rank correlation of the K point estimates (whose p-value cannot go below :math:`2/K!`) and a
+    first-versus-last test, are measured by ``nox -s trend`` and reported in the README.
 
     Emergence. For each head, the first step :math:`t_j` such that at every step :math:`t_k \ge t_j` the
-    head is validated with the label it has at the last step; None when it is not validated at the last step.
+    head is validated with the label it has at the last step, with the HSI interval at that step; None when it is
+    not validated at the last step.
 
     Parameters
     ----------
@@ -212,9 +185,9 @@ def analyze_evolution(dataset: HSIDataset, settings: AnalysisSettings | None = N
     settings : AnalysisSettings, optional
         The options of the analysis at every step; default ``AnalysisSettings()``.
     trend_resamples : int, default 9999
-        Random permutations of the trend test; all :math:`K!` are enumerated when that is not more.
+        Episode permutations of the trend test, and bootstrap resamples of its interval, each.
     rng : seed or Generator, optional
-        Turned into one Generator, which every step's analysis and then the trend tests draw from in turn: the
+        Turned into one Generator, which every step's analysis and then the trend test draw from in turn: the
         same seed gives the same numbers.
     batch, progress
         As in :func:`hsi_stats.analyze`.
@@ -233,23 +206,21 @@ def analyze_evolution(dataset: HSIDataset, settings: AnalysisSettings | None = N
 
     References
     ----------
-    .. [1] Spearman, C. (1904). The proof and measurement of association between two things. The American
-       Journal of Psychology, 15(1), 72-101. doi:10.2307/1412159
-    .. [2] Phipson, B. and Smyth, G. K. (2010). Permutation p-values should never be zero. Statistical
+    .. [1] Phipson, B. and Smyth, G. K. (2010). Permutation p-values should never be zero. Statistical
        Applications in Genetics and Molecular Biology, 9(1). doi:10.2202/1544-6115.1585
+    .. [2] Westfall, P. H. and Young, S. S. (1993). Resampling-Based Multiple Testing. Wiley.
 
     Examples
     --------
     >>> from hsi_stats.synthetic import generate
     >>> run = generate(n_episodes=12, n_steps=10, checkpoints=(0, 1, 2, 3, 4), specialise=(0, 4), rng=0)
-    >>> evo = analyze_evolution(run.dataset, n_resamples=199, trend_resamples=999, rng=1)
-    >>> list(evo.per_step.columns)
-    ['step', 'head', 'hsi', 'ci_low', 'ci_high', 'primary_feature', 'label', 'validated']
-    >>> len(evo.per_step), bool(evo.trends.loc[0, "exact"])  # 5 steps x 8 heads; 5! = 120 <= 999
-    (40, True)
-    >>> float(evo.trends.loc[0, "p_value"]) >= 2 / 120  # never below 2 / K!
-    True
+    >>> evo = analyze_evolution(run.dataset, n_resamples=199, trend_resamples=499, rng=1)
+    >>> len(evo.per_step), list(evo.trends.columns[:4])  # 5 steps x 8 heads
+    (40, ['head', 'feature', 'slope', 'ci_low'])
+    >>> bool(evo.trends.loc[0, "p_adjusted"] < 0.05), evo.trends.loc[0, "feature"]
+    (True, 'ttc')
     """
+
     settings = AnalysisSettings.from_options(settings, options, caller="analyze_evolution")
     scenario_steps = _analyze_evolution_iv(dataset, trend_resamples)
     steps = np.unique(scenario_steps)
@@ -271,19 +242,23 @@ def analyze_evolution(dataset: HSIDataset, settings: AnalysisSettings | None = N
     per_step = per_step.astype({"step": np.int64, "hsi": np.float64, "ci_low": np.float64,
                                 "ci_high": np.float64, "validated": bool})
 
-    trend_rows, emergence = [], {}
+    trend = trend_test(dataset, settings, n_resamples=int(trend_resamples), rng=generator)
+    emergence: dict[str, int | None] = {}
+    emergence_rows = []
     for head in dataset.head_names:
         rows = per_step[per_step["head"] == head]
-        statistic, p_value, used, exact = _trend_test(rows["step"].to_numpy(), rows["hsi"].to_numpy(),
-                                                      int(trend_resamples), generator)
-        trend_rows.append({"head": head, "statistic": statistic, "p_value": p_value, "n_steps": used,
-                           "exact": exact})
-        emergence[head] = _emergence_step(rows["step"].tolist(), rows["label"].tolist(),
-                                          rows["validated"].tolist())
+        first = _emergence_step(rows["step"].tolist(), rows["label"].tolist(), rows["validated"].tolist())
+        emergence[head] = first
+        at = rows[rows["step"] == first] if first is not None else rows.iloc[:0]
+        emergence_rows.append({"emerges_at": first,
+                               "emergence_ci_low": float(at["ci_low"].iloc[0]) if len(at) else math.nan,
+                               "emergence_ci_high": float(at["ci_high"].iloc[0]) if len(at) else math.nan})
+    trends = pd.concat([trend.table, pd.DataFrame(emergence_rows)], axis=1)
+    trends["emerges_at"] = trends["emerges_at"].astype("Int64")
 
     return EvolutionResult(
         per_step=per_step,
-        trends=pd.DataFrame(trend_rows, columns=["head", "statistic", "p_value", "n_steps", "exact"]),
+        trends=trends.loc[:, [*TREND_COLUMNS, *EMERGENCE_COLUMNS]],
         emergence=MappingProxyType(emergence),
         results=MappingProxyType(results),
         steps=tuple(int(s) for s in steps),

@@ -31,6 +31,7 @@ from .inference.resampling import check_batch
 from .labels import HeadEvidence, judge_head
 from .registry import build_registry, described_pair, judged_reasons, write_registry
 from .settings import PERMUTATION_SCHEMES, AnalysisSettings, document_options
+from .step_selection import StepSelection, select_step
 
 __all__ = ["HSIResult", "analyze"]
 
@@ -79,8 +80,16 @@ class HSIResult:
         """A readable table of the heads with the settings that produced it."""
         s = self.settings
         level = round(100 * s["confidence_level"])
-        header = (f"HSI analysis: {self.data_summary['n_scenarios']} scenarios in {self.data_summary['n_groups']} "
-                  f"groups, {self.data_summary['n_heads']} heads x {self.data_summary['n_features']} features\n"
+        selection = self.data_summary.get("step_selection") or {}
+        at = (f" at training step {selection['step']}" if selection.get("step") is not None else
+              f", {len(selection['available'])} training steps pooled" if selection.get("pooled") else "")
+        if selection.get("step") is not None and len(selection.get("available", ())) > 1:
+            count = len(selection["available"])
+            at += (f" ({'one of' if selection['chosen'] else 'the last of'} {count} steps"
+                   f"{', as asked' if selection['chosen'] else ''}; the others: analyze_evolution)")
+        header = (f"HSI analysis{at}: {self.data_summary['n_scenarios']} scenarios in "
+                  f"{self.data_summary['n_groups']} groups, {self.data_summary['n_heads']} heads x "
+                  f"{self.data_summary['n_features']} features\n"
                   f"estimator={s['estimator']} ({s['correlation']}{', slot-adjusted' if s['adjust'] else ''}), "
                   f"{level}% {s['ci_method']} CIs from {s['n_resamples']} cluster-bootstrap resamples, "
                   f"{s['scheme']} test ({self.test.n_resamples} randomisations{', exact' if self.test.exact else ''})"
@@ -139,8 +148,9 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _data_summary(dataset: HSIDataset, est: Estimate) -> dict[str, Any]:
+def _data_summary(dataset: HSIDataset, est: Estimate, selection: StepSelection) -> dict[str, Any]:
     present = dataset.mask.sum(axis=1)
+    described = selection.describe()
     return {
         "n_scenarios": dataset.n_scenarios,
         "n_groups": dataset.n_groups,
@@ -151,8 +161,9 @@ def _data_summary(dataset: HSIDataset, est: Estimate) -> dict[str, Any]:
         "entities_per_scenario": {"min": int(present.min()), "mean": float(present.mean()),
                                   "max": int(present.max())},
         "steps": None if dataset.steps is None else sorted(int(s) for s in np.unique(dataset.steps)),
+        "step_selection": selection.as_dict(),
         "left_out": est.left_out.to_dict(orient="records"),
-        "notes": list(dataset.notes),
+        "notes": [*([described[0].upper() + described[1:] + "."] if described else []), *dataset.notes],
     }
 
 
@@ -232,6 +243,8 @@ def analyze(
     dataset: HSIDataset,
     settings: AnalysisSettings | None = None,
     *,
+    step: int | None = None,
+    pool_steps: bool = False,
     rng: object = None,
     batch: int | None = None,
     progress: bool = False,
@@ -245,6 +258,12 @@ def analyze(
         Needs at least two groups (the resampling unit).
     settings : AnalysisSettings, optional
         Every option of the analysis; default ``AnalysisSettings()``.
+    step : int, optional
+        The training step to analyse when the data hold several; default the last one (the policy as trained).
+        :func:`analyze_evolution` compares the steps.
+    pool_steps : bool, default False
+        Pool the scenarios of every step instead (only on request: a correlation pooled over different networks
+        describes none of them). ``data_summary["step_selection"]`` and a note record what was analysed.
     rng : seed or Generator, optional
         The only source of randomness; a seed is drawn and recorded in ``provenance`` when omitted.
     batch : int, optional
@@ -268,6 +287,9 @@ def analyze(
     ('Safety Head', True)
     """
     settings = AnalysisSettings.from_options(settings, options)
+    if not isinstance(dataset, HSIDataset):
+        raise OptionTypeError(f"`dataset` must be an HSIDataset, but {type(dataset).__name__} was passed.")
+    dataset, selection = select_step(dataset, step=step, pool_steps=pool_steps)
     dataset = _check_dataset(dataset)
     batch_size = check_batch(batch)
     seed, generator = seeded_generator(rng)
@@ -291,7 +313,7 @@ def analyze(
         pairs=_pairs_frame(est, boot, test, pair_adjusted, focus.focus(), _focus_targets(directions, dataset)),
         heads=_heads_frame(est, boot, test, pair_adjusted, head_adjusted, selectivity(dataset), used, focus.focus()),
         settings=used,
-        data_summary=MappingProxyType(_data_summary(dataset, est)),
+        data_summary=MappingProxyType(_data_summary(dataset, est, selection)),
         provenance=provenance,
         estimate=est, bootstrap=boot, test=test, catalog=used.feature_catalog, dataset=dataset,
     )

@@ -1,33 +1,24 @@
-"""``hsi_stats.evolution``: the analysis per training step, the trend test and the emergence step.
+"""``hsi_stats.evolution``: the analysis per training step, the trend over training and the emergence step.
 
-The end-to-end checks use a synthetic run whose planted heads specialise over training. Its parameters were
-chosen by simulation over 300 seeds (200 for the two smaller runs compared below) so that the assertions are not
-luck of the seed:
-
-* 10 checkpoints 100k..1M, planted window (300k, 800k): the planted effects are absent up to 300k, grow linearly
-  and are complete from 800k on; 30 episodes x 20 steps per checkpoint; ``n_resamples=199``.
-* Planted heads' trend p < 0.05: failed for 3 of 300 seeds (all h0, the TTC head, whose HSI saturates early
-  and is the noisiest); with 20 episodes per checkpoint it failed for 5% of seeds, with 8 checkpoints and a
-  (300k, 600k) window for 20-30%, because Spearman's rho only sees the order of the HSI and the plateaus
-  before and after the window are in random order.
-* Emergence step within [300k, 800k] for every planted head: 300 of 300 seeds (2% failures with 20 episodes).
-* Null heads: 4.4-5.5% of their trend p-values were below 0.05 (nominal 5%), and no seed had all four below
-  0.05; the assertions below (largest null p-value above 0.05, at most two below it) fail with probabilities of
-  about 6e-6 and 5e-4 under the null.
+The end-to-end checks use a synthetic run whose planted heads specialise over training: 10 checkpoints 100k..1M,
+planted window (300k, 800k) (effects absent up to 300k, growing linearly, complete from 800k on), 30 episodes x 20
+steps per checkpoint. The trend test's size and power are measured by ``benchmarks/trend_study.py`` (README): at
+K = 10 with 40 episodes every planted head is found in every run; under no change the family-wise error over the
+8 heads is at the nominal 5%, so the assertions on no-effect heads below (at most one adjusted p-value below
+0.05, at least two above 0.01) fail with probability well under 1e-3. The statistics of the test itself are
+checked in ``tests/test_trend.py``; the acceptance run of 5 checkpoints (effects 0, 0, 0.5, 1, 1) is here.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
 from hsi_stats import analyze_evolution
+from hsi_stats._validation import ConstantInputWarning
 from hsi_stats.data import HSIDataset
 from hsi_stats.evolution import PER_STEP_COLUMNS, EvolutionResult, _emergence_step
 from hsi_stats.synthetic import generate, specialising_heads
@@ -56,16 +47,28 @@ def test_trend_is_detected_for_planted_heads_only(evolution: EvolutionResult) ->
     trends = evolution.trends.set_index("head")
     assert list(trends.index) == [f"h{h}" for h in range(8)]
     planted, null = trends.loc[list(PLANTED)], trends.loc[list(NULL)]
-    assert (planted["p_value"] < 0.05).all(), planted
-    assert (planted["statistic"] > 0).all()
-    # 10! > 9999: Monte Carlo p-values (1 + k) / (1 + B), never 0.
-    assert not trends["exact"].any() and (trends["n_steps"] == 10).all()
-    counts = trends["p_value"] * 10_000
+    assert (planted["p_adjusted"] < 0.05).all(), planted
+    assert (planted["slope"] > 0).all() and (planted["ci_low"] > 0).all() and (planted["hsi_slope"] > 0).all()
+    assert list(planted["feature"]) == ["ttc", "distance_to_ego", "is_left", "is_ahead"]
+    assert (trends["n_steps"] == 10).all()
+    counts = trends["p_value"] * 10_000  # Monte Carlo p-values (1 + k) / (1 + B), never 0
     np.testing.assert_allclose(counts, np.round(counts), rtol=0, atol=1e-6)
-    assert (trends["p_value"] >= 1 / 10_000).all()
-    # Null heads: uniform p-values under no trend; robust checks only (see the module docstring).
-    assert null["p_value"].max() > 0.05, null
-    assert (null["p_value"] < 0.05).sum() <= 2, null
+    assert (trends["p_adjusted"] >= trends["p_value"]).all() and (trends["p_value"] >= 1 / 10_000).all()
+    assert (null["p_adjusted"] < 0.05).sum() <= 1 and (null["p_adjusted"] > 0.01).sum() >= 2, null
+
+
+def test_acceptance_run_of_five_checkpoints() -> None:
+    # Effects 0, 0, 0.5, 1, 1 x the planted strength, 50 episodes per checkpoint.
+    run = generate(n_episodes=50, n_steps=10, checkpoints=(1, 2, 3, 4, 5), heads=specialising_heads(2, 4), rng=9)
+    assert [run.heads[0].effect_scale(c) for c in (1, 2, 3, 4, 5)] == [0, 0, 0.5, 1, 1]
+    evo = analyze_evolution(run.dataset, n_resamples=199, trend_resamples=999, rng=1)
+    trends = evo.trends.set_index("head")
+    assert (trends.loc[list(PLANTED), "p_adjusted"] < 0.05).all(), trends
+    assert (trends.loc[list(NULL), "p_adjusted"] > 0.01).sum() >= 2, trends
+    for head in PLANTED:
+        assert evo.emergence[head] in (3, 4), (head, evo.emergence[head])
+        row = trends.loc[head]
+        assert row["emerges_at"] == evo.emergence[head] and row["emergence_ci_low"] < row["emergence_ci_high"]
 
 
 def test_emergence_lies_in_the_planted_window(evolution: EvolutionResult) -> None:
@@ -93,7 +96,8 @@ def test_emergence_matches_a_direct_scan(evolution: EvolutionResult) -> None:
 def test_per_step_table(evolution: EvolutionResult) -> None:
     frame = evolution.per_step
     assert list(frame.columns) == list(PER_STEP_COLUMNS) == [
-        "step", "head", "hsi", "ci_low", "ci_high", "primary_feature", "label", "validated"]
+        "step", "head", "hsi", "ci_low", "ci_high", "primary_feature", "label_feature", "label_rho", "label_ci_low",
+        "label_ci_high", "label_focus", "label", "validated"]
     assert len(frame) == 10 * 8
     assert list(frame["step"].unique()) == list(CHECKPOINTS) == list(evolution.steps)
     assert frame["step"].dtype == np.int64 and frame["validated"].dtype == bool
@@ -113,38 +117,6 @@ def test_planted_hsi_grows_across_the_window(evolution: EvolutionResult) -> None
     hsi = evolution.per_step.pivot(index="step", columns="head", values="hsi")
     before, after = hsi.loc[[100_000, 200_000, 300_000]], hsi.loc[[800_000, 900_000, 1_000_000]]
     assert (after[list(PLANTED)].min() > before[list(PLANTED)].max() + 0.1).all()
-
-
-# ---------------------------------------------------------------------------------------- the trend test
-def _brute_force_p(steps: np.ndarray, hsi: np.ndarray) -> tuple[float, float]:
-    observed = stats.spearmanr(steps, hsi).statistic
-    tolerance = 100 * np.finfo(float).eps * abs(observed)
-    hits = sum(abs(stats.spearmanr(order, hsi).statistic) >= abs(observed) - tolerance
-               for order in itertools.permutations(steps))
-    return float(observed), hits / math.factorial(len(steps))
-
-
-@pytest.mark.slow
-def test_exact_trend_p_value_equals_brute_force_enumeration(small_run_dataset: HSIDataset) -> None:
-    evo = analyze_evolution(small_run_dataset, n_resamples=99, trend_resamples=720, rng=11)
-    assert evo.trends["exact"].all()  # 6! = 720 <= 720
-    for head, rows in evo.per_step.groupby("head", sort=False):
-        statistic, p_value = _brute_force_p(rows["step"].to_numpy(), rows["hsi"].to_numpy())
-        trend = evo.trends.set_index("head").loc[head]
-        assert trend["p_value"] == p_value, head
-        assert trend["statistic"] == pytest.approx(statistic, rel=1e-12, abs=1e-15)
-        assert trend["p_value"] >= 2 / 720  # a permutation and its reverse give the same |rho|
-
-
-def test_monte_carlo_trend_p_value_when_permutations_do_not_fit(small_run_dataset: HSIDataset) -> None:
-    exact = analyze_evolution(small_run_dataset, n_resamples=99, trend_resamples=720, rng=11)
-    sampled = analyze_evolution(small_run_dataset, n_resamples=99, trend_resamples=719, rng=11)
-    pd.testing.assert_frame_equal(exact.per_step, sampled.per_step)  # the steps draw first, identically
-    assert not sampled.trends["exact"].any()
-    counts = sampled.trends["p_value"] * 720
-    np.testing.assert_allclose(counts, np.round(counts), rtol=0, atol=1e-9)  # (1 + k) / (1 + B)
-    p, q = sampled.trends["p_value"].to_numpy(), exact.trends["p_value"].to_numpy()
-    assert np.all(np.abs(p - q) <= 4 * np.sqrt(q * (1 - q) / 719) + 1 / 720)
 
 
 def test_same_rng_gives_identical_numbers(small_run_dataset: HSIDataset) -> None:
@@ -182,21 +154,20 @@ def test_a_step_with_a_single_group_gives_nan_rows(small_run_dataset: HSIDataset
     assert (rows["label"] == "General Context Head").all() and not rows["validated"].any()
     assert 20 not in evo.results and sorted(evo.results) == [0, 10, 30, 40, 50]
     assert len(evo.notes) == 1 and "step 20" in evo.notes[0] and "1 group" in evo.notes[0]
-    assert (evo.trends["n_steps"] == 5).all()
-    for head, r in evo.per_step.groupby("head"):  # the trend uses the other five steps
-        finite = r[r["hsi"].notna()]
-        _, p_value = _brute_force_p(finite["step"].to_numpy(), finite["hsi"].to_numpy())
-        assert evo.trends.set_index("head").loc[head, "p_value"] == p_value
+    # The trend is tested at the episode level: a checkpoint of one episode still takes part.
+    assert (evo.trends["n_steps"] == 6).all() and evo.trends["p_value"].notna().all()
     for step in evo.emergence.values():  # a label cannot stay validated through the unanalysed step
         assert step is None or step > 20
 
 
-def test_no_step_with_two_groups_gives_nan_trends() -> None:
+def test_one_episode_per_checkpoint_cannot_show_a_trend() -> None:
     run = generate(n_episodes=1, n_steps=4, checkpoints=(0, 1), rng=0)
-    evo = analyze_evolution(run.dataset, n_resamples=9, trend_resamples=9, rng=0)
+    with pytest.warns(ConstantInputWarning, match="is_left"):  # no vehicle on the left in these 8 scenarios
+        evo = analyze_evolution(run.dataset, n_resamples=9, trend_resamples=99, rng=0)
     assert evo.per_step["hsi"].isna().all() and len(evo.notes) == 2 and not evo.results
-    assert evo.trends["statistic"].isna().all() and evo.trends["p_value"].isna().all()
-    assert set(evo.emergence.values()) == {None}
+    # Two episodes can be assigned to two checkpoints in 2 ways: no p-value below 1/2 (up to Monte-Carlo error).
+    assert (evo.trends["p_value"] > 0.3).all()
+    assert set(evo.emergence.values()) == {None} and evo.trends["emerges_at"].isna().all()
 
 
 def test_emergence_step_helper() -> None:

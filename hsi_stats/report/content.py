@@ -19,7 +19,7 @@ from ..labels import STRENGTH_BANDS
 from ..results import HSIResult
 from ..settings import CORRECTION_NAMES
 from . import figures
-from .formatting import format_number, format_p
+from .formatting import format_interval, format_number, format_p
 from .methods import MethodsText, methods_text
 from .tables import head_table, left_out_table
 
@@ -130,12 +130,19 @@ def _evolution_tables(evolution: EvolutionResult | None) -> tuple[pd.DataFrame |
     if evolution is None:
         return None, []
     trends = evolution.trends
+    level = round(100 * evolution.settings["confidence_level"])
     table = pd.DataFrame({
         "head": trends["head"],
-        "trend (Spearman, step vs HSI)": [format_number(v) for v in trends["statistic"]],
-        "p-value": [format_p(v) for v in trends["p_value"]],
-        "label emerges at step": [str(evolution.emergence.get(h)) if evolution.emergence.get(h) is not None
-                                  else "never" for h in trends["head"]],
+        "feature": trends["feature"],
+        f"trend of rho per step [{level}% CI]": [format_interval(v, lo, hi) for v, lo, hi in
+                                                  zip(trends["slope"], trends["ci_low"], trends["ci_high"],
+                                                      strict=True)],
+        "change of HSI per step": [format_number(v) for v in trends["hsi_slope"]],
+        "adjusted p": [format_p(v) for v in trends["p_adjusted"]],
+        f"label emerges at step [HSI {level}% CI]": [
+            "never" if pd.isna(step) else f"{int(step)} [{format_number(lo)}, {format_number(hi)}]"
+            for step, lo, hi in zip(trends["emerges_at"], trends["emergence_ci_low"], trends["emergence_ci_high"],
+                                    strict=True)],
     })
     emergence = [(h, "never" if step is None else str(step)) for h, step in evolution.emergence.items()]
     return table, emergence
@@ -155,7 +162,7 @@ def build_content(result: HSIResult, *, evolution: EvolutionResult | None = None
         summary=_summary_rows(result),
         notes=notes,
         left_out=left_out_table(result),
-        methods=methods_text(result),
+        methods=methods_text(result, evolution),
         heads=head_table(result),
         figures=_figures(result, evolution),
         evolution_table=evolution_table,

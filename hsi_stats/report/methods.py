@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..evolution import EvolutionResult
 from ..labels import strength_bands_text
 from ..results import HSIResult
+from ..step_selection import StepSelection
 
 __all__ = ["REFERENCES", "MethodsText", "methods_text"]
 
@@ -131,8 +133,9 @@ def _cite(paragraphs: list[str]) -> MethodsText:
     return MethodsText(tuple(rendered), cited)
 
 
-def methods_text(result: HSIResult) -> MethodsText:
-    """Build the methods section from the settings, data summary and provenance of ``result``.
+def methods_text(result: HSIResult, evolution: EvolutionResult | None = None) -> MethodsText:
+    """Build the methods section from the settings, data summary and provenance of ``result`` (and the evolution
+    over training, when given).
 
     Examples
     --------
@@ -187,4 +190,28 @@ def methods_text(result: HSIResult) -> MethodsText:
     fourth = (f"Analysis with hsi_stats {versions.get('hsi_stats', '?')} (numpy {versions.get('numpy', '?')}, "
               f"scipy {versions.get('scipy', '?')}, statsmodels {versions.get('statsmodels', '?')}), seed "
               f"{p['seed']}, data fingerprint {str(p['data_fingerprint'])[:16]}.")
-    return _cite([first, second, third, fourth])
+    selection = d.get("step_selection") or {}
+    described = StepSelection(selection["step"], tuple(selection["available"]), selection["pooled"],
+                              selection["chosen"]).describe() if selection else None
+    if described:
+        first += f" {described[0].upper()}{described[1:]}."
+    paragraphs = [first, second, third]
+    if evolution is not None:
+        paragraphs.append(_evolution_paragraph(evolution))
+    return _cite([*paragraphs, fourth])
+
+
+def _evolution_paragraph(evolution: EvolutionResult) -> str:
+    """How the training steps were compared."""
+    s = evolution.settings
+    level = round(100 * s["confidence_level"])
+    return (f"Each of the {len(evolution.steps)} training steps ({evolution.steps[0]} to {evolution.steps[-1]}) was "
+            f"analysed in the same way on its own episodes. Change over training was tested per head with the "
+            f"least-squares slope of its HSI on the checkpoint index; under no change the episodes are exchangeable "
+            f"between checkpoints, so they were permuted between them ({s['trend_resamples']} permutations, each "
+            f"checkpoint keeping its number of episodes, p = (1 + k) / (1 + B) [phipson2010]), and the p-values were "
+            f"adjusted over the heads with the step-down max-T procedure from the same permutations [westfall1993]. "
+            f"The trend is reported as the change per checkpoint of the rho of the head's primary feature at the "
+            f"last step, with a {level}% percentile interval from {s['trend_resamples']} resamples of each "
+            f"checkpoint's episodes within that checkpoint. A label emerges at the first step from which it is "
+            f"validated at every later step.")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from .._atomic import atomic_path, atomic_write_text
 from .._validation import check_choice
+from ..outputs import write_tables
 from ..results import HSIResult
 from .content import build_content
 from .tables import latex_table
@@ -41,9 +42,10 @@ def write_report(
     """Write the report of ``result`` and its citable companions into ``out_dir``.
 
     Files: ``report.html`` (self-contained) and/or ``report.pdf`` (same content), ``methods.md`` (the methods
-    paragraph with references), ``table.tex`` (booktabs), ``pairs.csv``, ``heads.csv`` and
-    ``head_functions.json`` (the registry; unvalidated labels as General Context Heads unless
-    ``allow_unvalidated``). Each file is written to a temporary name and renamed when complete.
+    paragraph with references), ``table.tex`` (booktabs), and the tables of :func:`hsi_stats.outputs.write_tables`:
+    ``pairs.csv``, ``heads.csv``, ``head_functions.json`` (the registry; unvalidated labels as General Context
+    Heads unless ``allow_unvalidated``) and, with ``evolution``, ``evolution.csv`` and ``trends.csv``. Each file
+    is written to a temporary name and renamed when complete.
 
     Parameters
     ----------
@@ -74,8 +76,6 @@ def write_report(
         rendered["report.pdf"] = render_pdf(content)
     rendered["methods.md"] = content.methods.to_markdown()
     rendered["table.tex"] = latex_table(result)
-    rendered["pairs.csv"] = result.pairs.to_csv(index=False)
-    rendered["heads.csv"] = result.heads.to_csv(index=False)
 
     written: dict[str, Path] = {}
     for name, data in rendered.items():
@@ -85,6 +85,5 @@ def write_report(
         else:
             atomic_write_text(out / name, data)
         written[name] = out / name
-    result.export_registry(out / "head_functions.json", allow_unvalidated=allow_unvalidated)
-    written["head_functions.json"] = out / "head_functions.json"
+    written.update(write_tables(result, out, evolution=evolution, allow_unvalidated=allow_unvalidated))
     return written

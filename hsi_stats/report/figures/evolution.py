@@ -22,14 +22,18 @@ from ._common import (
 
 __all__ = ["evolution_plot"]
 
+#: The columns of :data:`hsi_stats.evolution.PER_STEP_COLUMNS` the figure draws.
+_DRAWN = tuple(c for c in PER_STEP_COLUMNS if c in ("step", "head", "hsi", "ci_low", "ci_high", "label",
+                                                     "validated"))
+
 
 # ------------------------------------------------------------------------------------------------ evolution
 def _evolution_iv(per_step: object) -> pd.DataFrame:
     if not isinstance(per_step, pd.DataFrame):
         raise TypeError(f"`per_step` must be a pandas DataFrame, but {type(per_step).__name__} was passed.")
-    missing = [c for c in PER_STEP_COLUMNS if c not in per_step.columns]
+    missing = [c for c in _DRAWN if c not in per_step.columns]
     if missing:
-        raise ValueError(f"`per_step` must have the columns {list(PER_STEP_COLUMNS)}, but {missing} are missing.")
+        raise ValueError(f"`per_step` must have the columns {list(_DRAWN)}, but {missing} are missing.")
     table = per_step[~per_step["step"].isna() & ~per_step["head"].isna()]
     if table.empty:
         raise ValueError("`per_step` must have at least one row with a step and a head, but it has none.")

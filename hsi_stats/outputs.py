@@ -1,0 +1,40 @@
+"""The tables an analysis writes beside its report: ``pairs.csv``, ``heads.csv``, the registry and, with an evolution
+over training, ``evolution.csv`` and ``trends.csv``.
+
+One definition of these files for the report writer and for the command line's tables-only output
+(``--format ''``). Every file is written atomically. This module reads result objects only and imports no
+plotting.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ._atomic import atomic_write_text
+from .evolution import EvolutionResult
+from .results import HSIResult
+
+__all__ = ["table_texts", "write_tables"]
+
+
+def table_texts(result: HSIResult, evolution: EvolutionResult | None = None) -> dict[str, str]:
+    """File name -> CSV text of the tables (the registry is written by :func:`write_tables`)."""
+    texts = {"pairs.csv": result.pairs.to_csv(index=False), "heads.csv": result.heads.to_csv(index=False)}
+    if evolution is not None:
+        texts["evolution.csv"] = evolution.per_step.to_csv(index=False)
+        texts["trends.csv"] = evolution.trends.to_csv(index=False)
+    return texts
+
+
+def write_tables(result: HSIResult, out_dir: str | os.PathLike[str], *, evolution: EvolutionResult | None = None,
+                 allow_unvalidated: bool = False) -> dict[str, Path]:
+    """Write the tables and ``head_functions.json`` into ``out_dir``; file name -> path."""
+    out = Path(out_dir)
+    written = {}
+    for name, text in table_texts(result, evolution).items():
+        atomic_write_text(out / name, text)
+        written[name] = out / name
+    result.export_registry(out / "head_functions.json", allow_unvalidated=allow_unvalidated)
+    written["head_functions.json"] = out / "head_functions.json"
+    return written

@@ -1,0 +1,82 @@
+"""Which training step an analysis is of: one policy at a time, never several pooled without being asked.
+
+A data set may hold scenarios of several training steps (checkpoints). Scenarios of different networks answer
+different questions, so :func:`hsi_stats.analyze` analyses one step: the last one (the policy as trained) unless
+``step=`` names another; ``pool_steps=True`` pools every step, on request only, and the result says so. The
+evolution over training (:func:`hsi_stats.analyze_evolution`) is where the steps are compared. This module only
+selects scenarios: it computes no statistic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._validation import HSIDataError, OptionTypeError, is_int
+from .data import HSIDataset
+
+__all__ = ["StepSelection", "select_step"]
+
+
+@dataclass(frozen=True)
+class StepSelection:
+    """What was analysed: ``step`` (None when pooled or when the data have no steps), the ``available`` steps and
+    whether they were ``pooled``; ``chosen`` says whether the step was asked for (else it is the last one)."""
+
+    step: int | None
+    available: tuple[int, ...]
+    pooled: bool
+    chosen: bool
+
+    def describe(self) -> str | None:
+        """One sentence for summaries and reports; None when the data hold at most one step."""
+        count = len(self.available)
+        if count <= 1:
+            return None
+        if self.pooled:
+            return (f"the scenarios of all {count} training steps ({self.available[0]} to {self.available[-1]}) "
+                    "were pooled, as asked (pool_steps); a correlation pooled over different networks describes "
+                    "none of them")
+        which = "asked for" if self.chosen else "the last one, the policy as trained"
+        return (f"the analysis is of training step {self.step} ({which}) among {count} steps "
+                f"({self.available[0]} to {self.available[-1]}); the others are in the evolution over training")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "available": list(self.available), "pooled": self.pooled, "chosen": self.chosen}
+
+
+def select_step(dataset: HSIDataset, *, step: object = None, pool_steps: object = False) -> tuple[HSIDataset,
+                                                                                                 StepSelection]:
+    """The scenarios of one training step (the last by default), or all of them when ``pool_steps``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ds = HSIDataset(np.ones((4, 1, 2)), {"x": np.arange(8.0).reshape(4, 2)}, steps=[10, 10, 20, 20])
+    >>> chosen, selection = select_step(ds)
+    >>> chosen.n_scenarios, selection.step, selection.describe().split(" (")[0]
+    (2, 20, 'the analysis is of training step 20')
+    """
+    if not isinstance(pool_steps, (bool, np.bool_)):
+        raise OptionTypeError(f"The value for `pool_steps` must be True or False, but {pool_steps!r} was passed.")
+    if step is not None and not is_int(step):
+        raise OptionTypeError(f"The value for `step` must be None or an integer training step, but {step!r} was "
+                              "passed.")
+    if dataset.steps is None:
+        if step is not None:
+            raise HSIDataError(f"`step={step}` needs a dataset with `steps`, but this one has none.")
+        return dataset, StepSelection(None, (), False, False)
+    available = tuple(int(s) for s in np.unique(dataset.steps))
+    if pool_steps:
+        if step is not None:
+            raise OptionTypeError(f"`step` and `pool_steps` exclude each other, but step={step!r} and "
+                                  "pool_steps=True were passed.")
+        return dataset, StepSelection(None, available, len(available) > 1, False)
+    if step is not None and int(step) not in available:  # type: ignore[call-overload]
+        raise HSIDataError(f"`step` must be one of the dataset's training steps {list(available)}, but {step!r} "
+                           "was passed.")
+    chosen = available[-1] if step is None else int(step)  # type: ignore[call-overload]
+    subset = dataset if len(available) == 1 else dataset.select(scenarios=dataset.steps == chosen)
+    return subset, StepSelection(chosen, available, False, step is not None)
