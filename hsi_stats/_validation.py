@@ -19,6 +19,7 @@ __all__ = [
     "InputError",
     "OptionError",
     "OptionTypeError",
+    "StepPoolingWarning",
     "check_choice",
     "check_int",
     "is_int",
@@ -46,6 +47,10 @@ class OptionTypeError(InputError, TypeError):
 
 class ConstantInputWarning(RuntimeWarning):
     """A correlation is undefined because one of its variables never varies; its value is NaN."""
+
+
+class StepPoolingWarning(UserWarning):
+    """Scenarios of several training steps (different networks) were pooled into one estimate."""
 
 
 class DataAlignmentWarning(UserWarning):

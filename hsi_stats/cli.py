@@ -187,9 +187,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(comparison.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"{int(comparison['match'].sum())}/{len(comparison)} heads found as planted")
     print(f"\nover training (planted emergence between steps {DEMO_EMERGENCE[0]} and {DEMO_EMERGENCE[1]}):")
-    emergence = pd.DataFrame({"head": list(evolution.emergence),
-                              "emerges_at": pd.array(list(evolution.emergence.values()), dtype="Int64")})
-    print(evolution.trends.merge(emergence, on="head").to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(evolution.summary())
     print("wrote " + ", ".join(str(p) for p in [*paths, out / "planted_vs_found.csv"]))
     return 0
 

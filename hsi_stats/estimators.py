@@ -37,7 +37,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy.stats import rankdata
 
-from ._validation import ConstantInputWarning
+from ._validation import ConstantInputWarning, StepPoolingWarning
 from .data import HSIDataset
 from .group_sums import CentredSums, FisherSums, Grouping, GroupSums, PooledSums
 from .settings import AnalysisSettings, check_option, document_options
@@ -387,6 +387,12 @@ def estimate(dataset: HSIDataset, settings: AnalysisSettings | None = None, **op
     -------
     Estimate
 
+    Warns
+    -----
+    StepPoolingWarning
+        When ``dataset`` holds several training steps: they are pooled here, as given (:func:`hsi_stats.analyze`
+        analyses one step).
+
     Notes
     -----
     :math:`\\mathrm{HSI}_h = \\max_f |\\rho_{hf}|`. A feature (or head) with no variation inside any scenario
@@ -417,8 +423,13 @@ def estimate(dataset: HSIDataset, settings: AnalysisSettings | None = None, **op
     >>> float(estimate(HSIDataset(nearest[:, None, :], {"distance_to_ego": distance})).rho[0, 0].round(4))
     -0.6547
     """
-    return estimate_with(dataset, AnalysisSettings.from_options(settings, options, allowed=ESTIMATION_OPTIONS,
-                                                                caller="estimate"))
+    checked = AnalysisSettings.from_options(settings, options, allowed=ESTIMATION_OPTIONS, caller="estimate")
+    if dataset.steps is not None and np.unique(dataset.steps).size > 1:
+        warnings.warn(f"estimate pools the scenarios of {np.unique(dataset.steps).size} training steps into one "
+                      "correlation, which describes none of the policies; select one step "
+                      "(dataset.select(step_range=(s, s))), or use analyze (the last step by default) and "
+                      "analyze_evolution.", StepPoolingWarning, stacklevel=2)
+    return estimate_with(dataset, checked)
 
 
 def estimate_with(dataset: HSIDataset, settings: AnalysisSettings) -> Estimate:

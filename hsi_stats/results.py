@@ -117,6 +117,15 @@ class HSIResult:
                     "stability describe it")
         return f"{header}\n{table}\n{footnote}" + ("\nreasons:\n" + "\n".join(reasons) if reasons else "")
 
+    def __repr__(self) -> str:
+        d = self.data_summary
+        validated = [f"{h}: {lab}" for h, lab, ok in self.heads[["head", "label", "validated"]].itertuples(index=False)
+                     if ok]
+        step = (d.get("step_selection") or {}).get("step")
+        return (f"HSIResult(heads={d['n_heads']}, features={d['n_features']}, scenarios={d['n_scenarios']}, "
+                f"groups={d['n_groups']}{'' if step is None else f', step={step}'}, validated={validated}, "
+                f"seed={self.provenance['seed']!r})")
+
     def registry(self, *, allow_unvalidated: bool = False) -> dict[str, Any]:
         """The head-function registry as a dictionary (see :meth:`export_registry`)."""
         meta = {

@@ -201,3 +201,57 @@ def test_step_range_applies_to_every_input(tmp_path: Path, capsys: pytest.Captur
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and re.search(message, err[0]), err
     assert not (tmp_path / "bad").exists()
+
+
+# ----------------------------------------------------------------------------- training runs
+def test_a_run_of_three_checkpoints_is_analysed_one_policy_at_a_time(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from hsi_stats import estimate, write_npz
+    from hsi_stats.evolution import PER_STEP_COLUMNS
+
+    run = generate(n_episodes=14, n_steps=5, checkpoints=(100, 200, 300), specialise=(100, 300), rng=6)
+    write_npz(run.dataset, tmp_path / "run.npz")
+    out = tmp_path / "out"
+    assert main(["analyze", str(tmp_path / "run.npz"), "--out", str(out), "--n-resamples", "99", "--seed", "1",
+                 "--format", "html"]) == 0
+    printed = capsys.readouterr().out
+    assert "HSI analysis at training step 300 (the last of 3 steps" in printed
+    assert "Evolution over 3 training steps" in printed
+    heads = pd.read_csv(out / "heads.csv")
+    last = estimate(run.dataset.select(step_range=(300, 300)))
+    np.testing.assert_allclose(heads["hsi"], last.hsi, rtol=1e-12)
+    registry = json.loads((out / "head_functions.json").read_text())
+    assert registry["_meta"]["data_summary"]["steps"] == [300]
+    assert registry["_meta"]["data_summary"]["step_selection"] == {"step": 300, "available": [100, 200, 300],
+                                                                    "pooled": False, "chosen": False}
+    evolution = pd.read_csv(out / "evolution.csv")
+    assert list(evolution.columns) == list(PER_STEP_COLUMNS) and sorted(evolution["step"].unique()) == [100, 200, 300]
+    trends = pd.read_csv(out / "trends.csv")
+    assert len(trends) == 8 and (trends.loc[:3, "p_adjusted"] < 0.05).all()
+    html = (out / "report.html").read_text()
+    assert "Specialisation over training" in html and "training step 300" in html
+    assert (out / "methods.md").read_text().count("Change over training was tested") == 1
+
+    # --step picks another checkpoint; --pool-steps pools them, and says so
+    assert main(["analyze", str(tmp_path / "run.npz"), "--out", str(tmp_path / "s2"), "--n-resamples", "49",
+                 "--seed", "1", "--format", "", "--step", "200"]) == 0
+    assert "at training step 200 (one of 3 steps, as asked" in capsys.readouterr().out
+    assert main(["analyze", str(tmp_path / "run.npz"), "--out", str(tmp_path / "pooled"), "--n-resamples", "49",
+                 "--seed", "1", "--format", "", "--pool-steps"]) == 0
+    captured = capsys.readouterr()
+    assert "3 training steps pooled" in captured.out and "as asked (--pool-steps)" in captured.err
+    assert not (tmp_path / "pooled" / "evolution.csv").exists()
+    assert main(["analyze", str(tmp_path / "run.npz"), "--out", str(tmp_path / "bad"), "--step", "250"]) == 2
+    assert "`step` must be one of the dataset's training steps [100, 200, 300], but 250" in capsys.readouterr().err
+
+
+def test_the_demo_logs_are_analysed_at_the_final_checkpoint(demo_dir: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    logs = demo_dir / "logs"
+    assert main(["analyze", "--feature-dir", str(logs / "features"), "--attention-dir", str(logs / "attention"),
+                 "--out", str(tmp_path), "--seed", "0", "--format", "", *FAST]) == 0
+    printed = capsys.readouterr().out
+    assert f"HSI analysis at training step {DEMO_CHECKPOINTS[-1]} (the last of {len(DEMO_CHECKPOINTS)} steps" in printed
+    registry = json.loads((tmp_path / "head_functions.json").read_text())
+    assert registry["0"]["name"] == "Safety Head" and registry["0"]["validated"]
+    assert (tmp_path / "evolution.csv").is_file()

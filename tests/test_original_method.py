@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from hsi_stats import estimate, load_logs
-from hsi_stats._validation import DataAlignmentWarning
+from hsi_stats._validation import DataAlignmentWarning, StepPoolingWarning
 from hsi_stats.synthetic import generate, write_driving_logs
 from tests.original_method import corrupt_features, original_method
 
@@ -25,7 +25,8 @@ def test_pooled_pearson_equals_the_original_method(tmp_path: Path) -> None:
 
     with pytest.warns(DataAlignmentWarning):
         dataset = load_logs(feature_dir, attention_dir, pair_by="order")
-    est = estimate(dataset, estimator="pooled", correlation="pearson")
+    with pytest.warns(StepPoolingWarning, match="pools the scenarios of 3 training steps"):  # as the original did
+        est = estimate(dataset, estimator="pooled", correlation="pearson")
     expected_r, names = original_method(feature_dir, attention_dir, "other_traj/cross_attn_0")
 
     assert list(est.feature_names) == names
