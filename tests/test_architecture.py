@@ -10,6 +10,7 @@ a small package written here.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,6 +130,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+@functools.cache
 def all_imports(root: Path) -> dict[str, set[str]]:
     """Every module's runtime imports, internal or not (absolute names)."""
     modules = _modules(root)

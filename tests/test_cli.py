@@ -80,7 +80,7 @@ def test_convert_then_analyze_npz(tmp_path: Path, logs: tuple[Path, Path]) -> No
     dataset = load_npz(npz)
     assert dataset.n_heads == 8 and dataset.head_names[0] == "other_traj/cross_attn_0:h0"
     out = tmp_path / "out"
-    assert main(["analyze", str(npz), "--out", str(out), "--seed", "1", *FAST]) == 0
+    assert main(["analyze", str(npz), "--out", str(out), "--seed", "1", "--format", "", *FAST]) == 0
     heads = pd.read_csv(out / "heads.csv")
     assert list(heads["head"]) == list(dataset.head_names)
 
@@ -204,6 +204,7 @@ def test_step_range_applies_to_every_input(tmp_path: Path, capsys: pytest.Captur
 
 
 # ----------------------------------------------------------------------------- training runs
+@pytest.mark.slow  # evolution, report and three more analyses
 def test_a_run_of_three_checkpoints_is_analysed_one_policy_at_a_time(tmp_path: Path,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     from hsi_stats import estimate, write_npz

@@ -43,6 +43,7 @@ def small_run_dataset() -> HSIDataset:
 
 
 # ------------------------------------------------------------------------------------------- the run
+@pytest.mark.slow  # the run of 10 checkpoints
 def test_trend_is_detected_for_planted_heads_only(evolution: EvolutionResult) -> None:
     trends = evolution.trends.set_index("head")
     assert list(trends.index) == [f"h{h}" for h in range(8)]
@@ -71,6 +72,7 @@ def test_acceptance_run_of_five_checkpoints() -> None:
         assert row["emerges_at"] == evo.emergence[head] and row["emergence_ci_low"] < row["emergence_ci_high"]
 
 
+@pytest.mark.slow  # the run of 10 checkpoints
 def test_emergence_lies_in_the_planted_window(evolution: EvolutionResult) -> None:
     for head in PLANTED:
         step = evolution.emergence[head]
@@ -81,6 +83,7 @@ def test_emergence_lies_in_the_planted_window(evolution: EvolutionResult) -> Non
         assert evolution.emergence[head] is None
 
 
+@pytest.mark.slow  # the run of 10 checkpoints
 def test_emergence_matches_a_direct_scan(evolution: EvolutionResult) -> None:
     for head, rows in evolution.per_step.groupby("head"):
         rows = rows.sort_values("step")
@@ -93,6 +96,7 @@ def test_emergence_matches_a_direct_scan(evolution: EvolutionResult) -> None:
         assert evolution.emergence[head] == expected, head
 
 
+@pytest.mark.slow  # the run of 10 checkpoints
 def test_per_step_table(evolution: EvolutionResult) -> None:
     frame = evolution.per_step
     assert list(frame.columns) == list(PER_STEP_COLUMNS) == [
@@ -113,6 +117,7 @@ def test_per_step_table(evolution: EvolutionResult) -> None:
     assert evolution.provenance["seed"] == 7 and evolution.notes == ()
 
 
+@pytest.mark.slow  # the run of 10 checkpoints
 def test_planted_hsi_grows_across_the_window(evolution: EvolutionResult) -> None:
     hsi = evolution.per_step.pivot(index="step", columns="head", values="hsi")
     before, after = hsi.loc[[100_000, 200_000, 300_000]], hsi.loc[[800_000, 900_000, 1_000_000]]
