@@ -14,7 +14,7 @@ nox.options.reuse_existing_virtualenvs = True
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the whole test suite (doctests included) with hypothesis derandomized."""
-    session.install("-e", ".[report,test]")
+    session.install("-e", ".[test]")
     session.run("pytest", *session.posargs, env={"CI": os.environ.get("CI", "true")})
 
 
@@ -35,7 +35,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """Install the package and run the demo end to end."""
-    session.install(".[report]")
+    session.install(".")
     session.run("hsi-stats", "demo", "--out", str(session.create_tmp() + "/demo"), *session.posargs)
 
 
@@ -47,7 +47,7 @@ def notebooks(session: nox.Session) -> None:
     three paths changed; the example runs at the full demo size. Executed copies and outputs go to a temporary
     folder (``-- --out DIR`` to keep them elsewhere).
     """
-    session.install("-e", ".[report]", "nbclient", "nbformat", "ipykernel")
+    session.install("-e", ".", "nbclient", "nbformat", "ipykernel")
     out = session.posargs or ["--out", str(session.create_tmp() + "/notebooks")]
     session.run("python", "tests/notebook_from_seed.py", "--full", *out)
 

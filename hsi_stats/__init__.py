@@ -6,29 +6,49 @@ of an analysis (:class:`AnalysisSettings`), the estimators (:func:`estimate`) an
 and validated labels (:func:`analyze`, returning an :class:`HSIResult`).
 """
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
-
-from .catalog import DRIVING_CATALOG, FeatureCatalog, FeatureMeaning, load_catalog
-from .data import HSIDataset
-from .estimators import Estimate, estimate
-from .evolution import analyze_evolution
-from .io import load_extraction, load_logs, load_npz, write_npz
-from .results import HSIResult, analyze
-from .settings import AnalysisSettings
+from typing import TYPE_CHECKING
 
 try:
     __version__ = version("hsi_stats")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without installing
     __version__ = "0.0.0"
 
+#: Public name -> the module that defines it. Loaded on first use, so that ``import hsi_stats`` (and the command
+#: line refusing a bad option) does not pay for scipy, pandas and the plotting libraries up front.
+_EXPORTS = {
+    "AnalysisSettings": "settings",
+    "DRIVING_CATALOG": "catalog", "FeatureCatalog": "catalog", "FeatureMeaning": "catalog", "load_catalog": "catalog",
+    "HSIDataset": "data",
+    "Estimate": "estimators", "estimate": "estimators",
+    "analyze_evolution": "evolution",
+    "load_extraction": "io", "load_logs": "io", "load_npz": "io", "write_npz": "io",
+    "HSIResult": "results", "analyze": "results",
+    "write_report": "report",
+}
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .catalog import DRIVING_CATALOG, FeatureCatalog, FeatureMeaning, load_catalog
+    from .data import HSIDataset
+    from .estimators import Estimate, estimate
+    from .evolution import analyze_evolution
+    from .io import load_extraction, load_logs, load_npz, write_npz
+    from .report import write_report
+    from .results import HSIResult, analyze
+    from .settings import AnalysisSettings
+
 
 def __getattr__(name: str) -> object:
-    # The report needs the optional plotting dependencies: import it only when asked for.
-    if name == "write_report":
-        from .report import write_report
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'hsi_stats' has no attribute {name!r}")
+    value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
-        return write_report
-    raise AttributeError(f"module 'hsi_stats' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
 
 
 __all__ = [

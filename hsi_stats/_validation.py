@@ -19,6 +19,7 @@ __all__ = [
     "InputError",
     "OptionError",
     "OptionTypeError",
+    "ResamplingWarning",
     "StepPoolingWarning",
     "check_choice",
     "check_int",
@@ -47,6 +48,10 @@ class OptionTypeError(InputError, TypeError):
 
 class ConstantInputWarning(RuntimeWarning):
     """A correlation is undefined because one of its variables never varies; its value is NaN."""
+
+
+class ResamplingWarning(UserWarning):
+    """Too few resamples for the question asked (no adjusted p-value can fall below alpha)."""
 
 
 class StepPoolingWarning(UserWarning):

@@ -17,22 +17,21 @@ import traceback
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
-import pandas as pd
 
 from . import __version__
-from ._atomic import atomic_write_text
+from ._atomic import atomic_write_text, check_writable
 from ._validation import InputError
-from .catalog import GENERAL_CONTEXT
-from .data import HSIDataset
-from .evolution import EvolutionResult, analyze_evolution
-from .inference.randomisation import MIN_SIGN_FLIP_GROUPS
-from .io import load_extraction, load_logs, load_npz, write_npz
-from .outputs import write_tables
-from .results import HSIResult, analyze
 from .settings import AnalysisSettings, option_kind, option_names
+
+if TYPE_CHECKING:  # the analysis modules are imported where they run: a refused option costs no scipy import
+    import pandas as pd
+
+    from .data import HSIDataset
+    from .evolution import EvolutionResult
+    from .results import HSIResult
 
 __all__ = ["main"]
 
@@ -58,6 +57,8 @@ def _run_controls(args: argparse.Namespace) -> dict[str, Any]:
 def run_analysis(dataset: HSIDataset, args: argparse.Namespace) -> HSIResult:
     """:func:`hsi_stats.analyze` with the command's options: one training step (the last by default) or, asked
     for with ``--pool-steps``, every step pooled."""
+    from .results import analyze
+
     step = getattr(args, "step", None)
     pool_steps = bool(getattr(args, "pool_steps", False))
     if pool_steps and dataset.steps is not None and np.unique(dataset.steps).size > 1:
@@ -68,6 +69,8 @@ def run_analysis(dataset: HSIDataset, args: argparse.Namespace) -> HSIResult:
 
 def run_evolution(dataset: HSIDataset, args: argparse.Namespace) -> EvolutionResult | None:
     """:func:`hsi_stats.analyze_evolution` over every step when the data hold several (and are not pooled)."""
+    from .evolution import analyze_evolution
+
     if getattr(args, "pool_steps", False) or dataset.steps is None or np.unique(dataset.steps).size < 2:
         return None
     return analyze_evolution(dataset, analysis_settings(args), trend_resamples=args.n_resamples,
@@ -76,26 +79,53 @@ def run_evolution(dataset: HSIDataset, args: argparse.Namespace) -> EvolutionRes
 
 def write_outputs(result: HSIResult, out_dir: Path, args: argparse.Namespace,
                   evolution: EvolutionResult | None = None) -> list[Path]:
-    """Write the report (when the ``report`` extra is installed) and the tables and registry (always)."""
+    """Write the report in the formats asked for (none: the tables only), the tables and the registry."""
+    from .outputs import write_tables
+
     formats = tuple(part.strip().lower() for part in args.format.split(",") if part.strip())
     if formats:
-        try:
-            from .report import write_report
-        except ImportError as exc:
-            raise CommandError(f"the report needs the optional dependencies ({exc.name} is missing): "
-                               "pip install 'hsi_stats[report]', or pass --format '' for tables only") from None
+        from .report import write_report  # imported only when a report is asked for: plotting is slow to import
+
         return list(write_report(result, out_dir, formats=formats, evolution=evolution,
                                  allow_unvalidated=args.allow_unvalidated).values())
     return list(write_tables(result, out_dir, evolution=evolution, allow_unvalidated=args.allow_unvalidated).values())
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any computation, an output that cannot be written (a file where a folder is needed, a folder
+    that cannot be written into, a converted file not named .npz)."""
+    if args.command == "convert" and not str(args.output).endswith(".npz"):
+        raise CommandError(f"the output must be a .npz file, but {args.output!r} was given")
+    folder = args.command in ("demo", "analyze")
+    target = args.out if folder else args.output
+    problem = check_writable(target, folder=folder)
+    if problem:
+        raise CommandError(f"{'--out' if folder else '--output'}: {problem}")
+
+
 # ----------------------------------------------------------------------------- loading
+#: Input options and the input kinds that read them: any other kind refuses them rather than ignore them.
+_INPUT_OPTIONS = {"pair_by": ("logs",), "attention_key": ("logs",), "trust_pickle": ("logs", "extraction")}
+
+
+def _check_input_options(args: argparse.Namespace) -> None:
+    kind = "npz" if args.path else "extraction" if args.extraction else "logs"
+    for name, kinds in _INPUT_OPTIONS.items():
+        if getattr(args, name) not in (None, False) and kind not in kinds:
+            flag = "--" + name.replace("_", "-")
+            raise CommandError(f"{flag} applies to {' and '.join(kinds)} input only, but the input is "
+                               f"{'an .npz file' if kind == 'npz' else 'an extraction'}; leave it out")
+
+
 def load_input(args: argparse.Namespace) -> tuple[HSIDataset, str]:
     """The dataset named by the input options of ``analyze``/``convert``, restricted to ``--step-range``."""
+    from .io import load_extraction, load_logs, load_npz
+
     given = [bool(args.path), bool(args.feature_dir or args.attention_dir), bool(args.extraction)]
     if sum(given) != 1:
         raise CommandError("give exactly one input: PATH.npz, or --feature-dir and --attention-dir, "
                            "or --extraction FILE")
+    _check_input_options(args)
     step_range = None if args.step_range is None else tuple(args.step_range)
     if step_range is not None and step_range[0] > step_range[1]:
         raise CommandError(f"--step-range START END needs START <= END, but {step_range[0]} {step_range[1]} was "
@@ -103,8 +133,10 @@ def load_input(args: argparse.Namespace) -> tuple[HSIDataset, str]:
     if args.feature_dir or args.attention_dir:
         if not (args.feature_dir and args.attention_dir):
             raise CommandError("--feature-dir and --attention-dir must be given together")
-        dataset = load_logs(args.feature_dir, args.attention_dir, pair_by=args.pair_by, step_range=step_range,
-                            attention_key=args.attention_key, trust_pickle=args.trust_pickle)
+        options = {k: v for k, v in (("pair_by", args.pair_by), ("attention_key", args.attention_key))
+                   if v is not None}
+        dataset = load_logs(args.feature_dir, args.attention_dir, step_range=step_range,
+                            trust_pickle=args.trust_pickle, **options)
         return dataset, f"{args.feature_dir} + {args.attention_dir}"
     if args.path:
         dataset, source = load_npz(args.path), str(args.path)
@@ -148,15 +180,17 @@ def cmd_registry(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    from .io import write_npz
+
     dataset, _ = load_input(args)
-    if not str(args.output).endswith(".npz"):
-        raise CommandError(f"the output must be a .npz file, but {args.output!r} was given")
     write_npz(dataset, args.output)
     print(f"wrote {args.output}: {dataset!r}")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from .evolution import analyze_evolution
+    from .io import load_logs
     from .synthetic import DEMO_CHECKPOINTS, DEMO_EMERGENCE, generate, specialising_heads, write_driving_logs
 
     out = Path(args.out)
@@ -199,6 +233,10 @@ def planted_versus_found(truth: pd.DataFrame, heads: pd.DataFrame) -> pd.DataFra
     head matches when its planted label is found and validated; a no-effect head matches when it is not
     validated and its point-estimate label is General Context.
     """
+    import pandas as pd
+
+    from .catalog import GENERAL_CONTEXT
+
     if len(truth) != len(heads):
         raise ValueError(f"the ground truth has {len(truth)} heads but the analysis found {len(heads)}")
     general = heads["label"].to_numpy() == GENERAL_CONTEXT
@@ -227,9 +265,8 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
         kind, choices, doc = option_kind(name)
         flag = "--" + name.replace("_", "-")
         default = getattr(defaults, name)
-        text = (doc.replace("%", "%%").replace("``", "").replace("(see resolve_scheme)",
-                                                                  f"(at least {MIN_SIGN_FLIP_GROUPS})")
-                .replace(" (or None)", "").replace(" (or, in Python, a mapping); None for the driving catalog", ""))
+        text = (doc.replace("%", "%%").replace("``", "").replace(" (or None)", "")
+                .replace(" (or, in Python, a mapping); None for the driving catalog", ""))
         shown = "the driving catalog" if name == "catalog" and default is None else "%(default)s"
         if kind == "bool":
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
@@ -260,18 +297,28 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--feature-dir", help="folder of attention_log_*.pkl feature logs")
     parser.add_argument("--attention-dir", help="folder of attention_scenario_*.pkl extractions")
     parser.add_argument("--extraction", help="an extraction_*.pkl file or a folder of them")
-    parser.add_argument("--pair-by", choices=("step", "order"), default="step",
-                        help="how feature logs and attention files are paired (default: step)")
+    parser.add_argument("--pair-by", choices=("auto", "step", "order"), default=None,
+                        help="log input: how feature logs and attention files are paired (default: auto = by step "
+                             "when every attention file carries one, else by sorted order, with a warning)")
     parser.add_argument("--step-range", nargs=2, type=int, metavar=("START", "END"),
                         help="keep the scenarios whose training step lies in [START, END] (default: all)")
-    parser.add_argument("--attention-key", default="other_traj",
-                        help="attention module (or exact key) whose layers become heads (default: other_traj)")
+    parser.add_argument("--attention-key", default=None,
+                        help="log input: attention module (or exact key) whose layers become heads "
+                             "(default: other_traj)")
     parser.add_argument("--trust-pickle", action="store_true",
-                        help="load pickles with plain pickle (only for files you trust: pickle runs code)")
+                        help="log and extraction input: load pickles with plain pickle (only for files you trust: "
+                             "pickle runs code)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one line and a hint, exit code 2 (the full usage is what --help shows)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"hsi-stats: error: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hsi-stats", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="hsi-stats", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"hsi_stats {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -306,12 +353,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hsi-stats`` console script."""
-    args = build_parser().parse_args(argv)
-    original_format = warnings.formatwarning
     try:
-        with warnings.catch_warnings():
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return int(exc.code or 0)
+    try:
+        with warnings.catch_warnings():  # restores the caller's filters and display on the way out
             warnings.simplefilter("default")
-            warnings.formatwarning = _one_line_warning
+            warnings.showwarning = _print_warning
+            check_outputs(args)
             return int(args.handler(args))
     except (InputError, OSError) as exc:
         print(f"hsi-stats: error: {exc}", file=sys.stderr)
@@ -321,12 +371,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hsi-stats: internal error: this is a bug in hsi_stats {__version__}, not a problem with your input. "
               "Please report it with the command line and the traceback above.", file=sys.stderr)
         return EXIT_INTERNAL_ERROR
-    finally:
-        warnings.formatwarning = original_format
 
 
-def _one_line_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> str:
-    return f"hsi-stats: warning: {message}\n"
+def _print_warning(message: Warning | str, *_: object, **__: object) -> None:
+    """Warnings as one line on standard error, without the source line Python would show."""
+    print(f"hsi-stats: warning: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

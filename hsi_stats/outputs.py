@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ._atomic import atomic_write_text
+from ._atomic import atomic_folder, atomic_write_text
 from .evolution import EvolutionResult
 from .results import HSIResult
 
-__all__ = ["table_texts", "write_tables"]
+__all__ = ["table_texts", "write_tables", "write_tables_into"]
 
 
 def table_texts(result: HSIResult, evolution: EvolutionResult | None = None) -> dict[str, str]:
@@ -27,14 +27,25 @@ def table_texts(result: HSIResult, evolution: EvolutionResult | None = None) -> 
     return texts
 
 
+def write_tables_into(folder: Path, result: HSIResult, *, evolution: EvolutionResult | None = None,
+                      allow_unvalidated: bool = False) -> list[str]:
+    """Write the tables and ``head_functions.json`` into ``folder`` (a staging folder); the names written."""
+    names = []
+    for name, text in table_texts(result, evolution).items():
+        atomic_write_text(folder / name, text)
+        names.append(name)
+    result.export_registry(folder / "head_functions.json", allow_unvalidated=allow_unvalidated)
+    return [*names, "head_functions.json"]
+
+
 def write_tables(result: HSIResult, out_dir: str | os.PathLike[str], *, evolution: EvolutionResult | None = None,
                  allow_unvalidated: bool = False) -> dict[str, Path]:
-    """Write the tables and ``head_functions.json`` into ``out_dir``; file name -> path."""
+    """Write the tables and ``head_functions.json`` into ``out_dir`` as one set; file name -> path.
+
+    The set is written into a staging folder and moved into place when complete: a failure leaves the previous
+    set as it was.
+    """
     out = Path(out_dir)
-    written = {}
-    for name, text in table_texts(result, evolution).items():
-        atomic_write_text(out / name, text)
-        written[name] = out / name
-    result.export_registry(out / "head_functions.json", allow_unvalidated=allow_unvalidated)
-    written["head_functions.json"] = out / "head_functions.json"
-    return written
+    with atomic_folder(out) as staging:
+        names = write_tables_into(staging, result, evolution=evolution, allow_unvalidated=allow_unvalidated)
+    return {name: out / name for name in names}

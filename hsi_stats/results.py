@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -19,18 +20,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._validation import HSIDataError, OptionTypeError, seeded_generator
+from ._validation import HSIDataError, OptionTypeError, ResamplingWarning, seeded_generator
 from .catalog import FeatureCatalog
 from .data import HSIDataset
 from .estimators import Estimate, estimate_with, selectivity
 from .focus import focus_sums, is_indicator
 from .inference.bootstrap import BootstrapResult, run_cluster_bootstrap
-from .inference.multitest import family_adjusted
+from .inference.multitest import family_adjusted, smallest_adjusted
 from .inference.randomisation import PermutationInputs, RandomisationResult, resolve_scheme, run_randomisation_test
 from .inference.resampling import check_batch
 from .labels import HeadEvidence, judge_head
 from .registry import build_registry, described_pair, judged_reasons, write_registry
-from .settings import PERMUTATION_SCHEMES, AnalysisSettings, document_options
+from .settings import CORRECTION_NAMES, PERMUTATION_SCHEMES, AnalysisSettings, document_options
 from .step_selection import StepSelection, select_step
 
 __all__ = ["HSIResult", "analyze"]
@@ -239,6 +240,20 @@ def _heads_frame(est: Estimate, boot: BootstrapResult, test: RandomisationResult
     return frame[order + [c for c in frame.columns if c not in order]]
 
 
+def _warn_if_alpha_unreachable(test: RandomisationResult, settings: AnalysisSettings, n_tests: int) -> None:
+    """A warning when no adjusted p-value can fall below alpha: then no label can validate, whatever the data."""
+    resolution = 1.0 / test.n_resamples if test.exact else 1.0 / (test.n_resamples + 1)
+    smallest = smallest_adjusted(resolution, n_tests, settings.correction)
+    if smallest < settings.alpha:
+        return
+    needed = next((b for b in (99, 199, 499, 999, 1999, 4999, 9999, 19999, 49999, 99999)
+                   if smallest_adjusted(1.0 / (b + 1), n_tests, settings.correction) < settings.alpha), None)
+    advice = f"use n_resamples >= {needed}" if needed else "use far more resamples"
+    warnings.warn(f"with {test.n_resamples} randomisations the smallest attainable adjusted p-value is "
+                  f"{smallest:.3g} ({CORRECTION_NAMES[settings.correction]} over {n_tests} tests), not below alpha "
+                  f"{settings.alpha:g}: no label can validate; {advice}.", ResamplingWarning, stacklevel=3)
+
+
 def _check_dataset(dataset: object) -> HSIDataset:
     if not isinstance(dataset, HSIDataset):
         raise OptionTypeError(f"`dataset` must be an HSIDataset, but {type(dataset).__name__} was passed.")
@@ -312,6 +327,7 @@ def analyze(
     inputs = PermutationInputs.from_dataset(dataset, est.correlation) if scheme in PERMUTATION_SCHEMES else None
     test = run_randomisation_test(est.sums, scheme, inputs, settings.n_resamples, generator, batch_size, progress)
     pair_adjusted, head_adjusted = family_adjusted(test, settings.correction)
+    _warn_if_alpha_unreachable(test, settings, pair_adjusted.size)
 
     used = settings.with_scheme_used(scheme)
     provenance = MappingProxyType({

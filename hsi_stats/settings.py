@@ -30,6 +30,7 @@ __all__ = [
     "CORRECTION_NAMES",
     "CORRELATIONS",
     "ESTIMATORS",
+    "MIN_SIGN_FLIP_GROUPS",
     "PERMUTATION_SCHEMES",
     "SCHEMES",
     "STATSMODELS_METHODS",
@@ -46,6 +47,9 @@ ADJUSTMENTS = ("none", "slot")
 CI_METHODS = ("expanded", "bca", "percentile", "basic")
 SCHEMES = ("auto", "sign-flip", "within-group", "within-scenario")
 PERMUTATION_SCHEMES = ("within-group", "within-scenario")
+#: Fewest groups with which ``scheme="auto"`` uses the sign-flip test (2**12 = 4096 sign patterns, enough for a
+#: p-value below 0.001); below it, the within-group permutation test.
+MIN_SIGN_FLIP_GROUPS = 12
 STATSMODELS_METHODS = ("holm", "bonferroni", "fdr_bh", "fdr_by", "sidak", "holm-sidak", "hommel")
 CORRECTIONS = ("maxt", "maxt-single-step", *STATSMODELS_METHODS, "none")
 
@@ -169,7 +173,7 @@ but 'median' was passed.
         "auto", SCHEMES,
         "Randomisation test: ``sign-flip`` (each group's contribution gets a random sign), ``within-group`` or "
         "``within-scenario`` entity permutations (``within`` estimator without adjustment only); ``auto`` uses "
-        "sign-flip with enough groups (see ``resolve_scheme``), else within-group.")
+        f"sign-flip with at least {MIN_SIGN_FLIP_GROUPS} groups, else within-group.")
     correction: str = _one_of(
         "maxt", CORRECTIONS,
         "Multiple-comparison correction over all head x feature tests (and over the head tests): ``maxT`` "

@@ -159,7 +159,7 @@ def test_a_bug_is_not_reported_as_bad_input(tmp_path: Path, logs: tuple[Path, Pa
     def broken(*_: object, **__: object) -> None:
         raise error
 
-    monkeypatch.setattr("hsi_stats.cli.analyze", broken)
+    monkeypatch.setattr("hsi_stats.results.analyze", broken)
     command = ["analyze", "--feature-dir", str(logs[0]), "--attention-dir", str(logs[1]), "--out", str(tmp_path)]
     assert main(command) == 70
     err = capsys.readouterr().err
@@ -256,3 +256,113 @@ def test_the_demo_logs_are_analysed_at_the_final_checkpoint(demo_dir: Path, tmp_
     registry = json.loads((tmp_path / "head_functions.json").read_text())
     assert registry["0"]["name"] == "Safety Head" and registry["0"]["validated"]
     assert (tmp_path / "evolution.csv").is_file()
+
+
+# ----------------------------------------------------------------------------- options honoured or refused, outputs
+def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("hsi-stats: error:") and "Traceback" not in captured.err
+    return lines[0]
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_loading(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    # The input does not exist: an error about the output proves the output was checked first.
+    missing = str(tmp_path / "missing.npz")
+    (tmp_path / "afile").write_text("x")
+    assert main(["analyze", missing, "--out", str(tmp_path / "afile")]) == 2
+    assert "--out: " in _one_error_line(capsys) and "is a file, but an output folder is needed" in capsys_text(
+        capsys, main(["demo", "--out", str(tmp_path / "afile")]))
+    assert main(["registry", missing, "-o", str(tmp_path)]) == 2
+    assert "is a folder, but an output file is needed" in _one_error_line(capsys)
+    assert main(["convert", missing, "-o", str(tmp_path / "run.csv")]) == 2
+    assert "must be a .npz file" in _one_error_line(capsys)
+    if Path("/sys").is_dir():  # a folder nobody may write into, whoever runs the tests
+        assert main(["analyze", missing, "--out", "/sys/hsi-stats-out"]) == 2
+        line = _one_error_line(capsys)
+        assert "cannot write into /sys" in line and ".tmp" not in line
+
+
+def capsys_text(capsys: pytest.CaptureFixture[str], code: int) -> str:
+    assert code == 2
+    return _one_error_line(capsys)
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--pair-by", "order"], "--pair-by applies to logs input only, but the input is an .npz file"),
+    (["--attention-key", "other_traj"], "--attention-key applies to logs input only"),
+    (["--trust-pickle"], "--trust-pickle applies to logs and extraction input only"),
+])
+def test_options_that_do_not_apply_to_the_input_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                            flags: list[str], message: str) -> None:
+    from hsi_stats import write_npz
+
+    write_npz(generate(n_episodes=12, n_steps=2, rng=0).dataset, tmp_path / "run.npz")
+    assert main(["analyze", str(tmp_path / "run.npz"), "--out", str(tmp_path / "out"), *flags]) == 2
+    assert message in _one_error_line(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv", [["analyze", "--alpha", "abc", "x.npz"], ["analyze", "--bogus", "x.npz"],
+                                  ["nonsense"], []])
+def test_usage_errors_are_one_line_with_a_hint(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    line = _one_error_line(capsys)
+    assert "--help')" in line and "usage:" not in line
+
+
+def test_too_few_resamples_to_reach_alpha_is_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hsi_stats import analyze, write_npz
+    from hsi_stats._validation import ResamplingWarning
+
+    dataset = generate(n_episodes=12, n_steps=3, rng=0).dataset
+    with pytest.warns(ResamplingWarning, match=r"with 5 randomisations the smallest attainable adjusted p-value is "
+                                               r"0\.167 \(step-down max-T over 64 tests\), not below alpha 0\.05: "
+                                               r"no label can validate; use n_resamples >= 99"):
+        analyze(dataset, n_resamples=5, rng=0)
+    with pytest.warns(ResamplingWarning, match=r"0\.213 \(Holm over 64 tests\).*n_resamples >= 1999"):
+        analyze(dataset, n_resamples=299, correction="holm", rng=0)
+    write_npz(dataset, tmp_path / "run.npz")
+    assert main(["analyze", str(tmp_path / "run.npz"), "--out", str(tmp_path / "out"), "--format", "",
+                 "--n-resamples", "5", "--seed", "0"]) == 0
+    assert "hsi-stats: warning: with 5 randomisations" in capsys.readouterr().err
+
+
+def test_a_failing_report_leaves_the_previous_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from hsi_stats import write_npz
+
+    write_npz(generate(n_episodes=12, n_steps=3, rng=0).dataset, tmp_path / "run.npz")
+    out = tmp_path / "out"
+    command = ["analyze", str(tmp_path / "run.npz"), "--out", str(out), "--n-resamples", "99", "--format", "html"]
+    assert main([*command, "--seed", "0"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken(*_: object) -> str:
+        raise RuntimeError("the renderer failed")
+
+    monkeypatch.setattr("hsi_stats.report.html.render_html", broken)
+    assert main([*command, "--seed", "1"]) == 70  # a bug, not bad input
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the previous set, untouched
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]  # no staging folder left behind
+    capsys.readouterr()
+
+
+def test_the_demo_is_reproducible_from_its_seed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = []
+    for name in ("first", "second"):
+        assert main(["demo", "--out", str(tmp_path / name), "--seed", "0", "--format", "", *FAST]) == 0
+        runs.append(tmp_path / name)
+    capsys.readouterr()
+    files = sorted(p.relative_to(runs[0]) for p in runs[0].rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(runs[1]) for p in runs[1].rglob("*") if p.is_file())
+    for relative in files:
+        first, second = (run / relative for run in runs)
+        if relative.name == "head_functions.json":  # identical but for the time of the analysis
+            a, b = json.loads(first.read_text()), json.loads(second.read_text())
+            a["_meta"]["provenance"].pop("time"), b["_meta"]["provenance"].pop("time")
+            assert a == b
+        else:
+            assert first.read_bytes() == second.read_bytes(), relative

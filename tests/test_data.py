@@ -362,8 +362,13 @@ def test_npz_refuses_pickled_arrays_without_running_them(tmp_path, key):
 def test_npz_rejects_a_file_that_is_not_numpy(tmp_path):
     path = tmp_path / "notes.npz"
     path.write_text("not an array file")
-    with pytest.raises(ValueError, match=re.escape("not a readable .npz file")):
+    with pytest.raises(ValueError, match=re.escape("not an .npz file (an .npz file is a zip archive")) as caught:
         load_npz(path)
+    assert "allow_pickle" not in str(caught.value)  # numpy's advice would be wrong here
+    np.save(tmp_path / "single.npy", np.ones(3))
+    (tmp_path / "single.npy").rename(tmp_path / "single.npz")  # a .npy file under an .npz name
+    with pytest.raises(ValueError, match=re.escape("not an .npz file")):
+        load_npz(tmp_path / "single.npz")
 
 
 def _zip_garbage(path: Path) -> None:

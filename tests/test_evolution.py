@@ -138,6 +138,7 @@ def test_same_rng_gives_identical_numbers(small_run_dataset: HSIDataset) -> None
     assert not np.array_equal(first.per_step["ci_low"], other.per_step["ci_low"])
 
 
+@pytest.mark.filterwarnings("ignore::hsi_stats._validation.ResamplingWarning")  # few resamples, on purpose
 def test_a_seed_is_drawn_and_recorded_when_rng_is_none(small_run_dataset: HSIDataset) -> None:
     evo = analyze_evolution(small_run_dataset.select(step_range=(0, 10)), n_resamples=19, trend_resamples=9)
     seed = evo.provenance["seed"]

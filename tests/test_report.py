@@ -105,6 +105,7 @@ def test_numbers_agree_across_outputs(report_dir: Path, pdf_text: str, result) -
             assert entry["correlation_ci"] == pytest.approx([pair["ci_low"], pair["ci_high"]], rel=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore::hsi_stats._validation.ResamplingWarning")  # few resamples, on purpose
 def test_methods_text_follows_the_settings(result) -> None:
     dataset = result.dataset
     changed = analyze(dataset, n_resamples=149, ci_method="percentile", correction="holm", confidence_level=0.9,
@@ -176,6 +177,7 @@ def test_the_pdf_head_table_fits_the_page() -> None:
         head_table_widths([*HEAD_TABLE_COLUMNS[:-1], "extra", "reasons"])
 
 
+@pytest.mark.filterwarnings("ignore::hsi_stats._validation.ResamplingWarning")  # few resamples, on purpose
 @pytest.mark.parametrize(("correlation", "why"), [("rank-feature", "3 infinite, ranked as extremes"),
                                                   ("spearman", "3 infinite, ranked as extremes"),
                                                   ("pearson", "3 infinite, left out (Pearson)")])

@@ -159,6 +159,7 @@ def test_registry_has_the_design_keys(result, tmp_path):
     assert meta["allow_unvalidated"] is False
 
 
+@pytest.mark.filterwarnings("ignore::hsi_stats._validation.ResamplingWarning")  # few resamples, on purpose
 def test_unvalidated_labels_are_exported_as_general_context(unvalidated, tmp_path):
     heads = unvalidated.heads
     assert not heads["validated"].any()

@@ -181,6 +181,7 @@ def test_the_recorded_mapping_keeps_its_keys(dataset: HSIDataset) -> None:
     assert dict(result.settings) == result.settings.to_dict()
 
 
+@pytest.mark.filterwarnings("ignore::hsi_stats._validation.ResamplingWarning")  # few resamples, on purpose
 def test_evolution_records_the_same_settings(dataset: HSIDataset) -> None:
     run = generate(n_episodes=3, n_steps=2, checkpoints=(1, 2), rng=0).dataset
     evolution = analyze_evolution(run, AnalysisSettings(n_resamples=19), trend_resamples=9, rng=0)
@@ -223,6 +224,7 @@ def test_a_scheme_that_cannot_apply_fails_before_any_computation(monkeypatch: py
         analyze(few, estimator="pooled")  # auto resolves to within-group, which pooled cannot use
 
 
+@pytest.mark.filterwarnings("ignore::hsi_stats._validation.ResamplingWarning")  # few resamples, on purpose
 def test_resolved_settings_record_the_request(dataset: HSIDataset) -> None:
     few = generate(n_episodes=4, n_steps=3, rng=1).dataset
     result = analyze(few, n_resamples=19, rng=0)

@@ -25,7 +25,7 @@ from .._validation import OptionError
 from ..settings import STATSMODELS_METHODS, check_option
 from .randomisation import RandomisationResult
 
-__all__ = ["adjust_pvalues", "family_adjusted"]
+__all__ = ["adjust_pvalues", "family_adjusted", "smallest_adjusted"]
 
 FloatArray = NDArray[np.float64]
 
@@ -69,3 +69,20 @@ def family_adjusted(test: RandomisationResult, correction: str) -> tuple[FloatAr
     if correction == "maxt-single-step":
         return test.pair_p_single_step, test.head_p_single_step
     return _statsmodels_adjusted(test.pair_p, correction), _statsmodels_adjusted(test.head_p, correction)
+
+
+def smallest_adjusted(smallest_raw: float, n_tests: int, correction: str) -> float:
+    """The smallest adjusted p-value a family of ``n_tests`` can reach when no raw p-value is below
+    ``smallest_raw`` (the resolution of a randomisation test: 1/(B + 1), or 1/2^G when exact).
+
+    Every test at the smallest raw value is the configuration that gives the smallest adjusted value for each
+    correction (max-T adjusts from the same randomisations and cannot go below the raw resolution).
+
+    Examples
+    --------
+    >>> smallest_adjusted(1 / 100, 64, "holm"), smallest_adjusted(1 / 100, 64, "maxt")
+    (0.64, 0.01)
+    """
+    if correction in ("maxt", "maxt-single-step"):
+        return float(smallest_raw)
+    return float(np.nanmin(_statsmodels_adjusted(np.full(n_tests, float(smallest_raw)), correction)))

@@ -40,14 +40,12 @@ from .._validation import HSIDataError, OptionError, normalize_rng
 from ..data import HSIDataset
 from ..estimators import hsi_from_rho, within_centred
 from ..group_sums import GroupSums, rowwise_product
-from ..settings import PERMUTATION_SCHEMES, AnalysisSettings, check_option
+from ..settings import MIN_SIGN_FLIP_GROUPS, PERMUTATION_SCHEMES, AnalysisSettings, check_option
 from .resampling import ExceedanceCounter, batch_sizes, check_batch
 
 __all__ = ["MIN_SIGN_FLIP_GROUPS", "PermutationInputs", "RandomisationResult", "randomisation_test",
            "resolve_scheme"]
 
-#: Fewest groups with which ``scheme="auto"`` uses the sign-flip test (2**12 = 4096 sign patterns).
-MIN_SIGN_FLIP_GROUPS = 12
 PERMUTATION_BATCH_ELEMENTS = 20_000_000
 FloatArray = NDArray[np.float64]
 

@@ -92,6 +92,9 @@ def load_npz(path: str | os.PathLike[str]) -> HSIDataset:
     path = Path(path)
     if not path.is_file():
         raise HSIDataError(f"`path` must be an existing .npz file, but {str(path)!r} does not exist.")
+    if not zipfile.is_zipfile(path):  # else numpy's message would advise allow_pickle for any non-archive
+        raise HSIDataError(f"{path}: not an .npz file (an .npz file is a zip archive of named arrays, as "
+                           "write_npz or hsi-stats convert writes it).")
     # np.load is given our own handle: it leaks the file it opened itself when the zip is corrupt.
     with open(path, "rb") as handle:
         try:

@@ -1,4 +1,4 @@
-"""Reports of an analysis: figures, tables and the HTML/PDF writers (needs the ``report`` extra).
+"""Reports of an analysis: figures, tables and the HTML/PDF writers.
 
 Everything here reads result objects and never computes a statistic; the statistics layer never imports it.
 """

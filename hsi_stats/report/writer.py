@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._atomic import atomic_path, atomic_write_text
+from .._atomic import atomic_folder
 from .._validation import check_choice
-from ..outputs import write_tables
+from ..outputs import write_tables_into
 from ..results import HSIResult
 from .content import build_content
 from .tables import latex_table
@@ -77,13 +77,13 @@ def write_report(
     rendered["methods.md"] = content.methods.to_markdown()
     rendered["table.tex"] = latex_table(result)
 
-    written: dict[str, Path] = {}
-    for name, data in rendered.items():
-        if isinstance(data, bytes):
-            with atomic_path(out / name) as tmp:
-                tmp.write_bytes(data)
-        else:
-            atomic_write_text(out / name, data)
-        written[name] = out / name
-    written.update(write_tables(result, out, evolution=evolution, allow_unvalidated=allow_unvalidated))
-    return written
+    # The set is written into a staging folder and moved into place only when complete: a failure leaves the
+    # previous report and tables as they were.
+    with atomic_folder(out) as staging:
+        for name, data in rendered.items():
+            if isinstance(data, bytes):
+                (staging / name).write_bytes(data)
+            else:
+                (staging / name).write_text(data, encoding="utf-8")
+        written_tables = write_tables_into(staging, result, evolution=evolution, allow_unvalidated=allow_unvalidated)
+    return {name: out / name for name in [*rendered, *written_tables]}
