@@ -177,9 +177,9 @@ def test_feature_shape_error_names_scenario_and_key(tmp_path: Path) -> None:
 
 def test_unknown_scenario_kind(tmp_path: Path) -> None:
     path = _write(tmp_path / "extraction_1.pkl", {"step": 1, "scenarios": [{"frames": []}]})
-    with pytest.raises(HSIDataError, match=r"scenario 0: a scenario must hold "
-                       r"`attention_per_vehicle` \(snapshot\) or `timesteps` \(rollout\), but it "
-                       r"has fields \['frames'\]"):
+    with pytest.raises(HSIDataError, match=r"scenario 0: a scenario must hold `attention_per_vehicle` or "
+                       r"`attention_weights` \(snapshot\) or `timesteps` \(rollout\), but it has fields "
+                       r"\['frames'\]"):
         load_extraction(path)
 
 
