@@ -141,7 +141,10 @@ def load_input(args: argparse.Namespace) -> tuple[HSIDataset, str]:
     if args.path:
         dataset, source = load_npz(args.path), str(args.path)
     else:
-        dataset, source = load_extraction(args.extraction, trust_pickle=args.trust_pickle), str(args.extraction)
+        # The catalog the labels are judged against also says which features an extraction's scenarios give.
+        dataset = load_extraction(args.extraction, catalog=getattr(args, "catalog", None),
+                                  trust_pickle=args.trust_pickle)
+        source = str(args.extraction)
     if step_range is not None:
         if dataset.steps is None:
             raise CommandError(f"--step-range needs training steps, but {source} has none")

@@ -203,6 +203,20 @@ def test_step_range_applies_to_every_input(tmp_path: Path, capsys: pytest.Captur
     assert not (tmp_path / "bad").exists()
 
 
+def test_an_extraction_gives_the_features_of_the_catalog_passed(tmp_path: Path) -> None:
+    from hsi_stats.cli import build_parser, load_input
+
+    semantic = {"gap": np.arange(3.0), "ttc": np.ones(3), "sdc_index": 0}
+    scenario = {"attention_per_vehicle": np.ones((2, 3)), "semantic_features": semantic}
+    (tmp_path / "extraction_5.pkl").write_bytes(pickle.dumps({"step": 5, "scenarios": [scenario, scenario]}))
+    (tmp_path / "catalog.toml").write_text('[gap]\nlabel = "Gap Head"\n')
+    parser = build_parser()
+    driving, _ = load_input(parser.parse_args(["analyze", "--extraction", str(tmp_path)]))
+    own, _ = load_input(parser.parse_args(["analyze", "--extraction", str(tmp_path), "--catalog",
+                                           str(tmp_path / "catalog.toml")]))
+    assert driving.feature_names == ("ttc",) and own.feature_names == ("gap",)
+
+
 # ----------------------------------------------------------------------------- training runs
 @pytest.mark.slow  # evolution, report and three more analyses
 def test_a_run_of_three_checkpoints_is_analysed_one_policy_at_a_time(tmp_path: Path,

@@ -9,11 +9,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
-from hsi_stats._validation import HSIDataError
+from hsi_stats._validation import HSIDataError, OptionError, OptionTypeError
 from hsi_stats.data import HSIDataset
 from hsi_stats.io.extraction import load_extraction, write_extraction
 from hsi_stats.io.safe_pickle import UnsafePickleError
+from hsi_stats.step_selection import select_step
 
 N_HEADS, N_SLOTS = 3, 5
 
@@ -177,9 +179,9 @@ def test_feature_shape_error_names_scenario_and_key(tmp_path: Path) -> None:
 
 def test_unknown_scenario_kind(tmp_path: Path) -> None:
     path = _write(tmp_path / "extraction_1.pkl", {"step": 1, "scenarios": [{"frames": []}]})
-    with pytest.raises(HSIDataError, match=r"scenario 0: a scenario must hold "
-                       r"`attention_per_vehicle` \(snapshot\) or `timesteps` \(rollout\), but it "
-                       r"has fields \['frames'\]"):
+    with pytest.raises(HSIDataError, match=r"scenario 0: a scenario must hold `attention_per_vehicle` or "
+                       r"`attention_weights` \(snapshot\) or `timesteps` \(rollout\), but it has fields "
+                       r"\['frames'\]"):
         load_extraction(path)
 
 
@@ -296,3 +298,207 @@ def test_write_extraction_needs_a_dataset_with_steps(tmp_path: Path) -> None:
 def _load(path: Path) -> Any:
     with open(path, "rb") as handle:
         return pickle.load(handle)
+
+
+# ------------------------------------------------------------------- the layouts as the extractors write them
+CATALOG_FEATURES = ["ttc", "distance_to_ego", "closing_speed", "is_ahead", "is_behind", "is_left", "is_right",
+                    "agent_speeds"]
+N_VEHICLES, N_LATENTS, T_OBS = 6, 4, 3
+
+
+def _extractor_semantic(rng: np.random.Generator, timestep: int) -> dict[str, Any]:
+    """Semantic features as the offline extractor writes them: per-vehicle arrays beside scalar metadata."""
+    semantic: dict[str, Any] = {name: rng.uniform(0, 10, N_VEHICLES) for name in CATALOG_FEATURES}
+    semantic.update({
+        "sdc_index": 0, "timestep": timestep, "ego_speed": float(rng.uniform(5, 15)),
+        "positions_x": rng.normal(0, 20, N_VEHICLES), "positions_y": rng.normal(0, 5, N_VEHICLES),
+        "object_types": rng.integers(1, 4, N_VEHICLES), "valid": rng.random(N_VEHICLES) > 0.25,
+    })
+    return semantic
+
+
+def _raw_weights(rng: np.random.Generator) -> dict[str, Any]:
+    """Token attention of one sample: t_obs sdc tokens, then the vehicles' tokens (entity-major), then two more."""
+    n_tokens = T_OBS + N_VEHICLES * T_OBS + 2
+    return {"attention_weights": {"other_traj/cross_attn_0": rng.random((1, N_LATENTS, n_tokens, N_HEADS))},
+            "token_boundaries": {"sdc_traj": (0, T_OBS), "other_traj": (T_OBS, T_OBS + N_VEHICLES * T_OBS)}}
+
+
+def _extractor_snapshot(rng: np.random.Generator, timestep: int) -> dict[str, Any]:
+    # Unnormalised attention mass, as summed over latents and observation steps.
+    return {"semantic_features": _extractor_semantic(rng, timestep),
+            "attention_per_vehicle": rng.gamma(2.0, 10.0, (N_HEADS, N_VEHICLES)), **_raw_weights(rng)}
+
+
+def _hand_summed(weights: NDArray[Any], start: int) -> NDArray[np.float64]:
+    """Per-vehicle attention (H, V) of one sample, summed in plain loops."""
+    out = np.zeros((N_HEADS, N_VEHICLES))
+    for h in range(N_HEADS):
+        for v in range(N_VEHICLES):
+            for latent in range(N_LATENTS):
+                for t in range(T_OBS):
+                    out[h, v] += weights[0, latent, start + v * T_OBS + t, h]
+    return out
+
+
+@pytest.fixture
+def snapshot_folder(tmp_path: Path) -> tuple[Path, dict[str, list[dict[str, Any]]]]:
+    """Three checkpoints, model_final among them, three snapshots each."""
+    rng = np.random.default_rng(20)
+    written = {}
+    for name, step in (("100000", 100000), ("model_final", -1), ("200000", 200000)):
+        written[name] = [_extractor_snapshot(rng, timestep) for timestep in (10, 20, 30)]
+        _write(tmp_path / f"extraction_{name}.pkl", {"step": step, "scenarios": written[name]})
+    return tmp_path, written
+
+
+def test_extractor_snapshots_load_as_one_dataset(snapshot_folder: tuple[Path, dict[str, Any]]) -> None:
+    folder, written = snapshot_folder
+    ds = load_extraction(folder)
+    assert ds.feature_names == tuple(CATALOG_FEATURES)
+    assert _steps(ds) == [100000] * 3 + [200000] * 3 + [200001] * 3
+    assert ds.notes == ("step 200001 is the final checkpoint (model_final, stored as step -1), shown as 'final': "
+                        "it follows every numbered checkpoint, the last of which is 200000",)
+    scenarios = written["100000"] + written["200000"] + written["model_final"]
+    assert ds.groups.tolist() == [f"extraction_{name}/snapshot{i}" for name in ("100000", "200000", "model_final")
+                                  for i in range(3)]
+    assert ds.n_groups == 9
+    for s, scenario in enumerate(scenarios):
+        np.testing.assert_array_equal(ds.attention[s], scenario["attention_per_vehicle"])  # as given
+        np.testing.assert_array_equal(ds.mask[s], scenario["semantic_features"]["valid"])
+        for name in CATALOG_FEATURES:
+            np.testing.assert_array_equal(ds.features[name][s], scenario["semantic_features"][name])
+    chosen, selection = select_step(ds)
+    assert selection.step == 200001 and chosen.groups.tolist()[0] == "extraction_model_final/snapshot0"
+
+
+def test_model_final_alone_keeps_its_step(snapshot_folder: tuple[Path, dict[str, Any]]) -> None:
+    folder, _ = snapshot_folder
+    ds = load_extraction(folder / "extraction_model_final.pkl")
+    assert _steps(ds) == [-1] * 3
+    assert ds.notes == ("step -1 is the final checkpoint (model_final), shown as 'final'",)
+
+
+def test_extractor_rollouts_with_scalar_metadata(tmp_path: Path) -> None:
+    rng = np.random.default_rng(21)
+    rollouts = [{"timesteps": [
+        {"attention_distributions": {"per_vehicle_attention": rng.gamma(2.0, 1.0, (N_VEHICLES, N_HEADS))},
+         "semantic_features": _extractor_semantic(rng, t), "collision_risk": 0.0} for t in range(n_steps)]}
+        for n_steps in (3, 2)]
+    ds = load_extraction(_write(tmp_path / "extraction_300.pkl", {"step": 300, "scenarios": rollouts}))
+    assert ds.feature_names == tuple(CATALOG_FEATURES) and ds.notes == ()
+    assert ds.groups.tolist() == ["extraction_300/rollout0"] * 3 + ["extraction_300/rollout1"] * 2
+    timesteps = [t for rollout in rollouts for t in rollout["timesteps"]]
+    for s, timestep in enumerate(timesteps):
+        np.testing.assert_array_equal(ds.attention[s], timestep["attention_distributions"]["per_vehicle_attention"].T)
+        np.testing.assert_array_equal(ds.mask[s], timestep["semantic_features"]["valid"])
+
+
+def test_raw_weights_stand_in_for_attention_per_vehicle(tmp_path: Path) -> None:
+    rng = np.random.default_rng(22)
+    scenarios = [_extractor_snapshot(rng, 0) for _ in range(2)]
+    del scenarios[0]["attention_per_vehicle"]
+    ds = load_extraction(_write(tmp_path / "extraction_1.pkl", {"step": 1, "scenarios": scenarios}))
+    weights = scenarios[0]["attention_weights"]["other_traj/cross_attn_0"]
+    np.testing.assert_allclose(ds.attention[0], _hand_summed(weights, T_OBS), rtol=1e-12)
+    np.testing.assert_array_equal(ds.attention[1], scenarios[1]["attention_per_vehicle"])
+    # Without token boundaries every token of the layer is a vehicle's.
+    only_vehicles = weights[:, :, T_OBS:T_OBS + N_VEHICLES * T_OBS]
+    bare = {"semantic_features": scenarios[0]["semantic_features"],
+            "attention_weights": {"other_traj/cross_attn_0": only_vehicles, "roadgraph/cross_attn_0": weights}}
+    alone = load_extraction(_write(tmp_path / "bare" / "extraction_1.pkl", {"step": 1, "scenarios": [bare]}))
+    np.testing.assert_allclose(alone.attention[0], _hand_summed(only_vehicles, 0), rtol=1e-12)
+
+
+def test_features_on_request(tmp_path: Path) -> None:
+    rng = np.random.default_rng(23)
+    scenario = _extractor_snapshot(rng, 0)
+    scenario["semantic_features"]["some_extra"] = rng.random(N_VEHICLES)
+    scenario["semantic_features"]["lane_count"] = 3  # a scalar: never a feature, never noted
+    path = _write(tmp_path / "extraction_1.pkl", {"step": 1, "scenarios": [scenario]})
+    default = load_extraction(path)
+    assert default.feature_names == tuple(CATALOG_FEATURES)
+    assert default.notes == ("per-vehicle entries outside the feature catalog were not taken as features: "
+                             "['some_extra'] (pass features= to take them)",)
+    chosen = load_extraction(path, features=["some_extra", "ttc"])
+    assert chosen.feature_names == ("some_extra", "ttc") and chosen.notes == ()
+    np.testing.assert_array_equal(chosen.features["some_extra"][0], scenario["semantic_features"]["some_extra"])
+    own = load_extraction(path, catalog={"some_extra": {"label": "Extra Head"}})
+    assert own.feature_names == ("some_extra",)
+    with pytest.raises(HSIDataError, match=r"scenario 0: `semantic_features` must hold every feature asked for "
+                       r"in `features`, but \['nope'\] are missing \(its per-vehicle entries: \['ttc', "
+                       r".*'some_extra'\]\)"):
+        load_extraction(path, features=["ttc", "nope"])
+    with pytest.raises(HSIDataError, match=r"scenario 0: `semantic_features\['lane_count'\]` must have shape "
+                       r"\(V,\), but it has shape \(\)"):
+        load_extraction(path, features=["lane_count"])
+    with pytest.raises(HSIDataError, match=r"scenario 0: `semantic_features` must hold a feature of the catalog "
+                       r"\['speed'\], but it has none \(its per-vehicle entries: \['ttc', .*\]\); pass `features=`"):
+        load_extraction(path, catalog={"speed": {"label": "Speed Head"}})
+
+
+@pytest.mark.parametrize(("features", "error", "message"), [
+    (["ego_speed"], OptionError,
+     r"The value for `features` must name per-vehicle features, never the metadata \['sdc_index', 'timestep', "
+     r"'ego_speed', .*'valid'\] \(scalars, positions, object types and the `valid` mask\), but \['ego_speed'\] "
+     r"was passed"),
+    (["valid", "positions_x"], OptionError, r"never the metadata .* but \['valid', 'positions_x'\] was passed"),
+    ("ttc", OptionTypeError, r"The value for `features` must be None or a sequence of feature names, but str was "
+                             r"passed"),
+    (["ttc", "ttc"], OptionError, r"The value for `features` must be a non-empty sequence of distinct, non-empty "
+                                  r"names, but \['ttc', 'ttc'\] was passed"),
+    ([], OptionError, r"must be a non-empty sequence .* but \[\] was passed"),
+])
+def test_features_argument_errors(tmp_path: Path, features: Any, error: type[Exception], message: str) -> None:
+    path = _write(tmp_path / "extraction_1.pkl", {"step": 1, "scenarios": [_extractor_snapshot(
+        np.random.default_rng(24), 0)]})
+    with pytest.raises(error, match=message):
+        load_extraction(path, features=features)
+
+
+def _raw_snapshot(**changes: Any) -> dict[str, Any]:
+    scenario = _extractor_snapshot(np.random.default_rng(25), 0)
+    del scenario["attention_per_vehicle"]
+    scenario.update(changes)
+    return scenario
+
+
+@pytest.mark.parametrize(("scenario", "message"), [
+    ({"attention_per_vehicle": np.ones((N_HEADS, N_VEHICLES + 1)), "semantic_features": _extractor_semantic(
+        np.random.default_rng(26), 0)},
+     r"`attention_per_vehicle` has shape \(3, 7\) \(H, V\), so V = 7, but `semantic_features` have shape \(6,\)"),
+    ({**_extractor_snapshot(np.random.default_rng(27), 0), "attention_per_vehicle": np.ones(N_VEHICLES)},
+     r"`attention_per_vehicle` must have shape \(H, V\), but it has shape \(6,\)"),
+    (_raw_snapshot(attention_weights={"other_traj/cross_attn_0": np.ones((2, N_LATENTS, 20, N_HEADS))}),
+     r"`attention_weights\['other_traj/cross_attn_0'\]` has shape \(2, 4, 20, 3\), but a snapshot is one sample, "
+     r"so n_samples must be 1"),
+    (_raw_snapshot(attention_weights={"other_traj/cross_attn_0": np.ones((1, 2, 9, 1)),
+                                      "other_traj/cross_attn_1": np.ones((1, 2, 9, 1))}),
+     r"`attention_weights` must hold one layer of 'other_traj' to stand in for the missing "
+     r"`attention_per_vehicle`, but it holds \['other_traj/cross_attn_0', 'other_traj/cross_attn_1'\]"),
+    (_raw_snapshot(attention_weights={"roadgraph/cross_attn_0": np.ones((1, 2, 9, 1))}),
+     r"`attention_key` 'other_traj' matches no key of `attention_weights`"),
+    (_raw_snapshot(token_boundaries={"other_traj": (3, 17)}),
+     r"`attention_weights\['other_traj/cross_attn_0'\]` has 14 entity tokens, which is not a multiple of V = 6"),
+])
+def test_what_cannot_be_right_is_refused(tmp_path: Path, scenario: dict[str, Any], message: str) -> None:
+    path = _write(tmp_path / "extraction_1.pkl", {"step": 1, "scenarios": [scenario]})
+    with pytest.raises(HSIDataError, match=rf"extraction_1\.pkl: scenario 0: {message}"):
+        load_extraction(path)
+
+
+def test_steps_below_model_final_are_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path / "extraction_x.pkl", {"step": -2, "scenarios": [snapshot(np.random.default_rng(28))]})
+    with pytest.raises(HSIDataError, match=r"extraction_x\.pkl: `step` must be a checkpoint's number \(0 or more\) "
+                       r"or -1 \(model_final\), but it is -2"):
+        load_extraction(path)
+
+
+def test_written_extra_features_read_back_on_request(tmp_path: Path) -> None:
+    dataset = extraction_dataset(["a"] * 5)
+    extra = HSIDataset(dataset.attention, {**dataset.features, "lane_id": dataset.features["ttc"] * 0 + 1},
+                       mask=dataset.mask, steps=dataset.steps)
+    write_extraction(extra, tmp_path, kind="snapshot")
+    assert load_extraction(tmp_path).feature_names == ("ttc", "is_ahead")
+    back = load_extraction(tmp_path, features=extra.feature_names)
+    assert back.fingerprint() == extra.with_groups(back.groups).fingerprint()

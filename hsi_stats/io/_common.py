@@ -3,9 +3,10 @@
 The readers of the two-directory logs and of the unified extractions validate the same fields in the
 same words (an error names the file, the field and what was found) and concatenate their scenarios
 the same way; the writers check their arguments the same way, split a dataset into one file per
-checkpoint and dump plain pickles atomically. This module holds those pieces once. It must never
-unpickle (only :mod:`~hsi_stats.io.safe_pickle` does), never know a file layout of its own, and
-never import anything above the data layer.
+checkpoint and dump plain pickles atomically. Both readers meet the raw token attention of the
+extractors, and reduce it to per-entity attention here, in one way. This module holds those pieces
+once. It must never unpickle (only :mod:`~hsi_stats.io.safe_pickle` does), never know a file layout
+of its own, and never import anything above the data layer.
 """
 
 from __future__ import annotations
@@ -138,6 +139,77 @@ def split_semantic(
     if mask is None:
         mask = np.ones(first[1], dtype=bool)
     return mask, features
+
+
+# Raw attention as the driving extractors store it: entity tokens are entity-major (token = v * T_obs + t), and
+# a module's ``token_boundaries`` range picks its entity tokens out of the layer's tokens.
+ATTENTION_DIMS = "(n_samples, n_latents, n_tokens, n_heads)"
+
+
+def select_attention_keys(weights: Mapping[Any, Any], attention_key: str, source: str) -> list[str]:
+    """The keys of ``attention_weights`` that ``attention_key`` names: one exact key (with ``/``) or a module's."""
+    if "/" in attention_key:
+        chosen = [attention_key] if attention_key in weights else []
+    else:
+        chosen = sorted(key for key in weights
+                        if isinstance(key, str) and key.split("/", 1)[0] == attention_key)
+    if not chosen:
+        raise HSIDataError(f"{source}: `attention_key` {attention_key!r} matches no key of "
+                           f"`attention_weights`; available keys: {sorted(map(str, weights))}.")
+    return chosen
+
+
+def token_weights(raw: Any, field: str, source: str) -> NDArray[Any]:
+    """``raw`` as a numeric array of shape (n_samples, n_latents, n_tokens, n_heads)."""
+    weights = numeric_array(raw, field, source)
+    if weights.ndim != 4:
+        raise HSIDataError(f"{source}: `{field}` must have shape {ATTENTION_DIMS}, but it has "
+                           f"shape {weights.shape}.")
+    return weights
+
+
+def _entity_tokens(n_tokens: int, key: str, boundaries: Mapping[Any, Any], boundaries_source: str,
+                   source: str) -> slice:
+    """The module's entity tokens: its ``token_boundaries`` range unless that spans all tokens."""
+    module = key.split("/", 1)[0]
+    if module not in boundaries:
+        return slice(0, n_tokens)
+    field = f"token_boundaries[{module!r}]"
+    bounds = boundaries[module]
+    if not isinstance(bounds, (Sequence, np.ndarray)) or len(bounds) != 2:
+        raise HSIDataError(f"{boundaries_source}: `{field}` must be a (start, end) pair, but it is "
+                           f"{bounds!r}.")
+    start, end = (require_int(bound, field, boundaries_source) for bound in bounds)
+    if end - start == n_tokens:
+        return slice(0, n_tokens)
+    if not 0 <= start < end <= n_tokens:
+        raise HSIDataError(f"{source}: `attention_weights[{key!r}]` has {n_tokens} tokens, but "
+                           f"`{field}` = ({start}, {end}) in {boundaries_source} is not a range within "
+                           f"them.")
+    return slice(start, end)
+
+
+def entity_attention(
+    weights: NDArray[Any], key: str, n_slots: int, boundaries: Mapping[Any, Any], boundaries_source: str,
+    source: str,
+) -> NDArray[np.float64]:
+    """Sum the token attention of layer ``key`` over latents and each entity's T_obs tokens: (n_samples, H, V).
+
+    ``weights`` (from :func:`token_weights`) were read from ``source``; ``boundaries`` (the
+    ``token_boundaries`` read from ``boundaries_source``) give the module's entity tokens, all tokens when
+    the module is not among them.
+    """
+    field = f"attention_weights[{key!r}]"
+    tokens = _entity_tokens(weights.shape[2], key, boundaries, boundaries_source, source)
+    n_entity_tokens = tokens.stop - tokens.start
+    if n_entity_tokens % n_slots:
+        raise HSIDataError(f"{source}: `{field}` has {n_entity_tokens} entity tokens, which is not "
+                           f"a multiple of V = {n_slots} entities: T_obs = {n_entity_tokens} / "
+                           f"{n_slots} must be an integer.")
+    n_samples, _, _, n_heads = weights.shape
+    per_token = weights[:, :, tokens, :].sum(axis=1, dtype=np.float64)  # (n, tokens, H)
+    per_entity = per_token.reshape(n_samples, n_slots, -1, n_heads).sum(axis=2)  # (n, V, H)
+    return np.ascontiguousarray(per_entity.transpose(0, 2, 1))
 
 
 def check_compatible(block: Block, first: Block) -> None:

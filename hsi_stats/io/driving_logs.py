@@ -10,7 +10,7 @@ It must never skip a file silently, never pair or align by assumption without a 
 on the dataset, never unpickle except through :func:`~hsi_stats.io.safe_pickle.safe_load_pickle`,
 and never write anything the safe loader would refuse.
 
-Why it is longer than the other modules (about 630 lines): this format is the most involved one (two
+Why it is longer than the other modules (about 600 lines): this format is the most involved one (two
 directories, pairing by step or by order, the token layout, the object-id alignment, episode groups), and it
 is read and written here, in one place, so that a change to the format cannot reach one side only. Its shared,
 format-free helpers live in :mod:`hsi_stats.io._common`.
@@ -44,6 +44,7 @@ from ._common import (
     check_float_dtype,
     checkpoint_rows,
     dump_pickle,
+    entity_attention,
     episode_ids_of,
     features_by_slot,
     list_files,
@@ -52,7 +53,9 @@ from ._common import (
     require_key,
     require_mapping,
     scenario_values,
+    select_attention_keys,
     split_semantic,
+    token_weights,
 )
 from .safe_pickle import safe_load_pickle
 
@@ -71,7 +74,6 @@ WRITTEN_ATTENTION_KEY = "other_traj/cross_attn_0"
 N_ROADGRAPH_TOKENS = 16
 
 _SEMANTIC_DIMS = "(n_samples, n_obj) or (n_obj,)"
-_ATTENTION_DIMS = "(n_samples, n_latents, n_tokens, n_heads)"
 
 
 # ------------------------------------------------------------------------------ feature logs
@@ -147,62 +149,18 @@ def _read_attention_file(path: Path, trust_pickle: bool) -> Mapping[Any, Any]:
     return attention
 
 
-def _select_keys(weights: Mapping[Any, Any], attention_key: str, source: str) -> list[str]:
-    if "/" in attention_key:
-        chosen = [attention_key] if attention_key in weights else []
-    else:
-        chosen = sorted(key for key in weights
-                        if isinstance(key, str) and key.split("/", 1)[0] == attention_key)
-    if not chosen:
-        raise HSIDataError(f"{source}: `attention_key` {attention_key!r} matches no key of "
-                           f"`attention_weights`; available keys: {sorted(map(str, weights))}.")
-    return chosen
-
-
-def _entity_tokens(n_tokens: int, key: str, log: _FeatureLog, source: str) -> slice:
-    """The module's entity tokens: its ``token_boundaries`` range unless that spans all tokens."""
-    module = key.split("/", 1)[0]
-    if module not in log.token_boundaries:
-        return slice(0, n_tokens)
-    field = f"token_boundaries[{module!r}]"
-    bounds = log.token_boundaries[module]
-    if not isinstance(bounds, (Sequence, np.ndarray)) or len(bounds) != 2:
-        raise HSIDataError(f"{log.path}: `{field}` must be a (start, end) pair, but it is "
-                           f"{bounds!r}.")
-    start, end = (require_int(bound, field, str(log.path)) for bound in bounds)
-    if end - start == n_tokens:
-        return slice(0, n_tokens)
-    if not 0 <= start < end <= n_tokens:
-        raise HSIDataError(f"{source}: `attention_weights[{key!r}]` has {n_tokens} tokens, but "
-                           f"`{field}` = ({start}, {end}) in {log.path} is not a range within "
-                           f"them.")
-    return slice(start, end)
-
-
 def _entity_attention(
     raw: Any, key: str, n_slots: int, log: _FeatureLog, path: Path
 ) -> NDArray[np.float64]:
-    """Sum token attention over latents and each entity's T_obs tokens: (n_samples, H, V)."""
+    """Per-entity attention of one layer of an attention file: (n_samples, H, V)."""
     source, field = str(path), f"attention_weights[{key!r}]"
-    weights = numeric_array(raw, field, source)
-    if weights.ndim != 4:
-        raise HSIDataError(f"{source}: `{field}` must have shape {_ATTENTION_DIMS}, but it has "
-                           f"shape {weights.shape}.")
+    weights = token_weights(raw, field, source)
     if weights.shape[0] != log.n_samples:
         raise HSIDataError(f"{source}: `{field}` has shape {weights.shape} (n_samples = "
                            f"{weights.shape[0]}), but the paired feature log {log.path} has "
                            f"semantic features of shape {log.raw_shape} (n_samples = "
                            f"{log.n_samples}).")
-    tokens = _entity_tokens(weights.shape[2], key, log, source)
-    n_entity_tokens = tokens.stop - tokens.start
-    if n_entity_tokens % n_slots:
-        raise HSIDataError(f"{source}: `{field}` has {n_entity_tokens} entity tokens, which is not "
-                           f"a multiple of V = {n_slots} entities: T_obs = {n_entity_tokens} / "
-                           f"{n_slots} must be an integer.")
-    n_samples, _, _, n_heads = weights.shape
-    per_token = weights[:, :, tokens, :].sum(axis=1, dtype=np.float64)  # (n, tokens, H)
-    per_entity = per_token.reshape(n_samples, n_slots, -1, n_heads).sum(axis=2)  # (n, V, H)
-    return np.ascontiguousarray(per_entity.transpose(0, 2, 1))
+    return entity_attention(weights, key, n_slots, log.token_boundaries, str(log.path), source)
 
 
 def _pair_object_ids(
@@ -254,7 +212,7 @@ def _pair_block(
 ) -> tuple[Block, bool]:
     """One feature log and its attention file as a block, and whether object ids aligned them."""
     weights = content["attention_weights"]
-    keys = _select_keys(weights, attention_key, str(path))
+    keys = select_attention_keys(weights, attention_key, str(path))
     ids = _pair_object_ids(log, content, path)
     n_slots = log.mask.shape[1] if ids is None else ids.shape[1]
     layers = [_entity_attention(weights[key], key, n_slots, log, path) for key in keys]
