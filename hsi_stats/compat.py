@@ -10,8 +10,8 @@ but nothing in it is a second implementation: loading goes through :func:`hsi_st
 What differs from the original: by default :meth:`HeadSpecializationAnalyzer.compute_hsi` runs the toolkit's analysis
 (within-scenario rank-feature estimator, cluster-bootstrap intervals, corrected randomisation p-values, validated
 labels), and says so in one printed notice. ``compute_hsi(estimator="pooled", correlation="pearson")`` returns the
-original HSI values; the labels stay validated either way. Files are paired by their ``step`` (``pair_by="order"``
-pairs them by sorted name as the original loader did).
+original HSI values; the labels stay validated either way. Files are paired by their ``step`` when the attention
+files carry one, else by sorted name as the original loader did, with a warning (``pair_by="auto"``).
 
 Examples
 --------
@@ -76,7 +76,7 @@ class AttentionLogLoader:
     """
 
     def __init__(self, feature_dir: str | os.PathLike[str], attention_dir: str | os.PathLike[str], *,
-                 pair_by: str = "step", attention_key: str = "other_traj", trust_pickle: bool = False) -> None:
+                 pair_by: str = "auto", attention_key: str = "other_traj", trust_pickle: bool = False) -> None:
         self.feature_dir = feature_dir
         self.attention_dir = attention_dir
         self.pair_by = pair_by
@@ -155,7 +155,7 @@ class HeadSpecializationAnalyzer:
     """The notebook's analyzer: load, aggregate, compute HSI, export the registry."""
 
     def __init__(self, feature_dir: str | os.PathLike[str], attention_dir: str | os.PathLike[str], *,
-                 pair_by: str = "step", attention_key: str = "other_traj", trust_pickle: bool = False) -> None:
+                 pair_by: str = "auto", attention_key: str = "other_traj", trust_pickle: bool = False) -> None:
         self.loader = AttentionLogLoader(feature_dir, attention_dir, pair_by=pair_by, attention_key=attention_key,
                                          trust_pickle=trust_pickle)
         self.logs: list[AttentionLog] = []

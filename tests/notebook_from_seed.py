@@ -86,13 +86,15 @@ def seed_notebook(text: str, paths: Mapping[str, str | Path]) -> nbformat.Notebo
 
 
 def write_demo_logs(root: Path, *, n_episodes: int = 12, n_steps: int = 10,
-                    checkpoints: tuple[int, ...] = (100_000, 200_000), rng: int = 0) -> tuple[Path, Path]:
-    """Synthetic logs in the original two-directory layout (as ``hsi-stats demo`` writes them)."""
+                    checkpoints: tuple[int, ...] = (100_000, 200_000), rng: int = 0,
+                    with_steps: bool = True) -> tuple[Path, Path]:
+    """Synthetic logs in the two-directory layout (as ``hsi-stats demo`` writes them; ``with_steps=False``: as the
+    original logger wrote them, attention files without a ``step``)."""
     from hsi_stats.synthetic import generate, write_driving_logs
 
     feature_dir, attention_dir = root / "logs" / "features", root / "logs" / "attention"
     run = generate(n_episodes=n_episodes, n_steps=n_steps, checkpoints=checkpoints, rng=rng)
-    write_driving_logs(run, feature_dir, attention_dir, rng=rng)
+    write_driving_logs(run, feature_dir, attention_dir, rng=rng, include_steps=with_steps)
     return feature_dir, attention_dir
 
 
@@ -115,9 +117,10 @@ def execute(notebook: nbformat.NotebookNode, cwd: Path, *, timeout: int = 120) -
 
 
 def run_seed_notebook(out: Path, *, timeout: int = 120) -> nbformat.NotebookNode:
-    """Write demo logs under ``out``, rebuild the original notebook pointing at them and run it in ``out``."""
+    """Write logs as the original logger did (no ``step`` in the attention files) under ``out``, rebuild the
+    original notebook pointing at them and run it in ``out``."""
     out = out.resolve()  # the notebook runs in ``out``: its paths must not be relative to the caller's folder
-    feature_dir, attention_dir = write_demo_logs(out)
+    feature_dir, attention_dir = write_demo_logs(out, with_steps=False)
     paths = {"FEATURE_DIR": feature_dir, "ATTENTION_DIR": attention_dir, "OUTPUT_DIR": out / "hsi_results"}
     notebook = seed_notebook(SEED_TEXT.read_text(encoding="utf-8"), paths)
     return execute(notebook, out, timeout=timeout)

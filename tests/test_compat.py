@@ -138,15 +138,16 @@ def test_pooled_pearson_returns_the_original_hsi(tmp_path: Path, capsys: pytest.
     assert capsys.readouterr().out.count(NOTICE) == 1
 
 
-def test_pair_by_order_for_attention_files_without_steps(tmp_path: Path) -> None:
+def test_original_logs_without_steps_are_paired_by_order_with_a_warning(tmp_path: Path) -> None:
     run = generate(n_episodes=4, n_steps=3, checkpoints=(1000, 2000), rng=1)
     write_driving_logs(run, tmp_path / "f", tmp_path / "a", include_steps=False, rng=1)
-    with pytest.raises(HSIDataError, match="pair_by='order'"):
-        HeadSpecializationAnalyzer(feature_dir=tmp_path / "f", attention_dir=tmp_path / "a").load_data()
-    analyzer = HeadSpecializationAnalyzer(feature_dir=tmp_path / "f", attention_dir=tmp_path / "a", pair_by="order")
+    analyzer = HeadSpecializationAnalyzer(feature_dir=tmp_path / "f", attention_dir=tmp_path / "a")
     with pytest.warns(DataAlignmentWarning, match="sorted order"):
         analyzer.load_data()
     assert [log.step for log in analyzer.logs] == [1000, 2000]
+    strict = HeadSpecializationAnalyzer(feature_dir=tmp_path / "f", attention_dir=tmp_path / "a", pair_by="step")
+    with pytest.raises(HSIDataError, match="pair_by='order'"):  # asked to pair by step: refused, with the way out
+        strict.load_data()
 
 
 def test_export_registry_keeps_the_validation_rule(analyzer: HeadSpecializationAnalyzer, tmp_path: Path,

@@ -281,6 +281,23 @@ def test_pair_by_order_warns_and_notes(tmp_path: Path, pairs: list[Any]) -> None
     _assert_same_data(ds, expected)
 
 
+def test_auto_pairs_by_step_when_the_files_carry_one_and_by_order_otherwise(tmp_path: Path,
+                                                                           pairs: list[Any]) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # by step: no assumption, no warning
+        expected = load_logs(*write_run(tmp_path / "steps", pairs))
+    assert not any("sorted order" in note for note in expected.notes)
+    for _, att in pairs:
+        del att["step"]  # the original logger wrote no step into the attention files
+    dirs = write_run(tmp_path / "original", pairs, attention_order=[1, 2, 0])
+    with pytest.warns(DataAlignmentWarning, match="if the two folders do not hold the same checkpoints in the "
+                                                  "same order, .* every number is wrong"):
+        ds = load_logs(*dirs)
+    _assert_same_data(ds, expected)
+
+
 def test_pair_by_step_needs_a_step_in_every_attention_file(tmp_path: Path,
                                                            pairs: list[Any]) -> None:
     del pairs[2][1]["step"]
@@ -345,7 +362,7 @@ def test_n_samples_mismatch_names_both_files_and_shapes(tmp_path: Path) -> None:
 
 
 def test_invalid_pair_by(tmp_path: Path, pairs: list[Any]) -> None:
-    with pytest.raises(ValueError, match=r"`pair_by` must be one of \{'step', 'order'\}, but "
+    with pytest.raises(ValueError, match=r"`pair_by` must be one of \{'auto', 'step', 'order'\}, but "
                        r"'name' was passed"):
         load_logs(*write_run(tmp_path, pairs), pair_by="name")
 

@@ -67,7 +67,9 @@ ATTENTION_PATTERN = "attention_scenario_*.pkl"
 NO_OBJECT_IDS_NOTE = ("alignment of attention slots to feature object ids was assumed "
                       "(no object_ids)")
 ORDER_NOTE = ("pairing by sorted order was assumed: the i-th feature log was matched with the "
-              "i-th attention file, both sorted by file name (pair_by='order')")
+              "i-th attention file, both sorted by file name; if the two folders do not hold the same "
+              "checkpoints in the same order, features are paired with another checkpoint's attention and "
+              "every number is wrong")
 NO_EPISODES_NOTE = "each feature log was taken as one group (no episode_ids)"
 
 WRITTEN_ATTENTION_KEY = "other_traj/cross_attn_0"
@@ -276,7 +278,7 @@ def _pairs_by_order(
 def _load_logs_iv(
     pair_by: str, step_range: tuple[int, int] | None, attention_key: str
 ) -> tuple[str, Callable[[int], bool]]:
-    pair_by = check_choice("pair_by", pair_by, ("step", "order"))
+    pair_by = check_choice("pair_by", pair_by, ("auto", "step", "order"))
     if not isinstance(attention_key, str) or not attention_key:
         raise OptionError(f"The value for `attention_key` must be a non-empty string such as "
                          f"'other_traj' or 'other_traj/cross_attn_0', but {attention_key!r} was "
@@ -297,7 +299,7 @@ def load_logs(
     feature_dir: str | os.PathLike[str],
     attention_dir: str | os.PathLike[str],
     *,
-    pair_by: str = "step",
+    pair_by: str = "auto",
     step_range: tuple[int, int] | None = None,
     attention_key: str = "other_traj",
     trust_pickle: bool = False,
@@ -326,10 +328,13 @@ def load_logs(
         ``attention_weights``: dict key (``"other_traj/cross_attn_0"``, ...) -> float array
         (n_samples, n_latents, n_tokens, n_heads); optionally ``step`` (int, the checkpoint) and
         ``object_ids`` (as above; when both files of a pair carry them they must agree).
-    pair_by : {"step", "order"}, default "step"
+    pair_by : {"auto", "step", "order"}, default "auto"
         ``"step"`` pairs each feature log with the attention file of the same ``step``.
         ``"order"`` pairs the i-th feature log with the i-th attention file, both sorted by file
-        name, with a :class:`DataAlignmentWarning` and a note on the dataset.
+        name, with a :class:`DataAlignmentWarning` and a note on the dataset. ``"auto"`` pairs by
+        step when the attention files carry one (the first file decides; a later file without
+        one is then an error) and by order, with the warning, when they do not (the original
+        logs).
     step_range : (int, int), optional
         Keep only logs whose step lies in ``[lo, hi]`` (inclusive).
     attention_key : str, default "other_traj"
@@ -415,13 +420,16 @@ def load_logs_with_raw(
 
 
 def _load_logs(
-    feature_dir: str | os.PathLike[str], attention_dir: str | os.PathLike[str], *, pair_by: str = "step",
+    feature_dir: str | os.PathLike[str], attention_dir: str | os.PathLike[str], *, pair_by: str = "auto",
     step_range: tuple[int, int] | None = None, attention_key: str = "other_traj", trust_pickle: bool = False,
     keep_raw: bool = False,
 ) -> tuple[HSIDataset, list[RawLogPair]]:
     pair_by, in_range = _load_logs_iv(pair_by, step_range, attention_key)
     feature_files = list_files(feature_dir, FEATURE_PATTERN, "feature_dir")
     attention_files = list_files(attention_dir, ATTENTION_PATTERN, "attention_dir")
+    if pair_by == "auto":
+        first = _read_attention_file(attention_files[0], trust_pickle)
+        pair_by = "step" if first.get("step") is not None else "order"
     if pair_by == "order" and len(feature_files) != len(attention_files):
         raise HSIDataError(f"pair_by='order' needs as many attention files as feature logs, but "
                            f"{feature_dir} has {len(feature_files)} files matching "
