@@ -281,10 +281,13 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
         group.add_argument(flag, dest=name, type=converter, choices=choices, default=default,
                            metavar=None if choices else kind.upper(), help=f"{text} (default: {shown})")
     parser.add_argument("--batch", type=int, default=None, help="resamples per batch (memory only)")
-    parser.add_argument("--format", default="html,pdf",
-                        help="report formats, comma-separated: html, pdf (default: html,pdf; '' for tables only)")
     parser.add_argument("--allow-unvalidated", action="store_true",
                         help="keep unvalidated labels in the registry (default: General Context Head)")
+
+
+def _add_report_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", default="html,pdf",
+                        help="report formats, comma-separated: html, pdf (default: html,pdf; '' for tables only)")
 
 
 def _add_step_options(parser: argparse.ArgumentParser) -> None:
@@ -329,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="reports/demo", help="output folder (default: reports/demo)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     _add_analysis_options(demo)
+    _add_report_options(demo)
     demo.set_defaults(handler=cmd_demo)
 
     analyze = commands.add_parser("analyze", help="estimate and label the heads of a run")
@@ -337,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--seed", type=int, default=None, help="random seed (default: fresh, recorded)")
     _add_step_options(analyze)
     _add_analysis_options(analyze)
+    _add_report_options(analyze)
     analyze.set_defaults(handler=cmd_analyze)
 
     registry = commands.add_parser("registry", help="validate the labels and export head_functions.json")

@@ -344,26 +344,46 @@ def test_too_few_resamples_to_reach_alpha_is_a_warning(tmp_path: Path, capsys: p
     assert "hsi-stats: warning: with 5 randomisations" in capsys.readouterr().err
 
 
-def test_a_failing_report_leaves_the_previous_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_a_failing_output_leaves_the_previous_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     from hsi_stats import write_npz
 
     write_npz(generate(n_episodes=12, n_steps=3, rng=0).dataset, tmp_path / "run.npz")
     out = tmp_path / "out"
-    command = ["analyze", str(tmp_path / "run.npz"), "--out", str(out), "--n-resamples", "99", "--format", "html"]
+    command = ["analyze", str(tmp_path / "run.npz"), "--out", str(out), "--n-resamples", "99", "--format", ""]
     assert main([*command, "--seed", "0"]) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
-    def broken(*_: object) -> str:
-        raise RuntimeError("the renderer failed")
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("the registry writer failed")  # after the tables were written
 
-    monkeypatch.setattr("hsi_stats.report.html.render_html", broken)
+    monkeypatch.setattr("hsi_stats.results.HSIResult.export_registry", broken)
     assert main([*command, "--seed", "1"]) == 70  # a bug, not bad input
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the previous set, untouched
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]  # no staging folder left behind
     capsys.readouterr()
 
 
+def test_atomic_folder_moves_a_complete_set_only(tmp_path: Path) -> None:
+    from hsi_stats._atomic import atomic_folder
+
+    target = tmp_path / "report"
+    target.mkdir()
+    (target / "keep.txt").write_text("not part of the set")
+    (target / "a.csv").write_text("old")
+    with pytest.raises(RuntimeError), atomic_folder(target) as staging:
+        (staging / "a.csv").write_text("new")
+        raise RuntimeError("half-way")
+    assert (target / "a.csv").read_text() == "old"
+    with atomic_folder(target) as staging:
+        (staging / "a.csv").write_text("new")
+        (staging / "b.csv").write_text("new")
+    assert {p.name: p.read_text() for p in target.iterdir()} == {"keep.txt": "not part of the set", "a.csv": "new",
+                                                                  "b.csv": "new"}
+    assert [p.name for p in tmp_path.iterdir()] == ["report"]
+
+
+@pytest.mark.slow  # two demos
 def test_the_demo_is_reproducible_from_its_seed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     runs = []
     for name in ("first", "second"):
