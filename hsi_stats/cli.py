@@ -319,8 +319,21 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
 class _Parser(argparse.ArgumentParser):
     """argparse with usage errors on one line and a hint, exit code 2 (the full usage is what --help shows)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands: dict[str, argparse.ArgumentParser] = {}  # the subcommands' parsers, by name
+
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_BAD_INPUT, f"hsi-stats: error: {message} (see '{self.prog} --help')\n")
+
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        """Parse, and name the command whose help lists the options when an argument is not recognised."""
+        parsed, unrecognised = self.parse_known_args(args, namespace)
+        if unrecognised:
+            owner = self.commands.get(getattr(parsed, "command", None) or "", self)
+            owner.error(f"unrecognized arguments: {' '.join(unrecognised)}")
+        return parsed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -356,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_options(convert)
     convert.add_argument("--output", "-o", required=True, help="the .npz file to write")
     convert.set_defaults(handler=cmd_convert)
+    parser.commands = dict(commands.choices)
     return parser
 
 

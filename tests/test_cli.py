@@ -319,12 +319,14 @@ def test_options_that_do_not_apply_to_the_input_are_refused(tmp_path: Path, caps
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("argv", [["analyze", "--alpha", "abc", "x.npz"], ["analyze", "--bogus", "x.npz"],
-                                  ["nonsense"], []])
-def test_usage_errors_are_one_line_with_a_hint(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("argv", "hint"), [(["analyze", "--alpha", "abc", "x.npz"], "hsi-stats analyze --help"),
+                                            (["analyze", "--bogus", "x.npz"], "hsi-stats analyze --help"),
+                                            (["demo", "--feature-dir", "x"], "hsi-stats demo --help"),
+                                            (["nonsense"], "hsi-stats --help"), ([], "hsi-stats --help")])
+def test_usage_errors_are_one_line_with_a_hint(argv: list[str], hint: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     line = _one_error_line(capsys)
-    assert "--help')" in line and "usage:" not in line
+    assert f"(see '{hint}')" in line and "usage:" not in line
 
 
 def test_too_few_resamples_to_reach_alpha_is_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
