@@ -21,9 +21,11 @@ The candidates, all computed from the same per-episode sums (:func:`hsi_stats.in
 
 Reported: the family-wise error over the 8 heads under ``null`` (any head with adjusted p < 0.05; exact one-sided
 binomial test against 0.05), each head's rejection rate, and under ``emerging`` the power for each planted head and
-the rejection rate of the no-effect heads. For ``slope`` also the coverage of its 95% stratified-bootstrap
-interval of the slope of the true HSI (from a large simulation per K). Results in ``benchmarks/results/trend.json``
-and ``trend.md``.
+the rejection rate of the no-effect heads. For ``slope`` also the coverage of 95% stratified-bootstrap intervals
+of the true trend (from a large simulation per K; exactly 0 under ``null``), for the planted and the no-effect
+heads: of the slope of HSI, of the slope of rho of the feature the head tracks over the run
+(:func:`hsi_stats.inference.trend.tracked_feature`, the reported trend) and, for comparison, of the slope of rho of
+the strongest feature at the last checkpoint. Results in ``benchmarks/results/trend.json`` and ``trend.md``.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ def run_replicate(task: tuple[str, int, int, int, Any, Settings]) -> dict[str, A
     from statsmodels.stats.multitest import multipletests
 
     from hsi_stats.inference.resampling import ExceedanceCounter, quantiles_along_first
-    from hsi_stats.inference.trend import episode_sums, slope_contrast, slopes
+    from hsi_stats.inference.trend import episode_sums, slope_contrast, slopes, tracked_feature
     from hsi_stats.settings import AnalysisSettings
 
     kind, n_checkpoints, n_episodes, index, seed, settings = task
@@ -130,20 +132,19 @@ def run_replicate(task: tuple[str, int, int, int, Any, Settings]) -> dict[str, A
     rank_p = _rank_p_values(hsi[0], settings.n_resamples, rng)
     p_adjusted["rank"] = rank_p
     p_adjusted["rank, Holm"] = multipletests(rank_p, method="holm")[1]
-    # Intervals: the slope of HSI, and the slope of rho of each head's primary feature at the last checkpoint.
+    # Intervals: the slope of HSI, and the slope of rho of the feature each head tracks over the run (reported) or
+    # of its strongest feature at the last checkpoint (for comparison).
     rho = episodes.rho(episodes.assigned(episodes.step_of_row[None, :]))[0]  # (K, H, F)
-    feature = np.nanargmax(np.abs(rho[-1]), axis=1)  # (H,)
+    chosen = {"rho": tracked_feature(rho)[0], "rho_last": np.nanargmax(np.abs(rho[-1]), axis=1)}  # (H,) each
     resampled = episodes.rho(episodes.resampled(rng, settings.n_resamples))  # (B, K, H, F)
     heads = np.arange(rho.shape[1])
-    hsi_replicates = slopes(np.nanmax(np.abs(resampled), axis=3), contrast)
-    rho_replicates = slopes(resampled[:, :, heads, feature], contrast)
+    replicates = {"hsi": slopes(np.nanmax(np.abs(resampled), axis=3), contrast),
+                  **{name: slopes(resampled[:, :, heads, feature], contrast) for name, feature in chosen.items()}}
     return {"kind": kind, "K": n_checkpoints, "E": n_episodes, "index": index,
             "p_adjusted": {k: v.tolist() for k, v in p_adjusted.items()},
-            "slope": slopes(hsi, contrast)[0].tolist(), "feature": feature.tolist(),
-            "slope_low": quantiles_along_first(hsi_replicates, np.asarray(0.025)).tolist(),
-            "slope_high": quantiles_along_first(hsi_replicates, np.asarray(0.975)).tolist(),
-            "rho_slope_low": quantiles_along_first(rho_replicates, np.asarray(0.025)).tolist(),
-            "rho_slope_high": quantiles_along_first(rho_replicates, np.asarray(0.975)).tolist()}
+            "slope": slopes(hsi, contrast)[0].tolist(), "feature": {k: v.tolist() for k, v in chosen.items()},
+            "interval": {name: [quantiles_along_first(values, np.asarray(q)).tolist() for q in (0.025, 0.975)]
+                         for name, values in replicates.items()}}
 
 
 def true_slopes(kind: str, n_checkpoints: int, settings: Settings, seed: Any) -> dict[str, list[Any]]:
@@ -188,48 +189,57 @@ def summarise(results: list[dict[str, Any]], truth: dict[int, list[float]]) -> d
                                       "power_all_planted": float(rejected[:, planted].all(axis=1).mean()),
                                       "no_effect_rejection": float(rejected[:, no_effect].mean())}
             entry[kind] = {"replicates": len(rows), "tests": per_test}
-            if kind != "null":
-                true_hsi = np.asarray(truth[f"{kind}, K={n_checkpoints}"]["hsi"])
-                true_rho = np.asarray(truth[f"{kind}, K={n_checkpoints}"]["rho"])
-                heads = np.arange(true_hsi.size)
-                coverage = {}
-                for name, true in (("hsi", np.broadcast_to(true_hsi, (len(rows), true_hsi.size))),
-                                   ("rho", np.array([true_rho[heads, r["feature"]] for r in rows]))):
-                    prefix = "" if name == "hsi" else "rho_"
-                    low = np.array([r[f"{prefix}slope_low"] for r in rows])
-                    high = np.array([r[f"{prefix}slope_high"] for r in rows])
-                    covered = (low <= true) & (true <= high)
-                    coverage[name] = {"planted": float(covered[:, planted].mean()),
-                                      "no_effect": float(covered[:, no_effect].mean())}
-                entry[kind]["slope_ci_coverage"] = coverage
-                entry[kind]["true_hsi_slope"] = true_hsi.round(4).tolist()
+            true_hsi = np.asarray(truth[f"{kind}, K={n_checkpoints}"]["hsi"])
+            true_rho = np.asarray(truth[f"{kind}, K={n_checkpoints}"]["rho"])
+            heads = np.arange(true_hsi.size)
+            coverage = {}
+            for name in ("hsi", "rho", "rho_last"):
+                true = (np.broadcast_to(true_hsi, (len(rows), true_hsi.size)) if name == "hsi" else
+                        np.array([true_rho[heads, r["feature"][name]] for r in rows]))
+                low, high = (np.array([r["interval"][name][i] for r in rows]) for i in (0, 1))
+                covered = (low <= true) & (true <= high)
+                coverage[name] = {"planted": float(covered[:, planted].mean()),
+                                  "no_effect": float(covered[:, no_effect].mean())}
+            entry[kind]["slope_ci_coverage"] = coverage
+            entry[kind]["true_hsi_slope"] = true_hsi.round(4).tolist()
         out[key] = entry
     return out
 
 
-def markdown(summary: dict[str, Any]) -> str:
-    """The README table: size (family-wise, over 8 heads) and power (all 4 planted heads found) per design."""
+def markdown(summary: dict[str, Any], settings: Settings) -> str:
+    """The README tables: size (family-wise, over 8 heads) and power (all 4 planted heads found) per design, then
+    the coverage of the trend's intervals."""
     header = ("| checkpoints K, episodes E | " + " | ".join(f"size: {t}" for t in TESTS) + " | "
-              + " | ".join(f"power: {t} (full / quarter effect)" for t in TESTS)
-              + " | 95% CI coverage, planted heads: slope of HSI / of rho |")
-    lines = [header, "|" + "---|" * (2 * len(TESTS) + 2)]
+              + " | ".join(f"power: {t} (full / quarter effect)" for t in TESTS) + " |")
+    lines = [header, "|" + "---|" * (2 * len(TESTS) + 1)]
     for design, entry in summary.items():
         null, emerging, weak = entry.get("null"), entry.get("emerging"), entry.get("weak")
         size = [f"{null['tests'][t]['fwer']:.3f} (p = {null['tests'][t]['binomial_p']:.2g})" if null else "—"
                 for t in TESTS]
         power = [f"{emerging['tests'][t]['power_all_planted']:.2f} / {weak['tests'][t]['power_all_planted']:.2f}"
                  if emerging and weak else "—" for t in TESTS]
-        coverage = (f"{emerging['slope_ci_coverage']['hsi']['planted']:.3f} / "
-                    f"{emerging['slope_ci_coverage']['rho']['planted']:.3f}" if emerging else "—")
-        lines.append(f"| {design} | " + " | ".join(size) + " | " + " | ".join(power) + f" | {coverage} |")
+        lines.append(f"| {design} | " + " | ".join(size) + " | " + " | ".join(power) + " |")
+    intervals = {"hsi": "slope of HSI", "rho": "slope of rho, feature tracked over the run (reported)",
+                 "rho_last": "slope of rho, strongest feature at the last step"}
+    kinds = {"emerging": "emerging", "null": "no change"}
+    coverage = ["| checkpoints K, episodes E | " + " | ".join(f"{label}: {kinds[kind]}" for label in intervals.values()
+                                                             for kind in kinds) + " |",
+                "|" + "---|" * (len(intervals) * len(kinds) + 1)]
+    for design, entry in summary.items():
+        cells = [(f"{entry[kind]['slope_ci_coverage'][name]['planted']:.3f} / "
+                  f"{entry[kind]['slope_ci_coverage'][name]['no_effect']:.3f}") if kind in entry else "—"
+                 for name in intervals for kind in kinds]
+        coverage.append(f"| {design} | " + " | ".join(cells) + " |")
     notes = ("Size: share of null runs (same heads at every checkpoint) in which any of the 8 heads has adjusted "
              "p < 0.05, with the one-sided exact binomial p-value against 0.05. Power: share of runs whose planted "
              "heads emerge over training in which all four have adjusted p < 0.05, at the full planted strength "
              "and at a quarter of it. `rank` is uncorrected, the others are corrected over the 8 heads (Holm, or "
-             "max-T from the same permutations). Coverage of the 95% intervals of the trend of each planted head "
-             "(full strength), of HSI and of the rho of its final primary feature, against a simulation of "
-             "2000 episodes per checkpoint. 10 steps per episode; 999 permutations and bootstrap resamples.")
-    return "\n".join(lines) + "\n\n" + notes + "\n"
+             "max-T from the same permutations).")
+    coverage_notes = ("Coverage (planted heads / no-effect heads) of the 95% stratified-bootstrap intervals of the "
+                      f"trend, against a simulation of {settings.truth_episodes} episodes per checkpoint (emerging "
+                      f"heads at full strength) or 0 (no change). {STEPS_PER_EPISODE} steps per episode; "
+                      f"{settings.n_resamples} permutations and bootstrap resamples.")
+    return ("\n".join(lines) + "\n\n" + notes + "\n\n" + "\n".join(coverage) + "\n\n" + coverage_notes + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,9 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     pairs = [(kind, k) for kind in KINDS[1:] for k in sorted(WINDOWS)]
     truth = {f"{kind}, K={k}": true_slopes(kind, k, settings, s)
              for (kind, k), s in zip(pairs, truth_seed.spawn(len(pairs)), strict=True)}
+    for k in sorted(WINDOWS):  # nothing changes under null: every true slope is 0
+        truth[f"null, K={k}"] = {name: np.zeros_like(values).tolist()
+                                 for name, values in truth[f"emerging, K={k}"].items()}
     results, seconds = run_pool(run_replicate, tasks, settings.processes, "trend")
     summary = summarise(results, truth)
-    table = markdown(summary)
+    table = markdown(summary, settings)
     args.out.mkdir(parents=True, exist_ok=True)
     record = {"description": "Size and power of tests of change over training; see benchmarks/trend_study.py.",
               "settings": asdict(settings), "designs": [list(d) for d in DESIGNS], "windows": WINDOWS,

@@ -3,7 +3,7 @@
 :func:`analyze_evolution` runs :func:`hsi_stats.analyze` on the scenarios of each training step (checkpoint), from
 one random generator; tests each head for a change of its HSI over training at the episode level
 (:mod:`hsi_stats.inference.trend`: the slope of HSI on the checkpoint index, episodes permuted between
-checkpoints, max-T over heads) and estimates the trend of the feature it ends up tracking with an interval; and
+checkpoints, max-T over heads) and estimates the trend of the feature it tracks over the run with an interval; and
 gives the first step from which each head's label stays validated. It belongs to the results layer: it never
 imports a plotting library and never rounds; the report draws its figures from the :class:`EvolutionResult`.
 """
@@ -51,7 +51,7 @@ class EvolutionResult:
     trends : DataFrame
         One row per head: ``head, feature, slope, ci_low, ci_high, hsi_slope, p_value, p_adjusted, n_steps``
         (:class:`~hsi_stats.inference.trend.TrendResult`: ``slope`` is the change per checkpoint of the rho of the
-        head's primary feature at the last step, positive towards that relation, with a stratified cluster-bootstrap
+        feature the head tracks over the run, positive towards that relation, with a stratified cluster-bootstrap
         interval; the p-values test the change of HSI, episodes permuted between checkpoints, ``p_adjusted``
         step-down max-T over the heads), then ``emerges_at`` and the HSI interval at that step.
     emergence : mapping of str to int or None
@@ -90,7 +90,7 @@ class EvolutionResult:
         level = round(100 * s["confidence_level"])
         header = (f"Evolution over {len(self.steps)} training steps ({self.steps[0]} to {self.steps[-1]}): "
                   f"{s['estimator']} ({s['correlation']}) at every step; trend: change per checkpoint of the rho "
-                  f"of each head's final primary feature with {level}% intervals, p-values of the change of HSI "
+                  f"of the feature each head tracks over the run with {level}% intervals, p-values of the change of HSI "
                   f"from {s['trend_resamples']} episode permutations, {CORRECTION_NAMES['maxt']} over heads; "
                   f"seed={self.provenance['seed']}")
         table = pd.DataFrame({
@@ -169,7 +169,8 @@ def analyze_evolution(dataset: HSIDataset, settings: AnalysisSettings | None = N
     exchangeable between checkpoints, so they are permuted between them (each checkpoint keeps its count) and
     :math:`p_h = (1 + \#\{b: |b^*_{bh}| \ge |b_h|\}) / (1 + B)` [1]_, adjusted over the heads by the step-down
     max-T procedure from the same permutations [2]_. The trend reported with an interval is the slope of the rho of
-    the head's primary feature at the last step (nearly unbiased, unlike the HSI, a maximum), from a bootstrap that
+    the feature the head tracks over the run (largest mean rho over the steps in magnitude, a choice that favours no
+    direction of change; rho is nearly unbiased, unlike the HSI, a maximum), from a bootstrap that
     resamples each checkpoint's episodes within that checkpoint. The size and power of this test, against the
     earlier rank correlation of the K point estimates (whose p-value cannot go below :math:`2/K!`) and a
     first-versus-last test, are measured by ``nox -s trend`` and reported in the README.

@@ -14,13 +14,18 @@ between checkpoints (each keeps its number of episodes), the K HSIs and the slop
 :math:`p_h = (1 + \#\{b : |b^*_{bh}| \ge |b_h| - \epsilon\}) / (1 + B)` [1]_. The heads are corrected together by
 the step-down max-T procedure from the same permutations [2]_, which controls the family-wise error over heads.
 
-Estimate. The trend reported with an interval is the slope of rho of the head's primary feature at the last
-checkpoint (the feature it ends up tracking), signed so that a positive slope moves towards that last relation:
-:math:`\operatorname{sign}(\rho_{hfK}) \sum_k c_k \rho_{hfk}`. Unlike the slope of HSI, which the upward bias of
-a maximum of noisy correlations pulls towards 0 where a head does not yet track anything, rho is nearly unbiased,
-so its interval covers (94-97% in ``benchmarks/trend_study.py``; the slope of HSI covered 15-45%). The episodes of
-each checkpoint are resampled with replacement within that checkpoint (a stratified cluster bootstrap) and the
-slope recomputed; the interval is the percentile interval of those slopes.
+Estimate. The trend reported with an interval is the slope of rho of the feature the head tracks over the run:
+the feature whose rho, averaged over the checkpoints, is largest in magnitude,
+:math:`f_h = \arg\max_f |\bar\rho_{hf}|` with :math:`\bar\rho_{hf} = K^{-1} \sum_k \rho_{hfk}`, signed so that
+a positive slope moves towards that relation: :math:`\operatorname{sign}(\bar\rho_{hf_h}) \sum_k c_k
+\rho_{hf_hk}`. The choice weighs every checkpoint alike, so under "no change" it favours no direction of change
+(the mean of K exchangeable values is uncorrelated with their contrasts): choosing the strongest feature at the
+last checkpoint instead picks the feature that is largest there by chance and shows a rise towards it where there
+is none (its intervals covered a zero trend in 81-87% of no-effect heads in ``benchmarks/trend_study.py``). Unlike
+the slope of HSI, which the upward bias of a maximum of noisy correlations pulls towards 0 where a head does not
+yet track anything, rho is nearly unbiased, so its interval covers (see the README's table; the slope of HSI
+covered 15-60%). The episodes of each checkpoint are resampled with replacement within that checkpoint (a
+stratified cluster bootstrap) and the slope recomputed; the interval is the percentile interval of those slopes.
 
 With the ``pooled`` estimator and a ranked correlation, the ranks are those of all checkpoints together (the
 pooled ranks are not additive); every other estimator gives each checkpoint's own numbers exactly.
@@ -49,7 +54,7 @@ from .bootstrap import bootstrap_weights
 from .resampling import ExceedanceCounter, batch_sizes, quantiles_along_first
 
 __all__ = ["TREND_COLUMNS", "EpisodeSums", "TrendResult", "episode_sums", "slope_contrast", "slopes",
-           "trend_test"]
+           "tracked_feature", "trend_test"]
 
 FloatArray = NDArray[np.float64]
 #: Columns of :attr:`TrendResult.table`, in order.
@@ -64,8 +69,9 @@ class TrendResult:
     Attributes
     ----------
     table : DataFrame
-        One row per head: ``head, feature`` (its primary feature at the last checkpoint), ``slope`` (change of that
-        feature's rho per checkpoint, positive towards the last relation), ``ci_low, ci_high`` (stratified cluster
+        One row per head: ``head, feature`` (the feature it tracks over the run, :func:`tracked_feature`),
+        ``slope`` (change of that feature's rho per checkpoint, positive towards the relation), ``ci_low, ci_high``
+        (stratified cluster
         bootstrap), ``hsi_slope`` (the tested statistic, change of HSI per checkpoint), ``p_value``
         (episode-permutation test of the HSI slope), ``p_adjusted`` (step-down max-T over heads), ``n_steps``.
     steps : tuple of int
@@ -191,9 +197,8 @@ def trend_test(dataset: HSIDataset, settings: AnalysisSettings, *, n_resamples: 
     raw, _, step_down = counter.p_values(exact=False)
 
     rho = episodes.rho(episodes.assigned(episodes.step_of_row[None, :]))[0]  # (K, H, F)
-    magnitude = np.where(np.isnan(rho[-1]), -1.0, np.abs(rho[-1]))
-    heads, feature = np.arange(rho.shape[1]), magnitude.argmax(axis=1)
-    orientation = np.where(np.nan_to_num(rho[-1, heads, feature]) < 0, -1.0, 1.0)
+    feature, orientation = tracked_feature(rho)
+    heads = np.arange(rho.shape[1])
     estimate = orientation * (contrast @ rho[:, heads, feature])
     replicates = np.empty((n_resamples, rho.shape[1]))
     done = 0
@@ -209,6 +214,39 @@ def trend_test(dataset: HSIDataset, settings: AnalysisSettings, *, n_resamples: 
                           "slope": estimate, "ci_low": low, "ci_high": high, "hsi_slope": observed[0],
                           "p_value": raw, "p_adjusted": step_down, "n_steps": n_steps})
     return TrendResult(table.loc[:, list(TREND_COLUMNS)], episodes.steps, hsi[0], n_resamples, level)
+
+
+def tracked_feature(rho: FloatArray) -> tuple[NDArray[np.intp], FloatArray]:
+    r"""The feature each head tracks over the run and the sign of that relation.
+
+    :math:`f_h = \arg\max_f |\bar\rho_{hf}|`, :math:`\bar\rho_{hf} = K^{-1} \sum_k \rho_{hfk}`: every checkpoint
+    weighs alike, so the choice does not favour a direction of change (module doc). A feature whose rho is
+    undefined at some checkpoint is chosen only when every feature is.
+
+    Parameters
+    ----------
+    rho : ndarray (K, H, F)
+        rho of each checkpoint, head and feature.
+
+    Returns
+    -------
+    feature : ndarray of int (H,)
+    orientation : ndarray (H,)
+        +1 or -1, the sign of :math:`\bar\rho_{hf_h}` (+1 where it is 0 or undefined).
+
+    Examples
+    --------
+    One head, two features over K = 3 checkpoints: the second is the stronger over the run, though the first is
+    the stronger at the last checkpoint.
+
+    >>> rho = np.array([[[0.1, -0.5]], [[0.2, -0.5]], [[0.6, -0.4]]])
+    >>> tracked_feature(rho)
+    (array([1]), array([-1.]))
+    """
+    mean = np.asarray(rho, dtype=float).mean(axis=0)  # (H, F)
+    feature = np.where(np.isnan(mean), -1.0, np.abs(mean)).argmax(axis=1)
+    chosen = np.take_along_axis(mean, feature[:, None], axis=1)[:, 0]
+    return feature, np.where(np.nan_to_num(chosen) < 0, -1.0, 1.0)
 
 
 def slopes(hsi: FloatArray, contrast: FloatArray) -> FloatArray:

@@ -211,7 +211,8 @@ def _evolution_paragraph(evolution: EvolutionResult) -> str:
             f"between checkpoints, so they were permuted between them ({s['trend_resamples']} permutations, each "
             f"checkpoint keeping its number of episodes, p = (1 + k) / (1 + B) [phipson2010]), and the p-values were "
             f"adjusted over the heads with the step-down max-T procedure from the same permutations [westfall1993]. "
-            f"The trend is reported as the change per checkpoint of the rho of the head's primary feature at the "
-            f"last step, with a {level}% percentile interval from {s['trend_resamples']} resamples of each "
+            f"The trend is reported as the change per checkpoint of the rho of the feature the head tracks over the "
+            f"run (the largest mean rho over the steps in magnitude), with a {level}% percentile interval from "
+            f"{s['trend_resamples']} resamples of each "
             f"checkpoint's episodes within that checkpoint. A label emerges at the first step from which it is "
             f"validated at every later step.")
