@@ -90,8 +90,8 @@ class EvolutionResult:
         level = round(100 * s["confidence_level"])
         header = (f"Evolution over {len(self.steps)} training steps ({self.steps[0]} to {self.steps[-1]}): "
                   f"{s['estimator']} ({s['correlation']}) at every step; trend: change per checkpoint of the rho "
-                  f"of the feature each head tracks over the run with {level}% intervals, p-values of the change of HSI "
-                  f"from {s['trend_resamples']} episode permutations, {CORRECTION_NAMES['maxt']} over heads; "
+                  f"of the feature each head tracks over the run with {level}% intervals, p-values of the change of "
+                  f"HSI from {s['trend_resamples']} episode permutations, {CORRECTION_NAMES['maxt']} over heads; "
                   f"seed={self.provenance['seed']}")
         table = pd.DataFrame({
             "head": self.trends["head"],

@@ -53,7 +53,7 @@ from ..settings import AnalysisSettings, check_option
 from .resampling import TIE_TOLERANCE, batch_sizes, check_batch, quantiles_along_first
 
 __all__ = ["BootstrapResult", "bootstrap_weights", "cluster_bootstrap", "expanded_alpha", "run_cluster_bootstrap",
-           "strongest_share"]
+           "strongest_share", "weights_from_uniforms"]
 
 FloatArray = NDArray[np.float64]
 
@@ -137,7 +137,19 @@ def bootstrap_weights(rng: np.random.Generator, n_resamples: int, n_groups: int)
     Indices are drawn as ``floor(G * U)`` from uniform doubles, one per draw, so the stream of resamples does not
     depend on how the draws are split into batches.
     """
-    draws = np.minimum((rng.random((n_resamples, n_groups)) * n_groups).astype(np.intp), n_groups - 1)
+    return weights_from_uniforms(rng.random((n_resamples, n_groups)))
+
+
+def weights_from_uniforms(uniforms: FloatArray) -> FloatArray:
+    """Multiplicities (b, G) of the resamples whose G draws are ``floor(G * U)`` for the uniforms U (b, G).
+
+    Examples
+    --------
+    >>> weights_from_uniforms(np.array([[0.1, 0.2, 0.9]]))  # draws 0, 0, 2
+    array([[2., 0., 1.]])
+    """
+    n_resamples, n_groups = uniforms.shape
+    draws = np.minimum((uniforms * n_groups).astype(np.intp), n_groups - 1)
     flat = draws + (np.arange(n_resamples) * n_groups)[:, None]
     return np.bincount(flat.ravel(), minlength=n_resamples * n_groups).reshape(n_resamples, n_groups).astype(float)
 

@@ -50,7 +50,7 @@ from ..data import HSIDataset
 from ..estimators import estimate_with, hsi_from_rho
 from ..group_sums import GroupSums
 from ..settings import AnalysisSettings
-from .bootstrap import bootstrap_weights
+from .bootstrap import weights_from_uniforms
 from .resampling import ExceedanceCounter, batch_sizes, quantiles_along_first
 
 __all__ = ["TREND_COLUMNS", "EpisodeSums", "TrendResult", "episode_sums", "slope_contrast", "slopes",
@@ -129,11 +129,16 @@ class EpisodeSums:
         return self.assigned(np.stack([rng.permutation(self.step_of_row) for _ in range(size)]))
 
     def resampled(self, rng: np.random.Generator, size: int) -> FloatArray:
-        """Weights of ``size`` stratified cluster-bootstrap resamples: each checkpoint's episodes, with replacement."""
+        """Weights of ``size`` stratified cluster-bootstrap resamples: each checkpoint's episodes, with replacement.
+
+        Each resample draws one uniform per episode, resample after resample, so the stream of resamples does not
+        depend on how they are split into batches.
+        """
+        uniforms = rng.random((size, self.step_of_row.size))
         weights = np.zeros((size, len(self.steps), self.step_of_row.size))
         for k in range(len(self.steps)):
             rows = np.flatnonzero(self.step_of_row == k)
-            weights[:, k, rows] = bootstrap_weights(rng, size, rows.size)
+            weights[:, k, rows] = weights_from_uniforms(uniforms[:, rows])
         return weights
 
 
