@@ -18,7 +18,36 @@ from numpy.typing import ArrayLike, NDArray
 
 from ._validation import HSIDataError
 
-__all__ = ["HSIDataset"]
+__all__ = ["HSIDataset", "step_label"]
+
+
+def step_label(step: int, names: Mapping[int, str]) -> str:
+    """How a training step is shown: its name in ``names`` (e.g. ``"final"``), else its number."""
+    return names.get(int(step), str(int(step)))
+
+
+def _checked_step_names(names: Mapping[int, str] | None, steps: NDArray[np.int64] | None) -> dict[int, str]:
+    """``names`` as {int: non-empty str}, every key one of ``steps``."""
+    if names is None or len(names) == 0:
+        return {}
+    if not isinstance(names, Mapping):
+        raise HSIDataError(f"`step_names` must be a mapping of training step to name, but {type(names).__name__} "
+                           f"was passed.")
+    if steps is None:
+        raise HSIDataError(f"`step_names` names training steps, but the dataset has no `steps` ({dict(names)!r} "
+                           f"was passed).")
+    present = set(np.unique(steps).tolist())
+    checked = {}
+    for step, name in names.items():
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or int(step) not in present:
+            raise HSIDataError(f"`step_names` keys must be training steps of the dataset ({sorted(present)}), but "
+                               f"{step!r} was passed.")
+        if not isinstance(name, str) or not name.strip():
+            raise HSIDataError(f"`step_names[{step}]` must be a non-empty string, but {name!r} was passed.")
+        checked[int(step)] = name
+    if len(set(checked.values())) != len(checked):
+        raise HSIDataError(f"`step_names` must give each step its own name, but {checked!r} was passed.")
+    return checked
 
 
 def _frozen(array: NDArray[Any]) -> NDArray[Any]:
@@ -68,6 +97,9 @@ class HSIDataset:
         Default ``h0 .. h{H-1}``.
     notes : sequence of str, optional
         Provenance notes from the loader (for example, that an alignment was assumed); shown in reports.
+    step_names : mapping of int to str, optional
+        Names under which some training steps are shown (for example ``{200001: "final"}`` for a ``model_final``
+        checkpoint placed after the numbered ones); every key must be one of ``steps``. See :meth:`step_label`.
 
     Examples
     --------
@@ -86,6 +118,7 @@ class HSIDataset:
     slots: NDArray[np.int64] | None
     head_names: tuple[str, ...]
     notes: tuple[str, ...] = field(default=())
+    step_names: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def __init__(
         self,
@@ -98,6 +131,7 @@ class HSIDataset:
         slots: ArrayLike | None = None,
         head_names: Sequence[str] | None = None,
         notes: Sequence[str] = (),
+        step_names: Mapping[int, str] | None = None,
     ) -> None:
         att = _as_float_array("attention", attention, 3, "(S, H, V)")
         n_scen, n_heads, n_slots = att.shape
@@ -179,6 +213,7 @@ class HSIDataset:
         object.__setattr__(self, "slots", None if slot_array is None else _frozen(slot_array))
         object.__setattr__(self, "head_names", names)
         object.__setattr__(self, "notes", tuple(str(n) for n in notes))
+        object.__setattr__(self, "step_names", MappingProxyType(_checked_step_names(step_names, step_array)))
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -287,6 +322,8 @@ class HSIDataset:
             slots=None if self.slots is None else self.slots[keep],
             head_names=[self.head_names[h] for h in head_idx],
             notes=self.notes,
+            step_names=None if self.steps is None else {step: name for step, name in self.step_names.items()
+                                                         if np.any(self.steps[keep] == step)},
         )
 
     def _head_indices(self, heads: Sequence[str] | Sequence[int] | None) -> list[int]:
@@ -308,7 +345,19 @@ class HSIDataset:
     def with_groups(self, groups: ArrayLike) -> HSIDataset:
         """Return a copy whose resampling units are ``groups`` (shape (S,))."""
         return HSIDataset(self.attention, self.features, mask=self.mask, groups=groups, steps=self.steps,
-                          slots=self.slots, head_names=self.head_names, notes=self.notes)
+                          slots=self.slots, head_names=self.head_names, notes=self.notes,
+                          step_names=self.step_names)
+
+    def step_label(self, step: int) -> str:
+        """How ``step`` is shown: its name in :attr:`step_names`, else its number.
+
+        Examples
+        --------
+        >>> ds = HSIDataset(np.ones((2, 1, 3)), {"d": np.ones((2, 3))}, steps=[5, 6], step_names={6: "final"})
+        >>> ds.step_label(5), ds.step_label(6)
+        ('5', 'final')
+        """
+        return step_label(step, self.step_names)
 
     # ------------------------------------------------------------- identity
     def fingerprint(self) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from ._validation import HSIDataError, OptionTypeError, check_int, seeded_generator
 from .catalog import GENERAL_CONTEXT
-from .data import HSIDataset
+from .data import HSIDataset, step_label
 from .inference.trend import TREND_COLUMNS, trend_test
 from .results import HSIResult, analyze
 from .settings import CORRECTION_NAMES, AnalysisSettings
@@ -69,6 +69,8 @@ class EvolutionResult:
         ``seed`` (the int seed used, drawn and recorded when ``rng`` was None) and ``data_fingerprint``.
     notes : tuple of str
         What happened on the way (steps left out of the analysis and why).
+    step_names : mapping of int to str
+        The data set's :attr:`~hsi_stats.data.HSIDataset.step_names`: steps shown by name (e.g. ``"final"``).
     """
 
     per_step: pd.DataFrame
@@ -79,6 +81,11 @@ class EvolutionResult:
     settings: Mapping[str, Any]
     provenance: Mapping[str, Any]
     notes: tuple[str, ...] = ()
+    step_names: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def step_label(self, step: int) -> str:
+        """How ``step`` is shown in tables and figures: its name (e.g. ``"final"``), else its number."""
+        return step_label(step, self.step_names)
 
     def to_frame(self) -> pd.DataFrame:
         """The per-step table (:attr:`per_step`), as a copy."""
@@ -88,7 +95,8 @@ class EvolutionResult:
         """A readable table of each head's trend and emergence, with the settings that produced it."""
         s = self.settings
         level = round(100 * s["confidence_level"])
-        header = (f"Evolution over {len(self.steps)} training steps ({self.steps[0]} to {self.steps[-1]}): "
+        header = (f"Evolution over {len(self.steps)} training steps ({self.step_label(self.steps[0])} to "
+                  f"{self.step_label(self.steps[-1])}): "
                   f"{s['estimator']} ({s['correlation']}) at every step; trend: change per checkpoint of the rho "
                   f"of the feature each head tracks over the run with {level}% intervals, p-values of the change of "
                   f"HSI from {s['trend_resamples']} episode permutations, {CORRECTION_NAMES['maxt']} over heads; "
@@ -102,7 +110,7 @@ class EvolutionResult:
             "label at the last step": [self.per_step[(self.per_step["step"] == self.steps[-1])
                                                      & (self.per_step["head"] == h)]["label"].iloc[0]
                                        for h in self.trends["head"]],
-            "emerges at": ["never" if pd.isna(v) else str(int(v)) for v in self.trends["emerges_at"]],
+            "emerges at": ["never" if pd.isna(v) else self.step_label(int(v)) for v in self.trends["emerges_at"]],
         })
         notes = "".join(f"\nnote: {n}" for n in self.notes)
         return f"{header}\n{table.to_string(index=False)}{notes}"
@@ -233,8 +241,8 @@ def analyze_evolution(dataset: HSIDataset, settings: AnalysisSettings | None = N
         subset = dataset.select(scenarios=scenario_steps == step)
         result = None
         if subset.n_groups < 2:
-            notes.append(f"step {step}: {subset.n_groups} group(s) in {subset.n_scenarios} scenario(s); inference "
-                         "needs at least 2, so its HSI is NaN and no label is validated.")
+            notes.append(f"step {dataset.step_label(step)}: {subset.n_groups} group(s) in {subset.n_scenarios} "
+                         "scenario(s); inference needs at least 2, so its HSI is NaN and no label is validated.")
         else:
             result = analyze(subset, settings, rng=generator, batch=batch, progress=progress)
             results[step] = result
@@ -266,4 +274,5 @@ def analyze_evolution(dataset: HSIDataset, settings: AnalysisSettings | None = N
         settings=MappingProxyType({**settings.to_dict(), "trend_resamples": int(trend_resamples)}),
         provenance=MappingProxyType({"seed": seed, "data_fingerprint": dataset.fingerprint()}),
         notes=tuple(notes),
+        step_names=MappingProxyType(dict(dataset.step_names)),
     )

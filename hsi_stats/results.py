@@ -81,13 +81,12 @@ class HSIResult:
         """A readable table of the heads with the settings that produced it."""
         s = self.settings
         level = round(100 * s["confidence_level"])
-        selection = self.data_summary.get("step_selection") or {}
-        at = (f" at training step {selection['step']}" if selection.get("step") is not None else
-              f", {len(selection['available'])} training steps pooled" if selection.get("pooled") else "")
-        if selection.get("step") is not None and len(selection.get("available", ())) > 1:
-            count = len(selection["available"])
-            at += (f" ({'one of' if selection['chosen'] else 'the last of'} {count} steps"
-                   f"{', as asked' if selection['chosen'] else ''}; the others: analyze_evolution)")
+        selection = StepSelection.from_dict(self.data_summary["step_selection"])
+        at = (f" at training step {selection.label(selection.step)}" if selection.step is not None else
+              f", {len(selection.available)} training steps pooled" if selection.pooled else "")
+        if selection.step is not None and len(selection.available) > 1:
+            at += (f" ({'one of' if selection.chosen else 'the last of'} {len(selection.available)} steps"
+                   f"{', as asked' if selection.chosen else ''}; the others: analyze_evolution)")
         header = (f"HSI analysis{at}: {self.data_summary['n_scenarios']} scenarios in "
                   f"{self.data_summary['n_groups']} groups, {self.data_summary['n_heads']} heads x "
                   f"{self.data_summary['n_features']} features\n"
@@ -122,9 +121,10 @@ class HSIResult:
         d = self.data_summary
         validated = [f"{h}: {lab}" for h, lab, ok in self.heads[["head", "label", "validated"]].itertuples(index=False)
                      if ok]
-        step = (d.get("step_selection") or {}).get("step")
+        selection = StepSelection.from_dict(d["step_selection"])
+        step = "" if selection.step is None else f", step={selection.label(selection.step)}"
         return (f"HSIResult(heads={d['n_heads']}, features={d['n_features']}, scenarios={d['n_scenarios']}, "
-                f"groups={d['n_groups']}{'' if step is None else f', step={step}'}, validated={validated}, "
+                f"groups={d['n_groups']}{step}, validated={validated}, "
                 f"seed={self.provenance['seed']!r})")
 
     def registry(self, *, allow_unvalidated: bool = False) -> dict[str, Any]:

@@ -217,6 +217,25 @@ def test_an_extraction_gives_the_features_of_the_catalog_passed(tmp_path: Path) 
     assert driving.feature_names == ("ttc",) and own.feature_names == ("gap",)
 
 
+def test_a_final_checkpoint_is_shown_as_final(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hsi_stats import HSIDataset
+    from hsi_stats.io.extraction import write_extraction
+
+    run = generate(n_episodes=6, n_steps=3, checkpoints=(100, 200, 201), rng=2).dataset
+    named = HSIDataset(run.attention, run.features, mask=run.mask, groups=run.groups, steps=run.steps,
+                       head_names=run.head_names, step_names={201: "final"})
+    write_extraction(named, tmp_path / "run", kind="snapshot")  # extraction_model_final.pkl, step -1
+    out = tmp_path / "out"
+    assert main(["analyze", "--extraction", str(tmp_path / "run"), "--out", str(out), "--n-resamples", "19",
+                 "--seed", "0", "--format", ""]) == 0
+    printed = capsys.readouterr().out
+    assert "HSI analysis at training step final (the last of 3 steps" in printed
+    assert "Evolution over 3 training steps (100 to final)" in printed
+    assert sorted(pd.read_csv(out / "evolution.csv")["step"].unique()) == [100, 200, 201]  # numbers in the tables
+    notes = json.loads((out / "head_functions.json").read_text())["_meta"]["data_summary"]["notes"]
+    assert any(note.startswith("Step 201 is the final checkpoint (model_final, stored as step -1)") for note in notes)
+
+
 # ----------------------------------------------------------------------------- training runs
 @pytest.mark.slow  # evolution, report and three more analyses
 def test_a_run_of_three_checkpoints_is_analysed_one_policy_at_a_time(tmp_path: Path,
@@ -238,7 +257,8 @@ def test_a_run_of_three_checkpoints_is_analysed_one_policy_at_a_time(tmp_path: P
     registry = json.loads((out / "head_functions.json").read_text())
     assert registry["_meta"]["data_summary"]["steps"] == [300]
     assert registry["_meta"]["data_summary"]["step_selection"] == {"step": 300, "available": [100, 200, 300],
-                                                                    "pooled": False, "chosen": False}
+                                                                    "pooled": False, "chosen": False,
+                                                                    "step_names": {}}
     evolution = pd.read_csv(out / "evolution.csv")
     assert list(evolution.columns) == list(PER_STEP_COLUMNS) and sorted(evolution["step"].unique()) == [100, 200, 300]
     trends = pd.read_csv(out / "trends.csv")

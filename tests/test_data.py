@@ -309,6 +309,30 @@ def test_npz_round_trip_keeps_notes(tmp_path):
     assert loaded.fingerprint() == dataset.fingerprint()
 
 
+def test_npz_round_trip_keeps_step_names(tmp_path):
+    steps = np.repeat([100, 101], [2, 2])
+    dataset = HSIDataset(**{**inputs(), "steps": steps, "step_names": {101: "final"}})
+    write_npz(dataset, tmp_path / "run.npz")
+    loaded = load_npz(tmp_path / "run.npz")
+    assert dict(loaded.step_names) == {101: "final"} and loaded.step_label(100) == "100"
+    arrays = {**raw_arrays(), "steps": steps, "named_steps": np.array([101])}
+    with pytest.raises(ValueError, match="`named_steps` and `step_names` must be stored together, but only "
+                                         "named_steps was found"):
+        load_npz(write_raw_npz(tmp_path / "half.npz", **arrays))
+
+
+@pytest.mark.parametrize(("names", "steps", "message"), [
+    ({7: "final"}, [1, 1, 2, 2], "`step_names` keys must be training steps of the dataset ([1, 2]), but 7 was passed"),
+    ({2: " "}, [1, 1, 2, 2], "`step_names[2]` must be a non-empty string, but ' ' was passed"),
+    ({1: "a", 2: "a"}, [1, 1, 2, 2], "must give each step its own name"),
+    ({2: "final"}, None, "`step_names` names training steps, but the dataset has no `steps`"),
+    (["final"], [1, 1, 2, 2], "`step_names` must be a mapping of training step to name, but list was passed"),
+])
+def test_step_names_are_checked(names, steps, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        HSIDataset(**{**inputs(), "steps": steps, "step_names": names})
+
+
 def test_npz_loads_minimal_file(tmp_path):
     loaded = load_npz(write_raw_npz(tmp_path / "min.npz", **raw_arrays()))
     assert loaded.feature_names == FEATURE_NAMES

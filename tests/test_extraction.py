@@ -257,6 +257,17 @@ def test_write_snapshots_round_trip_exactly(tmp_path: Path) -> None:
     assert [(s["episode_id"], s["timestep"]) for s in scenarios] == [(2, 0), (3, 1), (4, 2)]
 
 
+def test_the_final_step_is_written_as_model_final(tmp_path: Path) -> None:
+    plain = extraction_dataset(["a", "a", "b", "b", "c"])
+    named = HSIDataset(plain.attention, plain.features, mask=plain.mask, groups=plain.groups, steps=plain.steps,
+                       step_names={10: "final"})
+    write_extraction(named, tmp_path, kind="snapshot")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["extraction_0.pkl", "extraction_model_final.pkl"]
+    assert _load(tmp_path / "extraction_model_final.pkl")["step"] == -1
+    back = load_extraction(tmp_path)
+    assert _steps(back) == [0, 0, 1, 1, 1] and dict(back.step_names) == {1: "final"}  # after the last numbered
+
+
 def test_write_extraction_leaves_out_what_is_not_given(tmp_path: Path) -> None:
     dataset = extraction_dataset(["a", "a", "b", "b", "c"])
     write_extraction(dataset, tmp_path / "rollout")
@@ -357,8 +368,10 @@ def test_extractor_snapshots_load_as_one_dataset(snapshot_folder: tuple[Path, di
     ds = load_extraction(folder)
     assert ds.feature_names == tuple(CATALOG_FEATURES)
     assert _steps(ds) == [100000] * 3 + [200000] * 3 + [200001] * 3
-    assert ds.notes == ("step 200001 is the final checkpoint (model_final, stored as step -1), shown as 'final': "
-                        "it follows every numbered checkpoint, the last of which is 200000",)
+    assert ds.notes == ("Step 200001 is the final checkpoint (model_final, stored as step -1), shown as 'final': "
+                        "it follows every numbered checkpoint, the last of which is 200000.",)
+    assert dict(ds.step_names) == {200001: "final"}
+    assert [ds.step_label(step) for step in (100000, 200000, 200001)] == ["100000", "200000", "final"]
     scenarios = written["100000"] + written["200000"] + written["model_final"]
     assert ds.groups.tolist() == [f"extraction_{name}/snapshot{i}" for name in ("100000", "200000", "model_final")
                                   for i in range(3)]
@@ -370,13 +383,17 @@ def test_extractor_snapshots_load_as_one_dataset(snapshot_folder: tuple[Path, di
             np.testing.assert_array_equal(ds.features[name][s], scenario["semantic_features"][name])
     chosen, selection = select_step(ds)
     assert selection.step == 200001 and chosen.groups.tolist()[0] == "extraction_model_final/snapshot0"
+    assert selection.describe().startswith("the analysis is of training step final (the last one")
+    assert dict(chosen.step_names) == {200001: "final"}
+    assert dict(ds.select(step_range=(0, 200000)).step_names) == {}  # the named step is not among those kept
 
 
 def test_model_final_alone_keeps_its_step(snapshot_folder: tuple[Path, dict[str, Any]]) -> None:
     folder, _ = snapshot_folder
     ds = load_extraction(folder / "extraction_model_final.pkl")
     assert _steps(ds) == [-1] * 3
-    assert ds.notes == ("step -1 is the final checkpoint (model_final), shown as 'final'",)
+    assert ds.notes == ("Step -1 is the final checkpoint (model_final), shown as 'final'.",)
+    assert ds.step_label(-1) == "final"
 
 
 def test_extractor_rollouts_with_scalar_metadata(tmp_path: Path) -> None:

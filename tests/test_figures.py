@@ -437,3 +437,16 @@ def test_save_figure_leaves_nothing_when_it_fails(result, tmp_path):
         save_figure(hsi_bars(result), target, dpi="high")
     assert list(tmp_path.iterdir()) == []
     assert plt.get_fignums() == []
+
+
+def test_evolution_plot_shows_a_named_final_step_one_spacing_on(per_step):
+    final = per_step.replace({"step": {2000: 1001}})  # model_final, stored as the last numbered step + 1
+    ax = evolution_plot(final, step_names={1001: "final"})
+    np.testing.assert_allclose(np.asarray(_line(ax, "h0").get_xdata(), float), [0, 1000, 2000])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1k", "final"]
+    many = pd.concat([per_step[per_step["step"] == 0].assign(step=step) for step in range(0, 20_000, 1000)]
+                     + [per_step[per_step["step"] == 0].assign(step=19_001)], ignore_index=True)
+    ax = evolution_plot(many, step_names={19_001: "final"})
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels[-1] == "final" and labels[0] == "0" and len(labels) <= 9
+    assert np.asarray(_line(ax, "h0").get_xdata(), float)[-1] == 20_000

@@ -228,7 +228,7 @@ def check_compatible(block: Block, first: Block) -> None:
                            f"same features.")
 
 
-def assemble(blocks: Sequence[Block], notes: Sequence[str]) -> HSIDataset:
+def assemble(blocks: Sequence[Block], notes: Sequence[str], step_names: Mapping[int, str] | None = None) -> HSIDataset:
     """Concatenate blocks in (stable) step order into one dataset, once they fit together."""
     ordered = sorted(blocks, key=lambda block: block.step)
     first = ordered[0]
@@ -245,6 +245,7 @@ def assemble(blocks: Sequence[Block], notes: Sequence[str]) -> HSIDataset:
         steps=np.concatenate(steps),
         head_names=first.head_names,
         notes=notes,
+        step_names=step_names,
     )
 
 

@@ -58,6 +58,8 @@ METADATA_KEYS = ("sdc_index", "timestep", "ego_speed", "positions_x", "positions
 
 #: The ``step`` the extractors give the ``model_final`` checkpoint.
 FINAL_STEP = -1
+#: How the ``model_final`` checkpoint is shown (:attr:`hsi_stats.HSIDataset.step_names`).
+FINAL_NAME = "final"
 
 # The mask (V,) and the features name -> (V,) of one scenario.
 _Semantic = tuple[NDArray[np.bool_], dict[str, NDArray[np.float64]]]
@@ -234,21 +236,23 @@ def _file_blocks(path: Path, trust_pickle: bool, reading: _Reading) -> Iterator[
                                f"fields {sorted(map(str, scenario))}.")
 
 
-def _final_last(blocks: list[Block]) -> tuple[list[Block], list[str]]:
-    """Blocks with model_final moved after every numbered checkpoint, and the note that says so.
+def _final_last(blocks: list[Block]) -> tuple[list[Block], list[str], dict[int, str]]:
+    """Blocks with model_final moved after every numbered checkpoint, the note that says so and its name.
 
     Steps stay integers, and the analysis takes the last one by default, so model_final becomes the
-    step after the last numbered checkpoint; alone, it keeps its own step.
+    step after the last numbered checkpoint; alone, it keeps its own step. Either way it is shown as "final".
     """
     if all(block.step != FINAL_STEP for block in blocks):
-        return blocks, []
+        return blocks, [], {}
     numbered = [block.step for block in blocks if block.step != FINAL_STEP]
     if not numbered:
-        return blocks, [f"step {FINAL_STEP} is the final checkpoint (model_final), shown as 'final'"]
+        return blocks, [f"Step {FINAL_STEP} is the final checkpoint (model_final), shown as 'final'."], {
+            FINAL_STEP: FINAL_NAME}
     final = max(numbered) + 1
     moved = [replace(block, step=final) if block.step == FINAL_STEP else block for block in blocks]
-    return moved, [f"step {final} is the final checkpoint (model_final, stored as step {FINAL_STEP}), shown "
-                   f"as 'final': it follows every numbered checkpoint, the last of which is {max(numbered)}"]
+    return moved, [f"Step {final} is the final checkpoint (model_final, stored as step {FINAL_STEP}), shown "
+                   f"as 'final': it follows every numbered checkpoint, the last of which is {max(numbered)}."], {
+        final: FINAL_NAME}
 
 
 def load_extraction(
@@ -325,16 +329,17 @@ def load_extraction(
     >>> ds = load_extraction(folder)
     >>> ds.attention.shape, ds.feature_names, ds.n_groups, ds.steps.tolist()
     ((4, 2, 3), ('ttc',), 4, [500, 500, 501, 501])
-    >>> ds.notes[0].split(":")[0]
-    "step 501 is the final checkpoint (model_final, stored as step -1), shown as 'final'"
+    >>> ds.notes[0].split(":")[0], ds.step_label(501)
+    ("Step 501 is the final checkpoint (model_final, stored as step -1), shown as 'final'", 'final')
     """
     reading = _load_extraction_iv(features, catalog)
     files = _extraction_files(path)
-    blocks, notes = _final_last([block for file in files for block in _file_blocks(file, trust_pickle, reading)])
+    blocks, notes, names = _final_last([block for file in files
+                                        for block in _file_blocks(file, trust_pickle, reading)])
     if reading.left_out:
         notes.append(f"per-vehicle entries outside the feature catalog were not taken as features: "
                      f"{sorted(reading.left_out)} (pass features= to take them)")
-    return assemble(blocks, notes=notes)
+    return assemble(blocks, notes=notes, step_names=names)
 
 
 # ------------------------------------------------------------------------------ writer
@@ -378,8 +383,9 @@ def write_extraction(
     """Write ``dataset`` as unified extractions (DESIGN 2.2) that :func:`load_extraction` reads back.
 
     Each checkpoint (distinct ``dataset.steps``) becomes ``path/extraction_{step}.pkl``, holding
-    ``{"step": step, "scenarios": [...]}``. ``kind="rollout"``: one scenario per episode
-    (``episode_id``, ``timesteps``), each of its scenarios in dataset order a timestep with
+    ``{"step": step, "scenarios": [...]}``; the step named ``"final"`` (:attr:`~hsi_stats.data.HSIDataset.step_names`)
+    becomes ``extraction_model_final.pkl`` with step -1, as the extractors write it. ``kind="rollout"``: one
+    scenario per episode (``episode_id``, ``timesteps``), each of its scenarios in dataset order a timestep with
     ``attention_distributions.per_vehicle_attention`` (V, H), ``semantic_features`` (name -> (V,),
     plus the bool ``valid``) and ``collision_risk``. ``kind="snapshot"``: one scenario per dataset
     scenario, with ``episode_id``, ``timestep``, ``attention_per_vehicle`` (H, V) and
@@ -425,4 +431,6 @@ def write_extraction(
     for step, rows in checkpoint_rows(dataset):
         scenarios = (_rollout_scenarios(dataset, rows, episodes, risk) if mode == "rollout"
                      else _snapshot_scenarios(dataset, rows, episodes, steps_in_episode))
-        dump_pickle({"step": step, "scenarios": scenarios}, Path(path) / EXTRACTION_PATTERN.replace("*", str(step)))
+        final = dataset.step_names.get(step) == FINAL_NAME  # written back as the extractors write model_final
+        dump_pickle({"step": FINAL_STEP if final else step, "scenarios": scenarios},
+                    Path(path) / EXTRACTION_PATTERN.replace("*", "model_final" if final else str(step)))

@@ -16,7 +16,7 @@ from ..data import HSIDataset
 __all__ = ["load_npz", "write_npz"]
 
 _REQUIRED = ("attention", "features", "feature_names")
-_OPTIONAL = ("mask", "groups", "steps", "slots", "head_names", "notes")
+_OPTIONAL = ("mask", "groups", "steps", "slots", "head_names", "notes", "named_steps", "step_names")
 
 
 def write_npz(dataset: HSIDataset, path: str | os.PathLike[str]) -> None:
@@ -56,6 +56,9 @@ def write_npz(dataset: HSIDataset, path: str | os.PathLike[str]) -> None:
         arrays["slots"] = dataset.slots
     if dataset.notes:
         arrays["notes"] = np.array(dataset.notes, dtype=str)
+    if dataset.step_names:
+        arrays["named_steps"] = np.array(list(dataset.step_names), dtype=np.int64)
+        arrays["step_names"] = np.array(list(dataset.step_names.values()), dtype=str)
     with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(handle, **arrays)
 
@@ -76,7 +79,8 @@ def load_npz(path: str | os.PathLike[str]) -> HSIDataset:
     """Read an :class:`HSIDataset` from the interchange ``.npz`` file.
 
     The file holds ``attention`` (S, H, V), ``features`` (S, F, V) and ``feature_names`` (F,), and optionally
-    ``mask``, ``groups``, ``steps``, ``slots`` and ``head_names``. Object arrays are refused: loading never
+    ``mask``, ``groups``, ``steps``, ``slots``, ``head_names``, ``notes`` and ``named_steps`` with
+    ``step_names`` (the steps shown by name, and their names). Object arrays are refused: loading never
     unpickles.
 
     Examples
@@ -122,4 +126,19 @@ def load_npz(path: str | os.PathLike[str]) -> HSIDataset:
         slots=data.get("slots"),
         head_names=None if "head_names" not in data else [str(n) for n in data["head_names"]],
         notes=() if "notes" not in data else [str(n) for n in data["notes"]],
+        step_names=_step_names(data, path),
     )
+
+
+def _step_names(data: dict[str, Any], path: Path) -> dict[int, str]:
+    """The ``named_steps``/``step_names`` pair of arrays as a mapping (both or neither, of equal length)."""
+    if ("named_steps" in data) != ("step_names" in data):
+        raise HSIDataError(f"{path}: `named_steps` and `step_names` must be stored together, but only "
+                           f"{'named_steps' if 'named_steps' in data else 'step_names'} was found.")
+    if "named_steps" not in data:
+        return {}
+    steps, names = data["named_steps"], data["step_names"]
+    if steps.ndim != 1 or names.shape != steps.shape or not np.issubdtype(steps.dtype, np.integer):
+        raise HSIDataError(f"{path}: `named_steps` (integers) and `step_names` must be 1-d arrays of one length, "
+                           f"but they have shapes {steps.shape} and {names.shape} and dtype {steps.dtype}.")
+    return {int(step): str(name) for step, name in zip(steps, names, strict=True)}

@@ -18,6 +18,7 @@ from ..catalog import GENERAL_CONTEXT
 from ..labels import STRENGTH_BANDS
 from ..results import HSIResult
 from ..settings import CORRECTION_NAMES
+from ..step_selection import StepSelection
 from . import figures
 from .formatting import format_interval, format_number, format_p
 from .methods import MethodsText, methods_text
@@ -74,7 +75,8 @@ def _summary_rows(result: HSIResult) -> list[tuple[str, str]]:
         ("data fingerprint", str(result.provenance["data_fingerprint"])[:16]),
     ]
     if d["steps"]:
-        rows.insert(4, ("training steps", ", ".join(map(str, d["steps"]))))
+        selection = StepSelection.from_dict(d["step_selection"])
+        rows.insert(4, ("training steps", ", ".join(selection.label(step) for step in d["steps"])))
     return rows
 
 
@@ -121,8 +123,8 @@ def _figures(result: HSIResult, evolution: EvolutionResult | None) -> list[Figur
     if evolution is not None:
         items.append(_draw("evolution", "Specialisation over training",
                            f"HSI per head across training steps with {level}% bands; filled markers are validated.",
-                           lambda: figures.evolution_plot(evolution.per_step,
-                                                          threshold=result.settings.threshold)))
+                           lambda: figures.evolution_plot(evolution.per_step, threshold=result.settings.threshold,
+                                                          step_names=evolution.step_names)))
     return items
 
 
@@ -140,11 +142,13 @@ def _evolution_tables(evolution: EvolutionResult | None) -> tuple[pd.DataFrame |
         "change of HSI per step": [format_number(v) for v in trends["hsi_slope"]],
         "adjusted p": [format_p(v) for v in trends["p_adjusted"]],
         f"label emerges at step [HSI {level}% CI]": [
-            "never" if pd.isna(step) else f"{int(step)} [{format_number(lo)}, {format_number(hi)}]"
+            "never" if pd.isna(step) else
+            f"{evolution.step_label(int(step))} [{format_number(lo)}, {format_number(hi)}]"
             for step, lo, hi in zip(trends["emerges_at"], trends["emergence_ci_low"], trends["emergence_ci_high"],
                                     strict=True)],
     })
-    emergence = [(h, "never" if step is None else str(step)) for h, step in evolution.emergence.items()]
+    emergence = [(h, "never" if step is None else evolution.step_label(step))
+                 for h, step in evolution.emergence.items()]
     return table, emergence
 
 

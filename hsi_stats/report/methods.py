@@ -190,9 +190,7 @@ def methods_text(result: HSIResult, evolution: EvolutionResult | None = None) ->
     fourth = (f"Analysis with hsi_stats {versions.get('hsi_stats', '?')} (numpy {versions.get('numpy', '?')}, "
               f"scipy {versions.get('scipy', '?')}, statsmodels {versions.get('statsmodels', '?')}), seed "
               f"{p['seed']}, data fingerprint {str(p['data_fingerprint'])[:16]}.")
-    selection = d.get("step_selection") or {}
-    described = StepSelection(selection["step"], tuple(selection["available"]), selection["pooled"],
-                              selection["chosen"]).describe() if selection else None
+    described = StepSelection.from_dict(d["step_selection"]).describe()
     if described:
         first += f" {described[0].upper()}{described[1:]}."
     paragraphs = [first, second, third]
@@ -205,7 +203,8 @@ def _evolution_paragraph(evolution: EvolutionResult) -> str:
     """How the training steps were compared."""
     s = evolution.settings
     level = round(100 * s["confidence_level"])
-    return (f"Each of the {len(evolution.steps)} training steps ({evolution.steps[0]} to {evolution.steps[-1]}) was "
+    return (f"Each of the {len(evolution.steps)} training steps ({evolution.step_label(evolution.steps[0])} to "
+            f"{evolution.step_label(evolution.steps[-1])}) was "
             f"analysed in the same way on its own episodes. Change over training was tested per head with the "
             f"least-squares slope of its HSI on the checkpoint index; under no change the episodes are exchangeable "
             f"between checkpoints, so they were permuted between them ({s['trend_resamples']} permutations, each "

@@ -5,12 +5,16 @@ It reads the ``per_step`` table of an :class:`~hsi_stats.evolution.EvolutionResu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter
+from numpy.typing import NDArray
 
 from ...evolution import PER_STEP_COLUMNS
 from ...settings import AnalysisSettings
@@ -44,7 +48,18 @@ def _evolution_iv(per_step: object) -> pd.DataFrame:
     return table
 
 
-def evolution_plot(per_step: pd.DataFrame, *, ax: Axes | None = None, threshold: float | None = None) -> Axes:
+def _positions(steps: NDArray[Any], names: Mapping[int, str]) -> NDArray[np.float64]:
+    """Where each step is drawn: at its number, except a named last step placed just after the one before it
+    (``model_final`` is stored as the last numbered step + 1), which goes one median spacing further."""
+    positions = steps.astype(float)
+    if steps.size > 1 and int(steps[-1]) in names:
+        spacing = np.median(np.diff(positions[:-1])) if steps.size > 2 else positions[-1] - positions[0]
+        positions[-1] = positions[-2] + max(spacing, positions[-1] - positions[-2])
+    return positions
+
+
+def evolution_plot(per_step: pd.DataFrame, *, ax: Axes | None = None, threshold: float | None = None,
+                   step_names: Mapping[int, str] | None = None) -> Axes:
     """HSI of each head across training steps, with confidence bands and validated steps marked.
 
     One line per head (in order of first appearance); the band is the interval ``[ci_low, ci_high]``, and a
@@ -63,6 +78,10 @@ def evolution_plot(per_step: pd.DataFrame, *, ax: Axes | None = None, threshold:
     threshold : float, optional
         Where to draw the validation-threshold line (the analysis's ``threshold``); default
         ``AnalysisSettings().threshold``.
+    step_names : mapping of int to str, optional
+        Steps labelled by name on the axis (:attr:`EvolutionResult.step_names
+        <hsi_stats.evolution.EvolutionResult.step_names>`); a named last step (``"final"``, stored as the step
+        after the last numbered one) is drawn one usual spacing after the step before it.
 
     Returns
     -------
@@ -71,6 +90,8 @@ def evolution_plot(per_step: pd.DataFrame, *, ax: Axes | None = None, threshold:
     table = _evolution_iv(per_step)
     threshold = AnalysisSettings().threshold if threshold is None else float(threshold)
     steps = np.sort(pd.unique(table["step"].to_numpy()))
+    names = dict(step_names or {})
+    positions = _positions(steps, names)
     heads = [h for h in pd.unique(table["head"])]
     palette = sns.color_palette("colorblind" if len(heads) <= 10 else "husl", n_colors=len(heads))
     ax = new_axes(ax, (8.6, 4.6))
@@ -78,7 +99,7 @@ def evolution_plot(per_step: pd.DataFrame, *, ax: Axes | None = None, threshold:
     # With one step there are no lines to follow: spread the heads side by side around it instead.
     spread = np.linspace(-0.3, 0.3, len(heads)) if len(heads) > 1 else np.zeros(1)
     for i, (head, colour) in enumerate(zip(heads, palette, strict=True)):
-        x = spread[i : i + 1] if single else steps.astype(float)
+        x = spread[i : i + 1] if single else positions
         sub = table[table["head"] == head].set_index("step").reindex(steps)
         hsi = pd.to_numeric(sub["hsi"], errors="coerce").to_numpy(float)
         low = pd.to_numeric(sub["ci_low"], errors="coerce").to_numpy(float)
@@ -110,12 +131,16 @@ def evolution_plot(per_step: pd.DataFrame, *, ax: Axes | None = None, threshold:
                 Line2D([], [], color=REFERENCE_COLOUR, linestyle="--", label=f"threshold {threshold:g}")]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     formatter = EngFormatter(sep="")
+    labels = [names.get(int(step), formatter.format_data(float(step))) for step in steps]
     if single:
-        ax.set_xticks([0.0], [formatter.format_data(float(steps[0]))])
+        ax.set_xticks([0.0], labels)
         ax.set_xlim(-0.5, 0.5)
+    elif steps.size <= 12 or names:
+        shown = np.arange(steps.size) if steps.size <= 12 else np.unique(np.r_[
+            np.linspace(0, steps.size - 1, 8).round().astype(int),
+            [i for i, step in enumerate(steps) if int(step) in names]])
+        ax.set_xticks(positions[shown], [labels[i] for i in shown])
     else:
-        if steps.size <= 12:
-            ax.set_xticks(steps.astype(float))
         ax.xaxis.set_major_formatter(formatter)
     ax.set_ylim(0.0, 1.0)
     ax.set_xlabel("training step")
