@@ -21,10 +21,10 @@ a positive slope moves towards that relation: :math:`\operatorname{sign}(\bar\rh
 \rho_{hf_hk}`. The choice weighs every checkpoint alike, so under "no change" it favours no direction of change
 (the mean of K exchangeable values is uncorrelated with their contrasts): choosing the strongest feature at the
 last checkpoint instead picks the feature that is largest there by chance and shows a rise towards it where there
-is none (its intervals covered a zero trend in 81-87% of no-effect heads in ``benchmarks/trend_study.py``). Unlike
+is none (its intervals covered a zero trend in 81-89% of no-effect heads in ``benchmarks/trend_study.py``). Unlike
 the slope of HSI, which the upward bias of a maximum of noisy correlations pulls towards 0 where a head does not
 yet track anything, rho is nearly unbiased, so its interval covers (see the README's table; the slope of HSI
-covered 15-60%). The episodes of each checkpoint are resampled with replacement within that checkpoint (a
+covered 20-60%). The episodes of each checkpoint are resampled with replacement within that checkpoint (a
 stratified cluster bootstrap) and the slope recomputed; the interval is the percentile interval of those slopes.
 
 With the ``pooled`` estimator and a ranked correlation, the ranks are those of all checkpoints together (the
