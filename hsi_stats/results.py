@@ -86,7 +86,7 @@ class HSIResult:
               f", {len(selection.available)} training steps pooled" if selection.pooled else "")
         if selection.step is not None and len(selection.available) > 1:
             at += (f" ({'one of' if selection.chosen else 'the last of'} {len(selection.available)} steps"
-                   f"{', as asked' if selection.chosen else ''}; the others: analyze_evolution)")
+                   f"{', as asked' if selection.chosen else ''}; the others are in the evolution over training)")
         header = (f"HSI analysis{at}: {self.data_summary['n_scenarios']} scenarios in "
                   f"{self.data_summary['n_groups']} groups, {self.data_summary['n_heads']} heads x "
                   f"{self.data_summary['n_features']} features\n"
