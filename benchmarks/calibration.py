@@ -255,8 +255,8 @@ def _analyze_numbers(ds: Any, options: dict[str, Any], seed: np.random.SeedSeque
         "p_adjusted": pairs["p_adjusted"].to_numpy(float),
         "focus_low": pairs["focus_ci_low"].to_numpy(float),
         "focus_high": pairs["focus_ci_high"].to_numpy(float),
-        "head_p_value": heads["p_value"].to_numpy(float),
-        "head_p_adjusted": heads["p_adjusted"].to_numpy(float),
+        "head_p_value": heads["hsi_p_value"].to_numpy(float),
+        "head_p_adjusted": heads["hsi_p_adjusted"].to_numpy(float),
         "validated": heads["validated"].to_numpy(bool),
         "label": heads["label"].astype(str).tolist(),
     }

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from ._validation import HSIDataError, OptionTypeError, check_int, seeded_generator
 from .catalog import GENERAL_CONTEXT
 from .data import HSIDataset, step_label
+from .formatting import format_p
 from .inference.trend import TREND_COLUMNS, trend_test
 from .results import HSIResult, analyze
 from .settings import CORRECTION_NAMES, AnalysisSettings
@@ -106,7 +107,7 @@ class EvolutionResult:
             "feature": self.trends["feature"],
             "trend [CI]": [f"{v:+.3f} [{lo:+.3f}, {hi:+.3f}]" for v, lo, hi in
                            zip(self.trends["slope"], self.trends["ci_low"], self.trends["ci_high"], strict=True)],
-            "p_adj": [f"{p:.4f}" for p in self.trends["p_adjusted"]],
+            "p_adj": [format_p(p) for p in self.trends["p_adjusted"]],
             "label at the last step": [self.per_step[(self.per_step["step"] == self.steps[-1])
                                                      & (self.per_step["head"] == h)]["label"].iloc[0]
                                        for h in self.trends["head"]],

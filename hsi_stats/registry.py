@@ -46,7 +46,7 @@ def described_pair(head: Mapping[Any, Any], pairs: pd.DataFrame,
     feature = described_feature(label, head.get("label_feature"), head.get("primary_feature"))
     match = pairs[(pairs["head"] == head["head"]) & (pairs["feature"] == feature)] if feature else pairs.iloc[:0]
     pair: dict[str, Any] = {str(k): v for k, v in match.iloc[0].items()} if len(match) else {}
-    stability = head.get("label_stability") if label != GENERAL_CONTEXT else head.get("stability")
+    stability = head.get("label_stability") if label != GENERAL_CONTEXT else head.get("primary_stability")
     return feature, pair, float("nan") if stability is None else float(stability)
 
 
@@ -102,8 +102,8 @@ def _entry(head: Mapping[str, Any], pairs: pd.DataFrame, catalog: FeatureCatalog
         "focus": _number(pair.get("focus")),
         "focus_ci": [_number(pair.get("focus_ci_low")), _number(pair.get("focus_ci_high"))],
         "focus_target": pair.get("focus_target"),
-        "hsi_p_value": _number(head.get("p_value")),
-        "hsi_p_adjusted": _number(head.get("p_adjusted")),
+        "hsi_p_value": _number(head.get("hsi_p_value")),
+        "hsi_p_adjusted": _number(head.get("hsi_p_adjusted")),
     }
 
 

@@ -25,16 +25,24 @@ from .catalog import FeatureCatalog
 from .data import HSIDataset
 from .estimators import Estimate, estimate_with, selectivity
 from .focus import focus_sums, is_indicator
+from .formatting import MISSING, format_interval, format_number, format_p
 from .inference.bootstrap import BootstrapResult, run_cluster_bootstrap
 from .inference.multitest import family_adjusted, smallest_adjusted
 from .inference.randomisation import PermutationInputs, RandomisationResult, resolve_scheme, run_randomisation_test
 from .inference.resampling import check_batch
 from .labels import HeadEvidence, judge_head
-from .registry import build_registry, described_pair, judged_reasons, write_registry
+from .registry import build_registry, write_registry
 from .settings import CORRECTION_NAMES, PERMUTATION_SCHEMES, AnalysisSettings, document_options
 from .step_selection import StepSelection, select_step
 
-__all__ = ["HSIResult", "analyze"]
+__all__ = ["HEAD_COLUMNS", "HSIResult", "analyze"]
+
+#: Columns of :attr:`HSIResult.heads`, in order.
+HEAD_COLUMNS = ("head", "hsi", "ci_low", "ci_high", "hsi_p_value", "hsi_p_adjusted", "primary_feature",
+                "primary_rho", "runner_up", "primary_stability", "selectivity", "label_feature", "label", "strength",
+                "validated", "reasons", "label_rho", "label_ci_low", "label_ci_high", "label_p_value",
+                "label_p_adjusted", "label_stability", "label_focus", "label_focus_ci_low", "label_focus_ci_high",
+                "label_focus_target")
 
 _VERSIONED = ("hsi_stats", "numpy", "scipy", "pandas", "statsmodels")
 
@@ -49,9 +57,15 @@ class HSIResult:
         One row per (head, feature): ``head, feature, rho, ci_low, ci_high, p_value, p_adjusted`` (plus
         ``n_used`` and ``se``).
     heads : DataFrame
-        One row per head: ``head, hsi, ci_low, ci_high, p_value, p_adjusted, primary_feature, primary_rho,
-        runner_up, stability, selectivity, label_feature, label, strength, validated, reasons`` (plus
-        ``label_rho``, ``label_ci_low``, ``label_ci_high``, ``label_p_adjusted``, ``label_stability``).
+        One row per head: ``head, hsi, ci_low, ci_high, hsi_p_value, hsi_p_adjusted, primary_feature,
+        primary_rho, runner_up, primary_stability, selectivity, label_feature, label, strength, validated,
+        reasons, label_rho, label_ci_low, label_ci_high, label_p_value, label_p_adjusted, label_stability,
+        label_focus, label_focus_ci_low, label_focus_ci_high, label_focus_target``. Two tests, two names:
+        ``hsi_p_*`` is the test of the head's HSI (adjusted over the heads), ``label_p_*`` the test of the label
+        feature's pair (adjusted over every head x feature pair, as in :attr:`pairs`). ``primary_stability`` is
+        the share of bootstrap resamples in which the primary feature stays the strongest; ``label_stability``
+        the label feature's among the sign-consistent features. ``label_feature`` is the feature the label is
+        judged on: for a General Context Head, the candidate that failed (the ``reasons`` say why), or none.
     settings : AnalysisSettings
         Every option of the analysis, resolved: ``scheme`` is the scheme used, ``scheme_requested`` what was
         asked for. ``settings.to_dict()`` is what the registry and the report record.
@@ -96,25 +110,28 @@ class HSIResult:
                   f", correction={s['correction']}, seed={self.provenance['seed']}")
         rows, reasons = [], []
         for head in self.heads.to_dict(orient="records"):
-            feature, pair, stability = described_pair(head, self.pairs, head["label"])
+            labelled = isinstance(head["label_feature"], str)
             rows.append({
                 "head": head["head"],
-                "HSI [CI]": f"{head['hsi']:.3f} [{head['ci_low']:.3f}, {head['ci_high']:.3f}]",
-                "primary": head["primary_feature"],
-                "feature": feature,
-                "rho": f"{pair.get('rho', float('nan')):+.3f}",
-                "focus": f"{pair.get('focus', float('nan')):+.2f}",
-                "p_adj": f"{pair.get('p_adjusted', float('nan')):.4f}",
-                "stability": f"{stability:.2f}",
+                "HSI [CI]": format_interval(head["hsi"], head["ci_low"], head["ci_high"]),
+                "HSI p_adj": format_p(head["hsi_p_adjusted"]),
+                "primary": head["primary_feature"] if isinstance(head["primary_feature"], str) else MISSING,
+                "label feature": head["label_feature"] if labelled else MISSING,
+                "rho": format_number(head["label_rho"]) if labelled else MISSING,
+                "focus": format_number(head["label_focus"], 2) if labelled else MISSING,
+                "label p_adj": format_p(head["label_p_adjusted"]) if labelled else MISSING,
+                "stability": format_number(head["label_stability"], 2) if labelled else MISSING,
                 "label": head["label"],
                 "validated": "yes" if head["validated"] else "no",
             })
             if not head["validated"] and head["reasons"]:
-                reasons.append(f"  {head['head']}: {judged_reasons(head, feature)}")
+                reasons.append(f"  {head['head']}: {head['reasons']}")
         table = pd.DataFrame(rows).to_string(index=False)
-        footnote = ("feature: the label's feature, or the primary one for a General Context Head; rho, focus (excess "
-                    "attention share on its target: 0 uniform, 1 all), p_adj (adjusted p of that pair) and "
-                    "stability describe it")
+        footnote = ("HSI p_adj: the test of the head's HSI, adjusted over the heads. label feature: the feature the "
+                    "label is judged on (for a General Context Head, the candidate that failed); its rho, focus "
+                    "(excess attention share on its target: 0 uniform, 1 all), label p_adj (its pair test, adjusted "
+                    "over every head x feature pair) and stability (share of resamples in which it stays the "
+                    "strongest) decide the label")
         return f"{header}\n{table}\n{footnote}" + ("\nreasons:\n" + "\n".join(reasons) if reasons else "")
 
     def __repr__(self) -> str:
@@ -210,7 +227,7 @@ def _pairs_frame(est: Estimate, boot: BootstrapResult, test: RandomisationResult
 
 def _heads_frame(est: Estimate, boot: BootstrapResult, test: RandomisationResult, pair_adjusted: np.ndarray,
                  head_adjusted: np.ndarray, selectivities: np.ndarray, settings: AnalysisSettings,
-                 focus: np.ndarray) -> pd.DataFrame:
+                 focus: np.ndarray, targets: list[str]) -> pd.DataFrame:
     base = est.heads_frame().drop(columns="runner_up_rho")
     stability = boot.stability(est.rho)
     rows = []
@@ -223,20 +240,18 @@ def _heads_frame(est: Estimate, boot: BootstrapResult, test: RandomisationResult
             return float("nan") if f is None else float(values[h, f])
 
         rows.append({
-            "ci_low": boot.hsi_low[h], "ci_high": boot.hsi_high[h], "p_value": test.head_p[h],
-            "p_adjusted": head_adjusted[h], "stability": stability[h], "selectivity": selectivities[h],
+            "ci_low": boot.hsi_low[h], "ci_high": boot.hsi_high[h], "hsi_p_value": test.head_p[h],
+            "hsi_p_adjusted": head_adjusted[h], "primary_stability": stability[h], "selectivity": selectivities[h],
             **verdict.as_row(),
             "label_rho": at(est.rho), "label_ci_low": at(boot.rho_low), "label_ci_high": at(boot.rho_high),
-            "label_p_adjusted": at(pair_adjusted), "label_focus": at(focus),
+            "label_p_value": at(test.pair_p), "label_p_adjusted": at(pair_adjusted), "label_focus": at(focus),
             "label_focus_ci_low": at(np.asarray(boot.focus_low)),
             "label_focus_ci_high": at(np.asarray(boot.focus_high)),
+            "label_focus_target": None if f is None else targets[h * len(est.feature_names) + f],
         })
     extra = pd.DataFrame(rows)
     frame = pd.concat([base, extra], axis=1)
-    order = ["head", "hsi", "ci_low", "ci_high", "p_value", "p_adjusted", "primary_feature", "primary_rho",
-             "runner_up", "stability", "selectivity", "label_feature", "label", "strength", "validated", "reasons",
-             "label_rho", "label_ci_low", "label_ci_high", "label_p_adjusted", "label_stability", "label_focus",
-             "label_focus_ci_low", "label_focus_ci_high"]
+    order = list(HEAD_COLUMNS)
     return frame[order + [c for c in frame.columns if c not in order]]
 
 
@@ -334,9 +349,11 @@ def analyze(
         "versions": _versions(), "data_fingerprint": dataset.fingerprint(), "seed": seed,
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
+    targets = _focus_targets(directions, dataset)
     return HSIResult(
-        pairs=_pairs_frame(est, boot, test, pair_adjusted, focus.focus(), _focus_targets(directions, dataset)),
-        heads=_heads_frame(est, boot, test, pair_adjusted, head_adjusted, selectivity(dataset), used, focus.focus()),
+        pairs=_pairs_frame(est, boot, test, pair_adjusted, focus.focus(), targets),
+        heads=_heads_frame(est, boot, test, pair_adjusted, head_adjusted, selectivity(dataset), used, focus.focus(),
+                           targets),
         settings=used,
         data_summary=MappingProxyType(_data_summary(dataset, est, selection)),
         provenance=provenance,

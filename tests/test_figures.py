@@ -16,6 +16,7 @@ from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
 
 from hsi_stats import HSIDataset, analyze
+from hsi_stats.formatting import format_p
 from hsi_stats.report import (
     attention_distributions,
     attention_vs_feature,
@@ -168,11 +169,11 @@ def test_heatmap_leaves_an_undefined_rho_blank(result):
 
 
 # ------------------------------------------------------------------------------------------------ focus
-def test_focus_bars_and_intervals_are_the_described_pairs(result):
+def test_focus_bars_and_intervals_are_the_label_features_pairs(result):
     ax = focus_plot(result)
     expected = []
     for head in result.heads.itertuples():
-        feature = head.label_feature if head.label != "General Context Head" else head.primary_feature
+        feature = head.label_feature  # the feature the label is judged on, as in the head table
         row = result.pairs[(result.pairs["head"] == head.head) & (result.pairs["feature"] == feature)].iloc[0]
         expected.append((row["focus"], row["focus_ci_low"], row["focus_ci_high"], f"{feature}: {row['focus_target']}"))
     widths = [patch.get_width() for patch in ax.patches[:len(expected)]]
@@ -333,7 +334,8 @@ def test_null_distributions_show_the_observed_hsi_and_p_values(result):
     assert len(panels) == 2
     for ax, head in zip(panels, ["h0", "h5"], strict=True):
         row = result.heads.set_index("head").loc[head]
-        assert ax.get_title().startswith(f"{head}: p = {row['p_value']:.3f}, adj. {row['p_adjusted']:.3f}")
+        assert ax.get_title().startswith(f"{head}: p = {format_p(row['hsi_p_value'])}, "
+                                         f"adj. {format_p(row['hsi_p_adjusted'])}")
         vertical = [line.get_xdata()[0] for line in ax.lines]
         assert vertical == [pytest.approx(row["hsi"])]
         assert ax.patches  # the histogram

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 import re
 import shutil
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 
 import matplotlib
@@ -25,8 +25,9 @@ from pypdf import PdfReader
 matplotlib.use("Agg")
 
 from hsi_stats import analyze, write_report
+from hsi_stats.formatting import format_interval, format_number, format_p
 from hsi_stats.report.methods import methods_text
-from hsi_stats.report.tables import format_interval, format_p, head_table
+from hsi_stats.report.tables import head_table
 from hsi_stats.synthetic import generate
 
 
@@ -81,28 +82,78 @@ def test_pdf_holds_the_head_table_methods_and_figures(report_dir: Path, pdf_text
     assert n_images == len(html_images)  # every figure of the report, once
 
 
-def test_numbers_agree_across_outputs(report_dir: Path, pdf_text: str, result) -> None:
-    html = (report_dir / "report.html").read_text()
-    latex = (report_dir / "table.tex").read_text()
+class _HeadRows(HTMLParser):
+    """The cells of the HTML head table, row by row (the header row first)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self._inside = self._cell = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table" and ("class", "heads") in attrs:
+            self._inside = True
+        elif self._inside and tag == "tr":
+            self.rows.append([])
+        elif self._inside and tag in ("td", "th"):
+            self._cell = True
+            self.rows[-1].append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self._inside = False
+        elif tag in ("td", "th"):
+            self._cell = False
+
+    def handle_data(self, data: str) -> None:
+        if self._inside and self._cell:
+            self.rows[-1][-1] += data
+
+
+def _expected_cells(row: pd.Series) -> dict[str, str]:
+    """The cells every view prints for one row of heads.csv."""
+    return {"HSI [CI]": format_interval(row["hsi"], row["ci_low"], row["ci_high"]),
+            "HSI adj. p": format_p(row["hsi_p_adjusted"]),
+            "label feature": str(row["label_feature"]),
+            "rho [CI]": format_interval(row["label_rho"], row["label_ci_low"], row["label_ci_high"]),
+            "label adj. p": format_p(row["label_p_adjusted"]),
+            "label stability": format_number(row["label_stability"], 2)}
+
+
+def test_the_same_number_is_printed_the_same_in_every_view(report_dir: Path, pdf_text: str, result) -> None:
+    """heads.csv, the summary, the HTML, the PDF and the LaTeX show the HSI's adjusted p and the label feature's
+    adjusted p under distinct names, with the same digits; rho, interval and stability likewise."""
     heads_csv = pd.read_csv(report_dir / "heads.csv")
-    pairs_csv = pd.read_csv(report_dir / "pairs.csv")
-    registry = json.loads((report_dir / "head_functions.json").read_text())
-    text = _normalise(pdf_text)
-    assert any(entry["validated"] for key, entry in registry.items() if key != "_meta")
+    assert {"hsi_p_adjusted", "label_p_adjusted", "primary_stability", "label_stability"} <= set(heads_csv.columns)
+    assert "p_adjusted" not in heads_csv.columns and "stability" not in heads_csv.columns
+    assert (heads_csv["hsi_p_adjusted"] != heads_csv["label_p_adjusted"]).any()  # two tests, not one number twice
+    parser = _HeadRows()
+    parser.feed((report_dir / "report.html").read_text())
+    header, *html_rows = parser.rows
+    summary = result.summary().splitlines()
+    summary_header = next(line for line in summary if line.lstrip().startswith("head "))
+    assert "HSI p_adj" in summary_header and "label p_adj" in summary_header
+    text, latex = _normalise(pdf_text), _normalise((report_dir / "table.tex").read_text())
+    assert "HSI adj. p" in text and "label adj. p" in text
+    assert "HSI adj. p" in latex and "label adj. p" in latex
     for h, row in heads_csv.iterrows():
-        interval = format_interval(row["hsi"], row["ci_low"], row["ci_high"])
-        assert interval == format_interval(*result.heads.loc[h, ["hsi", "ci_low", "ci_high"]])
-        assert interval in html and interval in latex and interval in text
-        # One feature describes a head wherever one is shown: its label's, or the primary one without a label.
-        feature = row["label_feature"] if row["label"] != "General Context Head" else row["primary_feature"]
-        pair = pairs_csv[(pairs_csv["head"] == row["head"]) & (pairs_csv["feature"] == feature)].iloc[0]
-        rho_cell = format_interval(pair["rho"], pair["ci_low"], pair["ci_high"])
-        assert f"{feature}: {rho_cell}" in html and rho_cell in text and rho_cell in latex
-        assert format_p(pair["p_adjusted"]) in html
-        entry = registry[str(h)]
-        if entry["validated"]:
-            assert entry["primary_feature"] == feature
-            assert entry["correlation_ci"] == pytest.approx([pair["ci_low"], pair["ci_high"]], rel=1e-12)
+        expected = _expected_cells(row)
+        cells = dict(zip(header, html_rows[h], strict=True))
+        assert {name: cells[name] for name in expected} == expected, row["head"]
+        line = next(line for line in summary if line.split()[:1] == [row["head"]])
+        summary_order = [expected["HSI [CI]"], expected["HSI adj. p"], expected["label feature"],
+                         format_number(row["label_rho"]), format_p(row["label_p_adjusted"]),
+                         expected["label stability"]]
+        assert re.search(".*".join(re.escape(cell) for cell in summary_order), line), (line, summary_order)
+        for name, cell in expected.items():
+            assert _latex(cell) in latex, (row["head"], cell)
+            if name != "label feature":  # numbers; the PDF's words are checked unbroken on their own
+                assert cell in text, (row["head"], cell)
+
+
+def _latex(cell: str) -> str:
+    """A cell as the LaTeX table escapes it."""
+    return cell.replace("_", "\\_").replace("<", "\\textless ")
 
 
 @pytest.mark.filterwarnings("ignore::hsi_stats._validation.ResamplingWarning")  # few resamples, on purpose
@@ -146,21 +197,21 @@ def test_html_renders_in_headless_chromium(report_dir: Path, tmp_path: Path) -> 
     assert screenshot.stat().st_size > 20_000  # a rendered page, not a blank one
 
 
-def test_head_table_says_which_feature_the_reasons_judge(result) -> None:
-    # A General Context Head is shown with its primary feature; when its label's candidate is another feature
-    # (the primary one has the wrong sign), the reasons say so rather than seem to describe the shown feature.
+def test_head_table_shows_the_feature_the_reasons_judge(result) -> None:
+    # A General Context Head whose label candidate is another feature than its primary one (the primary one has
+    # the wrong sign): the label columns show the candidate, which the reasons judge, beside the primary feature.
     heads = result.heads.copy()
     general = heads.index[heads["label"] == "General Context Head"][0]
     candidate = next(f for f in result.estimate.feature_names if f != heads.loc[general, "primary_feature"])
     heads.loc[general, "label_feature"] = candidate
     table = head_table(dataclasses.replace(result, heads=heads))
     row = table.loc[general]
-    assert row["rho [CI]"].startswith(f"{heads.loc[general, 'primary_feature']}: ")
-    assert row["reasons"] == f"label candidate {candidate}: {heads.loc[general, 'reasons']}"
+    assert row["label feature"] == candidate and row["primary feature"] == heads.loc[general, "primary_feature"]
+    assert row["reasons"] == heads.loc[general, "reasons"]
     for h, head in heads.iterrows():
-        shown = head["label_feature"] if head["label"] != "General Context Head" else head["primary_feature"]
-        differs = isinstance(head["label_feature"], str) and head["label_feature"] != shown and head["reasons"]
-        assert table.loc[h, "reasons"].startswith("label candidate") == bool(differs), head["head"]
+        interval = format_interval(head["label_rho"], head["label_ci_low"], head["label_ci_high"])
+        assert table.loc[h, "rho [CI]"] == interval and table.loc[h, "label adj. p"] == format_p(
+            head["label_p_adjusted"])
 
 
 def test_the_pdf_head_table_fits_the_page() -> None:

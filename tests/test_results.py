@@ -28,9 +28,10 @@ from hsi_stats.catalog import GENERAL_CONTEXT
 from hsi_stats.synthetic import generate
 
 PAIR_COLUMNS = ["head", "feature", "rho", "ci_low", "ci_high", "p_value", "p_adjusted"]
-HEAD_COLUMNS = ["head", "hsi", "ci_low", "ci_high", "p_value", "p_adjusted", "primary_feature", "primary_rho",
-                "runner_up", "stability", "selectivity", "label_feature", "label", "strength", "validated",
-                "reasons"]
+HEAD_COLUMNS = ["head", "hsi", "ci_low", "ci_high", "hsi_p_value", "hsi_p_adjusted", "primary_feature",
+                "primary_rho", "runner_up", "primary_stability", "selectivity", "label_feature", "label", "strength",
+                "validated", "reasons", "label_rho", "label_ci_low", "label_ci_high", "label_p_value",
+                "label_p_adjusted", "label_stability"]
 REGISTRY_KEYS = {"name", "description", "primary_feature", "hsi", "correlation", "correlation_sign", "head",
                  "validated", "reasons", "strength", "hsi_ci", "correlation_ci", "p_value", "p_adjusted",
                  "stability"}
@@ -62,6 +63,17 @@ def test_tables_have_the_design_columns(result, run):
     assert list(result.heads["head"]) == list(ds.head_names)
     hsi = result.pairs.assign(magnitude=result.pairs["rho"].abs()).groupby("head", sort=False)["magnitude"].max()
     np.testing.assert_allclose(result.heads["hsi"], hsi.loc[list(ds.head_names)], rtol=1e-15)
+
+
+def test_the_label_columns_are_the_label_features_pair(result):
+    pairs = result.pairs.set_index(["head", "feature"])
+    for head in result.heads[result.heads["label_feature"].notna()].itertuples():
+        pair = pairs.loc[(head.head, head.label_feature)]
+        assert (head.label_rho, head.label_ci_low, head.label_ci_high) == (pair["rho"], pair["ci_low"], pair["ci_high"])
+        assert (head.label_p_value, head.label_p_adjusted) == (pair["p_value"], pair["p_adjusted"])
+        assert (head.label_focus, head.label_focus_target) == (pair["focus"], pair["focus_target"])
+    # The HSI's own test is another family (the heads) than the pairs': its p-values are not the pairs'.
+    assert not np.allclose(result.heads["hsi_p_adjusted"], result.heads["label_p_adjusted"])
 
 
 def test_planted_heads_are_validated_and_null_heads_are_not(result, run):

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..catalog import GENERAL_CONTEXT
+from ..formatting import format_interval, format_number, format_p
 from ..labels import STRENGTH_BANDS
 from ..results import HSIResult
 from ..settings import CORRECTION_NAMES
 from ..step_selection import StepSelection
 from . import figures
-from .formatting import format_interval, format_number, format_p
 from .methods import MethodsText, methods_text
-from .tables import head_table, left_out_table
+from .tables import HEAD_COLUMN_KINDS, head_table, left_out_table
 
 if TYPE_CHECKING:
     from ..evolution import EvolutionResult
@@ -54,6 +54,11 @@ class ReportContent:
     figures: list[Figure]
     evolution_table: pd.DataFrame | None
     emergence: list[tuple[str, str]]
+
+    @property
+    def head_classes(self) -> dict[str, str]:
+        """The HTML class of each head-table column: numbers aligned, the label and the reasons styled."""
+        return {column: HEAD_COLUMN_KINDS.get(column, "") for column in self.heads.columns}
 
 
 def _summary_rows(result: HSIResult) -> list[tuple[str, str]]:

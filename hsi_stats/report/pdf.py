@@ -25,8 +25,9 @@ _PAGE = landscape(A4)
 _MARGIN = 1.5 * cm
 _WIDTH = _PAGE[0] - 2 * _MARGIN
 #: Widths (cm) of the head table's columns; the reasons take what is left of the page's width.
-_HEAD_WIDTHS_CM = {"head": 2.6, "label": 2.6, "strength": 1.4, "HSI [CI]": 2.7, "primary feature": 2.3,
-                   "rho [CI]": 3.8, "focus [CI]": 2.2, "adjusted p": 1.3, "stability": 1.3, "validated": 1.4}
+_HEAD_WIDTHS_CM = {"head": 2.2, "label": 2.0, "strength": 1.4, "HSI [CI]": 2.3, "HSI adj. p": 1.2,
+                   "primary feature": 1.9, "label feature": 1.9, "rho [CI]": 2.4, "focus [CI]": 2.4,
+                   "label adj. p": 1.2, "label stability": 1.3, "validated": 1.3}
 
 
 def head_table_widths(columns: list[str]) -> list[float]:

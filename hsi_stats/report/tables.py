@@ -1,6 +1,6 @@
 """Display tables of a result, formatted once and shared by the HTML, PDF and LaTeX outputs.
 
-Numbers are written by :mod:`hsi_stats.report.formatting`, so every output shows the same digits of the same
+Numbers are written by :mod:`hsi_stats.formatting`, so every output shows the same digits of the same
 ``HSIResult``. :func:`head_table` is the table of DESIGN 5; :func:`latex_table` renders it with booktabs rules.
 """
 
@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..registry import described_pair, judged_reasons
+from ..formatting import MISSING, format_interval, format_number, format_p
 from ..results import HSIResult
 from ..settings import CI_METHOD_NAMES, CORRECTION_NAMES
-from .formatting import MISSING, format_interval, format_number, format_p
 
 __all__ = [
+    "HEAD_COLUMN_KINDS",
     "HEAD_TABLE_COLUMNS",
     "format_interval",
     "format_number",
@@ -23,35 +23,45 @@ __all__ = [
     "left_out_table",
 ]
 
-HEAD_TABLE_COLUMNS = ("head", "label", "strength", "HSI [CI]", "primary feature", "rho [CI]", "focus [CI]",
-                      "adjusted p", "stability", "validated", "reasons")
+HEAD_TABLE_COLUMNS = ("head", "label", "strength", "HSI [CI]", "HSI adj. p", "primary feature", "label feature",
+                      "rho [CI]", "focus [CI]", "label adj. p", "label stability", "validated", "reasons")
+
+#: The kind of each head-table column that is not plain text: numbers (aligned), the label, the reasons.
+HEAD_COLUMN_KINDS = {"HSI [CI]": "num", "HSI adj. p": "num", "rho [CI]": "num", "focus [CI]": "num",
+                     "label adj. p": "num", "label stability": "num", "label": "label", "reasons": "reasons"}
 
 
 def head_table(result: HSIResult) -> pd.DataFrame:
     """One row per head, all cells strings: the head table of the report.
 
-    The rho, focus, adjusted p and stability columns describe the feature of :func:`~hsi_stats.registry.described_pair`
-    (the label's feature for a labelled head, else the primary feature), as the registry does.
+    Two tests, two columns: ``HSI adj. p`` is the test of the head's HSI (adjusted over the heads, the
+    ``hsi_p_adjusted`` column of :attr:`~hsi_stats.results.HSIResult.heads`), ``label adj. p`` the test of the
+    label feature's pair (adjusted over every head x feature pair, ``label_p_adjusted``). The rho, focus,
+    adjusted p and stability after ``label feature`` describe that feature, the one the label is judged on (for a
+    General Context Head, the candidate that failed, which the reasons judge).
     """
     rows = []
     for head in result.heads.to_dict(orient="records"):
-        feature, pair, stability = described_pair(head, result.pairs, head["label"])
-        nan = float("nan")
-        rho, low, high, p_adj, focus, focus_low, focus_high = (pair.get(c, nan) for c in (
-            "rho", "ci_low", "ci_high", "p_adjusted", "focus", "focus_ci_low", "focus_ci_high"))
+        labelled = isinstance(head["label_feature"], str)
+
+        def shown(text: str, labelled: bool = labelled) -> str:
+            return text if labelled else MISSING
+
         rows.append({
             "head": head["head"],
             "label": head["label"],
             "strength": head["strength"],
             "HSI [CI]": format_interval(head["hsi"], head["ci_low"], head["ci_high"]),
+            "HSI adj. p": format_p(head["hsi_p_adjusted"]),
             "primary feature": head["primary_feature"] if isinstance(head["primary_feature"], str) else MISSING,
-            "rho [CI]": f"{feature}: {format_interval(rho, low, high)}" if isinstance(feature, str) else MISSING,
-            "focus [CI]": (f"{format_interval(focus, focus_low, focus_high, 2)} ({pair['focus_target']})"
-                           if isinstance(feature, str) else MISSING),
-            "adjusted p": format_p(p_adj),
-            "stability": format_number(stability, 2),
+            "label feature": shown(str(head["label_feature"])),
+            "rho [CI]": shown(format_interval(head["label_rho"], head["label_ci_low"], head["label_ci_high"])),
+            "focus [CI]": shown(format_interval(head["label_focus"], head["label_focus_ci_low"],
+                                                head["label_focus_ci_high"], 2) + f" ({head['label_focus_target']})"),
+            "label adj. p": shown(format_p(head["label_p_adjusted"])),
+            "label stability": shown(format_number(head["label_stability"], 2)),
             "validated": "yes" if head["validated"] else "no",
-            "reasons": judged_reasons(head, feature) or "all rules passed",
+            "reasons": head["reasons"] or "all rules passed",
         })
     return pd.DataFrame(rows, columns=list(HEAD_TABLE_COLUMNS))
 

@@ -16,8 +16,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from numpy.typing import NDArray
 
+from ...formatting import format_number
 from ...results import HSIResult
-from ..formatting import format_number
 from ._common import (
     LOG_FLOOR,
     N_BINS,

@@ -17,9 +17,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.transforms import ScaledTranslation
 
-from ...registry import described_pair
+from ...formatting import format_p
 from ...results import HSIResult
-from ..formatting import format_p
 from ._common import (
     NOT_VALIDATED_COLOUR,
     OBSERVED_COLOUR,
@@ -155,9 +154,9 @@ def hsi_bars(result: HSIResult, *, ax: Axes | None = None) -> Axes:
 def focus_plot(result: HSIResult, *, ax: Axes | None = None) -> Axes:
     """Each head's focus on the entity its feature points at, with its confidence interval.
 
-    One horizontal bar per head for the feature that describes it (its label's feature, or the primary feature
-    of a General Context Head: :func:`~hsi_stats.registry.described_pair`), coloured by whether the label
-    validated, with the interval from ``pairs.focus_ci_low`` to ``pairs.focus_ci_high`` as the first
+    One horizontal bar per head for its label feature (the feature the label is judged on; for a General Context
+    Head the candidate that failed), as in the head table, coloured by whether the label validated, with the
+    interval from ``heads.label_focus_ci_low`` to ``heads.label_focus_ci_high`` as the first
     :class:`~matplotlib.container.ErrorbarContainer`. 0 is uniform attention, 1 all attention on the target;
     each tick names the feature and the target ("ttc: lowest").
 
@@ -175,9 +174,9 @@ def focus_plot(result: HSIResult, *, ax: Axes | None = None) -> Axes:
     result = check_result(result)
     rows = []
     for head in result.heads.to_dict(orient="records"):
-        feature, pair, _ = described_pair(head, result.pairs, head["label"])
-        rows.append((str(head["head"]), feature, pair.get("focus", np.nan), pair.get("focus_ci_low", np.nan),
-                     pair.get("focus_ci_high", np.nan), pair.get("focus_target", ""), bool(head["validated"])))
+        feature = head["label_feature"] if isinstance(head["label_feature"], str) else None
+        rows.append((str(head["head"]), feature, head["label_focus"], head["label_focus_ci_low"],
+                     head["label_focus_ci_high"], head["label_focus_target"], bool(head["validated"])))
     n = len(rows)
     y = np.arange(n, dtype=float)
     focus = np.array([r[2] for r in rows], dtype=float)
@@ -331,7 +330,8 @@ def null_distributions(result: HSIResult, *, heads: Sequence[str | int] | str | 
         lo, hi = (float(shown.min()), float(shown.max())) if shown.size else (0.0, 1.0)
         pad = 0.06 * (hi - lo) if hi > lo else 0.05
         ax.set_xlim(max(0.0, lo - pad), hi + pad)
-        ax.set_title(f"{head}: p = {format_p(float(row['p_value']))}, adj. {format_p(float(row['p_adjusted']))}",
+        ax.set_title(f"{head}: p = {format_p(float(row['hsi_p_value']))}, "
+                     f"adj. {format_p(float(row['hsi_p_adjusted']))}",
                      fontsize=9)
         ax.set_ylabel("density" if k % columns == 0 else "")
         ax.set_xlabel("HSI" if k >= len(chosen) - columns else "")

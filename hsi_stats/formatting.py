@@ -1,7 +1,8 @@
-"""How numbers are written in every output of a report: tables, captions, figure titles and the LaTeX table.
+"""How numbers are written in every view of a result: summaries, report tables, captions, figure titles, LaTeX.
 
-Rounding happens here and only here (never in the statistics), so that every view of one ``HSIResult`` shows the
-same digits. Nothing here reads a result: these are plain functions of numbers.
+Rounding for display happens here and only here (never in the statistics, and the CSV tables keep every digit),
+so that every view of one ``HSIResult`` shows the same digits. Nothing here reads a result: these are plain
+functions of numbers.
 """
 
 from __future__ import annotations
@@ -41,13 +42,13 @@ def format_interval(estimate: float, low: float, high: float, digits: int = 3) -
 
 
 def format_p(value: float) -> str:
-    """p-values: three decimals from 0.001 up, two significant digits below; an en dash for NaN.
+    """p-values: three decimals from 0.001 up, ``< 0.001`` below; an en dash for NaN.
 
     Examples
     --------
-    >>> format_p(0.04321), format_p(0.0001), format_p(2.5e-05)
-    ('0.043', '0.0001', '2.5e-05')
+    >>> format_p(0.04321), format_p(0.001), format_p(0.0001)
+    ('0.043', '0.001', '< 0.001')
     """
     if _missing(value):
         return MISSING
-    return f"{value:.3f}" if value >= 0.001 else f"{value:.2g}"
+    return f"{value:.3f}" if value >= 0.001 else "< 0.001"
