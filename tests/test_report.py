@@ -242,3 +242,21 @@ def test_left_out_table_says_what_happened_to_infinite_values(correlation, why) 
     ds = HSIDataset(rng.random((24, 1, 5)), {"ttc": ttc}, groups=np.arange(24) // 2)
     table = left_out_table(analyze(ds, n_resamples=19, rng=0, correlation=correlation))
     assert table.loc[0, "why"] == why
+
+
+# ------------------------------------------------------------------------------------------------ short names
+def test_short_head_names_are_short_unique_and_consistent() -> None:
+    from hsi_stats.report.naming import name_legend, short_head_names
+
+    layered = [f"other_traj/cross_attn_{layer}:h{head}" for layer in range(9) for head in range(8)]  # 72 heads
+    short = short_head_names(layered)
+    assert list(short) == layered and len(set(short.values())) == 72
+    assert short["other_traj/cross_attn_0:h0"] == "L0.H0" and short["other_traj/cross_attn_8:h7"] == "L8.H7"
+    assert max(len(name) for name in short.values()) <= 8
+    legend = name_legend(layered)
+    assert legend is not None and legend.to_dict("list") == {"short name": list(short.values()), "head": layered}
+    assert short_head_names(["h0", "h1"]) == {"h0": "h0", "h1": "h1"} and name_legend(["h0", "h1"]) is None
+    # Names of no known pattern, or layered names that would collide, are numbered by position.
+    assert short_head_names(["encoder block one", "decoder block"]) == {"encoder block one": "h0",
+                                                                         "decoder block": "h1"}
+    assert short_head_names(["layer/x:h1", "layer/x:h01"]) == {"layer/x:h1": "h0", "layer/x:h01": "h1"}
