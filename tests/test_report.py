@@ -214,20 +214,6 @@ def test_head_table_shows_the_feature_the_reasons_judge(result) -> None:
             head["label_p_adjusted"])
 
 
-def test_the_pdf_head_table_fits_the_page() -> None:
-    from reportlab.lib.pagesizes import A4, landscape
-    from reportlab.lib.units import cm
-
-    from hsi_stats.report.pdf import head_table_widths
-    from hsi_stats.report.tables import HEAD_TABLE_COLUMNS
-
-    widths = head_table_widths(list(HEAD_TABLE_COLUMNS))
-    assert sum(widths) == pytest.approx(landscape(A4)[0] - 3 * cm)
-    assert min(widths) >= 1.2 * cm and widths[-1] >= 4.5 * cm  # the reasons keep room to be read
-    with pytest.raises(ValueError, match="do not match the PDF layout"):
-        head_table_widths([*HEAD_TABLE_COLUMNS[:-1], "extra", "reasons"])
-
-
 @pytest.mark.filterwarnings("ignore::hsi_stats._validation.ResamplingWarning")  # few resamples, on purpose
 @pytest.mark.parametrize(("correlation", "why"), [("rank-feature", "3 infinite, ranked as extremes"),
                                                   ("spearman", "3 infinite, ranked as extremes"),

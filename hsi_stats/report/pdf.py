@@ -1,43 +1,50 @@
 """The PDF report, with the same content as the HTML one, drawn by ReportLab.
 
 ReportLab is a pure-Python wheel: the PDF needs no system library (no browser, no LaTeX, no Cairo/Pango), so it
-works right after ``pip install hsi_stats[report]`` on a fresh machine.
+works right after ``pip install hsi_stats`` on a fresh machine. Tables wrap between words only
+(:mod:`hsi_stats.report.pdf_tables`), heads go by their short names with a legend
+(:mod:`hsi_stats.report.naming`), figures keep their printed size on portrait pages, and the references follow
+the methods they support, kept with their heading.
 """
 
 from __future__ import annotations
 
 import io
+import struct
 from xml.sax.saxutils import escape
 
 import pandas as pd
 from reportlab.lib import colors
-from reportlab.lib.pagesizes import A4, landscape
+from reportlab.lib.pagesizes import A4, landscape, portrait
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import cm
 from reportlab.lib.utils import ImageReader
-from reportlab.platypus import Flowable, Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import (
+    BaseDocTemplate,
+    Flowable,
+    Frame,
+    Image,
+    KeepTogether,
+    NextPageTemplate,
+    PageBreak,
+    PageTemplate,
+    Paragraph,
+    Spacer,
+)
 
 from .content import ReportContent
+from .naming import name_legend, short_head_names
+from .pdf_tables import word_table
 
-__all__ = ["render_pdf"]
+__all__ = ["png_resolution", "render_pdf"]
 
-_PAGE = landscape(A4)
+_PAGE = landscape(A4)  # text and tables: the head table has a dozen columns
+_FIGURE_PAGE = portrait(A4)  # figures: a two-column paper figure (7 in) at its printed size, tall ones too
 _MARGIN = 1.5 * cm
 _WIDTH = _PAGE[0] - 2 * _MARGIN
-#: Widths (cm) of the head table's columns; the reasons take what is left of the page's width.
-_HEAD_WIDTHS_CM = {"head": 2.2, "label": 2.0, "strength": 1.4, "HSI [CI]": 2.3, "HSI adj. p": 1.2,
-                   "primary feature": 1.9, "label feature": 1.9, "rho [CI]": 2.4, "focus [CI]": 2.4,
-                   "label adj. p": 1.2, "label stability": 1.3, "validated": 1.3}
-
-
-def head_table_widths(columns: list[str]) -> list[float]:
-    """Column widths (points) of the head table, the last column (reasons) taking the rest of the page."""
-    *fixed, last = columns
-    if set(fixed) != set(_HEAD_WIDTHS_CM) or last != "reasons":
-        raise ValueError(f"the head table's columns {columns} do not match the PDF layout "
-                         f"{[*_HEAD_WIDTHS_CM, 'reasons']}")
-    widths = [_HEAD_WIDTHS_CM[c] * cm for c in fixed]
-    return [*widths, _WIDTH - sum(widths)]
+_FIGURE_WIDTH, _FIGURE_HEIGHT = _FIGURE_PAGE[0] - 2 * _MARGIN, _FIGURE_PAGE[1] - 2 * _MARGIN
+_CAPTION_ROOM = 2.5 * cm
+_PASSED = "all rules passed"
 
 
 def _styles() -> dict[str, ParagraphStyle]:
@@ -45,30 +52,66 @@ def _styles() -> dict[str, ParagraphStyle]:
     return {
         "title": base["Title"],
         "h2": ParagraphStyle("h2", parent=base["Heading2"], keepWithNext=1),
+        "h3": ParagraphStyle("h3", parent=base["Heading3"], keepWithNext=1),
         "body": ParagraphStyle("body", parent=base["BodyText"], fontSize=9.5, leading=12.5),
-        "cell": ParagraphStyle("cell", parent=base["BodyText"], fontSize=7.5, leading=9),
+        "cell": ParagraphStyle("cell", parent=base["BodyText"], fontSize=8, leading=9.6),
         "caption": ParagraphStyle("caption", parent=base["BodyText"], fontSize=8, leading=10,
                                   textColor=colors.HexColor("#57606a")),
     }
 
 
-def _table(frame: pd.DataFrame, styles: dict[str, ParagraphStyle], widths: list[float] | None = None) -> Table:
-    cell = styles["cell"]
-    rows = [[Paragraph(f"<b>{escape(str(c))}</b>", cell) for c in frame.columns]]
-    rows += [[Paragraph(escape(str(v)), cell) for v in row] for row in frame.itertuples(index=False)]
-    table = Table(rows, colWidths=widths, repeatRows=1, hAlign="LEFT")
-    table.setStyle(TableStyle([
-        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#f6f8fa")),
-        ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#d0d7de")),
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-    ]))
-    return table
+def _with_short_names(frame: pd.DataFrame, short: dict[str, str], column: str = "head") -> pd.DataFrame:
+    """``frame`` with its head names replaced by the short ones (the legend table maps them back)."""
+    return frame.assign(**{column: [short.get(str(name), str(name)) for name in frame[column]]})
+
+
+def _head_tables(content: ReportContent, s: dict[str, ParagraphStyle]) -> list[Flowable]:
+    """The head table (short names), the reasons of the heads that did not pass every rule, and the name legend."""
+    names = [str(name) for name in content.heads["head"]]
+    short = short_head_names(names)
+    heads = _with_short_names(content.heads, short)
+    story: list[Flowable] = [word_table(heads.drop(columns=["reasons"]), s["cell"], _WIDTH)]
+    reasons = heads.loc[heads["reasons"] != _PASSED, ["head", "reasons"]]
+    if len(reasons):
+        story += [Spacer(1, 0.3 * cm), Paragraph("Why labels were not validated (every failed rule):", s["body"]),
+                  word_table(reasons, s["cell"], _WIDTH)]
+    legend = name_legend(names)
+    if legend is not None:
+        story += [Spacer(1, 0.3 * cm), KeepTogether([  # a short legend stays whole; a long one runs over pages
+            Paragraph("Head names, shortened in the tables and figures:", s["body"]),
+            word_table(legend, s["cell"], _WIDTH)])]
+    return story
 
 
 def _image(png: bytes, max_width: float, max_height: float) -> Image:
+    """The PNG at its printed size (pixels over its resolution), shrunk only if it exceeds the frame."""
     width, height = ImageReader(io.BytesIO(png)).getSize()
-    scale = min(max_width / width, max_height / height)
+    natural = 72.0 / png_resolution(png)
+    scale = min(natural, max_width / width, max_height / height)
     return Image(io.BytesIO(png), width=width * scale, height=height * scale)
+
+
+def png_resolution(png: bytes) -> float:
+    """Pixels per inch a PNG records (its ``pHYs`` chunk, in pixels per metre); 72 when it records none.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> from hsi_stats.report.figures import figure_to_png_bytes
+    >>> round(png_resolution(figure_to_png_bytes(plt.figure(figsize=(1, 1)), dpi=150)))
+    150
+    """
+    position = 8  # after the signature: chunks of length (4 bytes), type (4), data, CRC (4)
+    while position + 8 <= len(png):
+        length, kind = struct.unpack(">I4s", png[position:position + 8])
+        if kind == b"pHYs" and length >= 9:
+            per_metre, _, unit = struct.unpack(">IIB", png[position + 8:position + 17])
+            if unit == 1 and per_metre > 0:
+                return per_metre * 0.0254
+        if kind == b"IDAT":  # pHYs comes before the image data
+            break
+        position += 12 + length
+    return 72.0
 
 
 def _story(content: ReportContent) -> list[Flowable]:
@@ -76,37 +119,44 @@ def _story(content: ReportContent) -> list[Flowable]:
     story: list[Flowable] = [Paragraph(escape(content.title), s["title"]),
                              Paragraph(f"Generated {escape(content.created)} by hsi_stats.", s["caption"]),
                              Paragraph("Data", s["h2"])]
-    summary = pd.DataFrame(content.summary, columns=["", "value"])
-    story.append(_table(summary, s, [6 * cm, _WIDTH - 6 * cm]))
+    story.append(word_table(pd.DataFrame(content.summary, columns=["", "value"]), s["cell"], _WIDTH))
     story.append(Paragraph("Values left out, per feature:", s["body"]))
-    story.append(_table(content.left_out[["feature", "why"]].rename(columns={"why": "left out"}), s,
-                        [6 * cm, _WIDTH - 6 * cm]))
+    story.append(word_table(content.left_out[["feature", "why"]].rename(columns={"why": "left out"}), s["cell"],
+                            _WIDTH))
     story += [Paragraph(escape(note), s["body"]) for note in content.notes]
     story.append(Paragraph("Methods", s["h2"]))
     story += [Paragraph(escape(p), s["body"]) for p in content.methods.paragraphs]
+    references = [Paragraph(f"{i}. {escape(text)}", s["body"])
+                  for i, text in enumerate(content.methods.references.values(), start=1)]
+    story.append(KeepTogether([Paragraph("References", s["h3"]), *references]))  # with the methods they support
     story.append(Paragraph("Heads", s["h2"]))
-    story.append(_table(content.heads, s, head_table_widths(list(content.heads.columns))))
+    story += _head_tables(content, s)
     if content.evolution_table is not None:
         story.append(Paragraph("Evolution over training", s["h2"]))
-        story.append(_table(content.evolution_table, s))
-    story.append(Paragraph("Figures", s["h2"]))
+        short = short_head_names([str(name) for name in content.heads["head"]])
+        story.append(word_table(_with_short_names(content.evolution_table, short), s["cell"], _WIDTH))
+    story += [NextPageTemplate("figures"), PageBreak(), Paragraph("Figures", s["h2"])]
     for figure in content.figures:
         story.append(KeepTogether([
-            _image(figure.png, _WIDTH, _PAGE[1] - 2 * _MARGIN - 2.5 * cm),
+            _image(figure.png, _FIGURE_WIDTH, _FIGURE_HEIGHT - _CAPTION_ROOM),
             Paragraph(f"<b>{escape(figure.title)}.</b> {escape(figure.caption)}", s["caption"]),
             Spacer(1, 0.4 * cm),
         ]))
-    story.append(Paragraph("References", s["h2"]))
-    story += [Paragraph(f"{i}. {escape(text)}", s["body"])
-              for i, text in enumerate(content.methods.references.values(), start=1)]
     return story
 
 
+def _page_template(name: str, size: tuple[float, float]) -> PageTemplate:
+    frame = Frame(_MARGIN, _MARGIN, size[0] - 2 * _MARGIN, size[1] - 2 * _MARGIN, id=name, leftPadding=0,
+                  rightPadding=0, topPadding=0, bottomPadding=0)
+    return PageTemplate(id=name, frames=[frame], pagesize=size)
+
+
 def render_pdf(content: ReportContent) -> bytes:
-    """Render the report's content as PDF bytes (landscape A4)."""
+    """Render the report's content as PDF bytes: text and tables on landscape A4, figures on portrait A4."""
     buffer = io.BytesIO()
-    document = SimpleDocTemplate(buffer, pagesize=_PAGE, leftMargin=_MARGIN, rightMargin=_MARGIN,
-                                 topMargin=_MARGIN, bottomMargin=_MARGIN, title=content.title,
-                                 author="hsi_stats", invariant=True)
+    document = BaseDocTemplate(buffer, pagesize=_PAGE, leftMargin=_MARGIN, rightMargin=_MARGIN,
+                               topMargin=_MARGIN, bottomMargin=_MARGIN, title=content.title,
+                               author="hsi_stats", invariant=True)
+    document.addPageTemplates([_page_template("text", _PAGE), _page_template("figures", _FIGURE_PAGE)])
     document.build(_story(content))
     return buffer.getvalue()
