@@ -1,5 +1,5 @@
 """Development sessions: ``nox -s tests`` (the suite), ``lint``, ``typecheck``, ``demo``, ``notebooks``, ``bench``,
-``calibration``, ``bands``."""
+``calibration``, ``bands``, ``trend``, ``render``."""
 
 from __future__ import annotations
 
@@ -101,3 +101,32 @@ def trend(session: nox.Session) -> None:
     session.run("python", "benchmarks/trend_study.py", *session.posargs)
     if not session.posargs:  # the study as the README reports it: rewrite the README's table from its results
         session.run("python", "benchmarks/readme_tables.py", "trend")
+
+
+def _install_system_tools(session: nox.Session, packages: dict[str, str]) -> None:
+    """Install the Debian packages of the commands (command -> package) that are not on PATH, where apt-get can."""
+    import shutil
+
+    wanted = sorted({package for command, package in packages.items() if shutil.which(command) is None})
+    if not wanted:
+        return
+    if shutil.which("apt-get") is None:
+        session.warn(f"{', '.join(wanted)} missing and no apt-get: the tests that need them are skipped")
+        return
+    session.run("apt-get", "update", "-q", external=True)
+    session.run("apt-get", "install", "-y", "-q", "--no-install-recommends", *wanted, external=True)
+
+
+@nox.session
+def render(session: nox.Session) -> None:
+    """Render the demo report and a 72-head report to PNG to look at (PDF pages with pdftoppm, HTML with Chromium).
+
+    Installs poppler-utils and chromium with apt-get when missing, runs ``tests/test_render.py`` and writes the
+    images to a temporary folder (``-- --out DIR`` to keep them elsewhere; ``-- --report FOLDER --out DIR`` renders
+    an existing report).
+    """
+    _install_system_tools(session, {"pdftoppm": "poppler-utils", "chromium": "chromium"})
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/test_render.py", env={"CI": "true"})
+    out = session.posargs or ["--out", str(session.create_tmp() + "/rendered")]
+    session.run("python", "tests/render_report.py", *out)

@@ -7,7 +7,6 @@ table, the reasons and the name legend as one token, and each full head name (in
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
@@ -18,22 +17,11 @@ from pypdf import PdfReader
 
 matplotlib.use("Agg")
 
-from hsi_stats import analyze, write_report
+from hsi_stats import write_report
 from hsi_stats.report.naming import short_head_names
 from hsi_stats.report.pdf_tables import column_widths
 from hsi_stats.report.tables import head_table
-from hsi_stats.synthetic import default_heads, generate
-
-
-def _layered_names(n_layers: int) -> list[str]:
-    return [f"other_traj/cross_attn_{layer}:h{head}" for layer in range(n_layers) for head in range(8)]
-
-
-def _result(n_layers: int):
-    names = _layered_names(n_layers)
-    heads = tuple(dataclasses.replace(spec, name=names[8 * layer + i])
-                  for layer in range(n_layers) for i, spec in enumerate(default_heads()))
-    return analyze(generate(n_episodes=16, n_steps=6, heads=heads, rng=3).dataset, n_resamples=199, rng=0)
+from tests.render_report import layered_result
 
 
 def _pdf_tokens(path: Path) -> tuple[set[str], str]:
@@ -62,7 +50,7 @@ def _check_words_whole(result, pdf: Path) -> None:
 
 @pytest.fixture(scope="module")
 def eight_heads():
-    return _result(1)
+    return layered_result(1)
 
 
 def test_eight_long_names_are_whole_in_the_pdf(eight_heads, tmp_path: Path) -> None:
@@ -74,7 +62,7 @@ def test_eight_long_names_are_whole_in_the_pdf(eight_heads, tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_seventy_two_long_names_are_whole_in_the_pdf(tmp_path: Path) -> None:
-    result = _result(9)
+    result = layered_result(9)
     write_report(result, tmp_path, formats="pdf")
     _check_words_whole(result, tmp_path / "report.pdf")
     pages = PdfReader(tmp_path / "report.pdf").pages

@@ -22,6 +22,7 @@ from ..settings import CORRECTION_NAMES
 from ..step_selection import StepSelection
 from . import figures
 from .methods import MethodsText, methods_text
+from .naming import name_legend
 from .tables import HEAD_COLUMN_KINDS, head_table, left_out_table
 
 if TYPE_CHECKING:
@@ -42,7 +43,11 @@ class Figure:
 
 @dataclass(frozen=True)
 class ReportContent:
-    """Everything both renderers show, in order."""
+    """Everything both renderers show, in order.
+
+    ``name_legend`` maps the short head names of the figures (and the PDF's tables) to the full ones; None when
+    every name is short already.
+    """
 
     title: str
     created: str
@@ -51,6 +56,7 @@ class ReportContent:
     left_out: pd.DataFrame
     methods: MethodsText
     heads: pd.DataFrame
+    name_legend: pd.DataFrame | None
     figures: list[Figure]
     evolution_table: pd.DataFrame | None
     emergence: list[tuple[str, str]]
@@ -173,6 +179,7 @@ def build_content(result: HSIResult, *, evolution: EvolutionResult | None = None
         left_out=left_out_table(result),
         methods=methods_text(result, evolution),
         heads=head_table(result),
+        name_legend=name_legend(list(result.heads["head"])),
         figures=_figures(result, evolution),
         evolution_table=evolution_table,
         emergence=emergence,

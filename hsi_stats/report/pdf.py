@@ -33,7 +33,7 @@ from reportlab.platypus import (
 )
 
 from .content import ReportContent
-from .naming import name_legend, short_head_names
+from .naming import short_head_names
 from .pdf_tables import word_table
 
 __all__ = ["png_resolution", "render_pdf"]
@@ -75,7 +75,7 @@ def _head_tables(content: ReportContent, s: dict[str, ParagraphStyle]) -> list[F
     if len(reasons):
         story += [Spacer(1, 0.3 * cm), Paragraph("Why labels were not validated (every failed rule):", s["body"]),
                   word_table(reasons, s["cell"], _WIDTH)]
-    legend = name_legend(names)
+    legend = content.name_legend
     if legend is not None:
         story += [Spacer(1, 0.3 * cm), KeepTogether([  # a short legend stays whole; a long one runs over pages
             Paragraph("Head names, shortened in the tables and figures:", s["body"]),
