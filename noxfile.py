@@ -1,9 +1,10 @@
-"""Development sessions: ``nox -s tests`` (the suite), ``lint``, ``typecheck``, ``demo``, ``notebooks``, ``bench``,
-``calibration``, ``bands``."""
+"""Development sessions: ``nox -s tests`` (the suite), ``lint``, ``typecheck``, ``latex``, ``demo``, ``notebooks``,
+``bench``, ``calibration``, ``bands``."""
 
 from __future__ import annotations
 
 import os
+import shutil
 
 import nox
 
@@ -30,6 +31,29 @@ def typecheck(session: nox.Session) -> None:
     """Mypy on the package."""
     session.install("-e", ".[dev]")
     session.run("mypy")
+
+
+#: The TeX Live packages the LaTeX outputs need (booktabs, longtable, siunitx, amsmath).
+TEXLIVE = ("texlive-latex-base", "texlive-latex-recommended", "texlive-latex-extra", "texlive-science")
+
+
+@nox.session
+def latex(session: nox.Session) -> None:
+    """Compile table.tex, pairs.tex and methods.md's math with pdflatex (``tests/test_latex.py``).
+
+    Installs TeX Live with apt-get when ``pdflatex`` is missing (as root, or through sudo); skips with a message
+    when it cannot.
+    """
+    if shutil.which("pdflatex") is None:
+        if shutil.which("apt-get") is None:
+            session.skip("pdflatex is not installed and apt-get is not available to install TeX Live")
+        root = os.geteuid() == 0
+        if not root and shutil.which("sudo") is None:
+            session.skip("pdflatex is not installed and installing TeX Live needs root (or sudo)")
+        sudo = () if root else ("sudo",)
+        session.run(*sudo, "apt-get", "install", "-y", "-q", "--no-install-recommends", *TEXLIVE, external=True)
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/test_latex.py", *session.posargs)
 
 
 @nox.session
