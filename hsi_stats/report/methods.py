@@ -18,13 +18,14 @@ Symbols: :math:`h` a head, :math:`f` a feature, :math:`s` a scenario, :math:`v` 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..evolution import EvolutionResult
 from ..inference.bootstrap import expanded_alpha
 from ..labels import strength_bands_text
 from ..results import HSIResult
+from ..settings import STATSMODELS_METHODS, AnalysisSettings
 from ..step_selection import StepSelection
 from .bibliography import REFERENCES, bibtex
 
@@ -164,47 +165,57 @@ def _data(result: HSIResult) -> list[Segment]:
     ]
 
 
-def _scale(s: HSIResult) -> list[Segment]:
-    pooled = s.settings["estimator"] == "pooled"
+def _rank_feature(pooled: bool) -> list[Segment]:
     where = "among all valid (scenario, entity) pairs" if pooled else "among the scenario's valid entities"
-    correlation = s.settings["correlation"]
-    if correlation == "rank-feature":
-        n = _m("n", "n") if pooled else _m("n_s", "n_s")
-        return ["The attention mass was kept as it is and the feature replaced by its mid-rank percentile ",
-                _m(r"(r_{fsv} - \tfrac{1}{2})/" + n.latex, "(r_fsv - 1/2)/" + n.plain), ", ",
-                _m("r_{fsv}", "r_fsv"), f" being its rank {where} (average ranks for ties"
-                + (f", {n.plain} their number" if pooled else "") + "): the Pearson correlation of attention with "
-                "this percentile is linear in attention and insensitive to the scale and tails of the feature. "]
-    if correlation == "spearman":
-        return [f"Attention and feature were both replaced by their ranks {where} (average ranks for ties), "
-                "giving a Spearman rank correlation. "]
+    n = _m("n") if pooled else _m("n_s")
+    return ["The attention mass was kept as it is and the feature replaced by its mid-rank percentile ",
+            _m(r"(r_{fsv} - \tfrac{1}{2})/" + n.latex, "(r_fsv - 1/2)/" + n.plain), ", ",
+            _m("r_{fsv}", "r_fsv"), f" being its rank {where} (average ranks for ties"
+            + (f", {n.plain} their number" if pooled else "") + "): the Pearson correlation of attention with "
+            "this percentile is linear in attention and insensitive to the scale and tails of the feature. "]
+
+
+def _spearman(pooled: bool) -> list[Segment]:
+    where = "among all valid (scenario, entity) pairs" if pooled else "among the scenario's valid entities"
+    return [f"Attention and feature were both replaced by their ranks {where} (average ranks for ties), giving a "
+            "Spearman rank correlation. "]
+
+
+def _pearson(pooled: bool) -> list[Segment]:
     return ["Attention and feature were used as they are (Pearson correlation). "]
 
 
-def _estimator(result: HSIResult) -> list[Segment]:
-    s = result.settings
-    if s["estimator"] == "within":
-        return [
-            "With ", _m(r"\tilde a_{hsv} = a_{hsv} - \bar a_{hs}", "a~_hsv = a_hsv - mean_v a_hsv"), " and ",
-            _m(r"\tilde x_{fsv} = x_{fsv} - \bar x_{fs}", "x~_fsv = x_fsv - mean_v x_fsv"),
-            " centred over the valid entities of each scenario (on the scales above), ", _RHO,
-            " is the within-scenario correlation",
-            _display(r"\rho_{hf} = \frac{\sum_s \sum_v \tilde a_{hsv} \tilde x_{fsv}}"
-                     r"{\sqrt{\sum_s \sum_v \tilde a_{hsv}^2 \, \sum_s \sum_v \tilde x_{fsv}^2}},",
-                     " rho_hf = sum(a~ x~) / sqrt(sum(a~^2) sum(x~^2)) over scenarios and entities,"),
-            " which compares only entities present at the same time and removes differences between scenarios "
-            "such as traffic density.",
-        ]
-    if s["estimator"] == "pooled":
-        return [
-            _RHO, " is the correlation over all valid (scenario, entity) pairs, as in the original analysis,",
-            _display(r"\rho_{hf} = \frac{\sum_{s,v} (a_{hsv} - \bar a_h)(x_{fsv} - \bar x_f)}"
-                     r"{\sqrt{\sum_{s,v} (a_{hsv} - \bar a_h)^2 \, \sum_{s,v} (x_{fsv} - \bar x_f)^2}},",
-                     " rho_hf = sum((a - mean a)(x - mean x)) / sqrt(sum((a - mean a)^2) sum((x - mean x)^2)),"),
-            " with means over all valid pairs; it confounds differences between scenarios (e.g. traffic density) "
-            "with the head's preferences.",
-        ]
-    clip = f"{s['fisher_clip']:g}"
+#: The scale of each ``correlation``, given whether the estimator pools the pairs.
+_CORRELATION_TEXT: dict[str, Callable[[bool], list[Segment]]] = {
+    "rank-feature": _rank_feature, "spearman": _spearman, "pearson": _pearson}
+
+
+def _within(settings: AnalysisSettings) -> list[Segment]:
+    return [
+        "With ", _m(r"\tilde a_{hsv} = a_{hsv} - \bar a_{hs}", "a~_hsv = a_hsv - mean_v a_hsv"), " and ",
+        _m(r"\tilde x_{fsv} = x_{fsv} - \bar x_{fs}", "x~_fsv = x_fsv - mean_v x_fsv"),
+        " centred over the valid entities of each scenario (on the scales above), ", _RHO,
+        " is the within-scenario correlation",
+        _display(r"\rho_{hf} = \frac{\sum_s \sum_v \tilde a_{hsv} \tilde x_{fsv}}"
+                 r"{\sqrt{\sum_s \sum_v \tilde a_{hsv}^2 \, \sum_s \sum_v \tilde x_{fsv}^2}},",
+                 " rho_hf = sum(a~ x~) / sqrt(sum(a~^2) sum(x~^2)) over scenarios and entities,"),
+        " which compares only entities present at the same time and removes differences between scenarios "
+        "such as traffic density.",
+    ]
+
+
+def _pooled(settings: AnalysisSettings) -> list[Segment]:
+    return [
+        _RHO, " is the correlation over all valid (scenario, entity) pairs, as in the original analysis,",
+        _display(r"\rho_{hf} = \frac{\sum_{s,v} (a_{hsv} - \bar a_h)(x_{fsv} - \bar x_f)}"
+                 r"{\sqrt{\sum_{s,v} (a_{hsv} - \bar a_h)^2 \, \sum_{s,v} (x_{fsv} - \bar x_f)^2}},",
+                 " rho_hf = sum((a - mean a)(x - mean x)) / sqrt(sum((a - mean a)^2) sum((x - mean x)^2)),"),
+        " with means over all valid pairs; it confounds differences between scenarios (e.g. traffic density) "
+        "with the head's preferences.",
+    ]
+
+
+def _fisher(settings: AnalysisSettings) -> list[Segment]:
     return [
         "For each scenario with ", _m(r"n_s \ge 3", "n_s >= 3"), " valid entities and both variables varying, ",
         _m("r_{hfs}", "r_hfs"), " is the correlation across its entities, and",
@@ -214,16 +225,23 @@ def _estimator(result: HSIResult) -> list[Segment]:
                  " rho_hf = tanh(mean over groups of the mean over the group's scenarios of "
                  "artanh(r_hfs clipped to +-c)),"),
         "the mean Fisher z ", _cite("fisher1921"), " over the ", _m("G'"), " groups with such scenarios, with the "
-        f"clip c = {clip}. With 3-8 entities |r| = 1 is common, so the estimate depends strongly on this clip: it "
-        "is reported for comparability, not recommended.",
+        f"clip c = {settings.fisher_clip:g}. With 3-8 entities |r| = 1 is common, so the estimate depends strongly on "
+        "this clip: it is reported for comparability, not recommended.",
     ]
+
+
+#: How rho is estimated, for each ``estimator``.
+_ESTIMATOR_TEXT: dict[str, Callable[[AnalysisSettings], list[Segment]]] = {
+    "within": _within, "pooled": _pooled, "fisher": _fisher}
 
 
 def _first(result: HSIResult) -> list[Segment]:
     slot = (" Slot preferences were removed before correlating (two-way fixed effects for scenario and "
             "observation slot), so that a preference for a slot ordered by distance is not read as a feature "
             "effect." if result.settings["adjust"] == "slot" else "")
-    paragraph: list[Segment] = [*_data(result), *_scale(result), *_estimator(result), slot,
+    s = result.settings
+    paragraph: list[Segment] = [*_data(result), *_CORRELATION_TEXT[s.correlation](s.estimator == "pooled"),
+                                *_ESTIMATOR_TEXT[s.estimator](s), slot,
                                 " The Head Specialization Index of head h is ",
                                 _m(r"\mathrm{HSI}_h = \max_f |\rho_{hf}|", "HSI_h = max_f |rho_hf|"),
                                 "; the feature attaining it is the head's primary feature."]
@@ -248,40 +266,49 @@ def _bca(quantiles: Math) -> list[Segment]:
     ]
 
 
-def _intervals(result: HSIResult) -> list[Segment]:
-    s, g = result.settings, result.data_summary["n_groups"]
-    half = (1.0 - s["confidence_level"]) / 2.0
-    tails = _m(r"\alpha/2 = " + f"{half:g}", f"alpha/2 = {half:g}")
-    method = s["ci_method"]
-    if method == "expanded":
-        expanded = expanded_alpha(half, g)
-        level = _m(r"\alpha'", "alpha'")
-        return [
-            "expanded percentile intervals ", _cite("hesterberg2015"), ": the ", level, " and ",
-            _m(r"1 - \alpha'", "1 - alpha'"), " quantiles of the resampled values, with ",
-            _m(r"\alpha' = \Phi\big(\sqrt{G/(G-1)}\, t_{G-1,\,\alpha/2}\big) = " + f"{expanded:.4f}",
-               f"alpha' = Phi(sqrt(G/(G-1)) t_(G-1, alpha/2)) = {expanded:.4f}"),
-            " in place of ", tails, " (", _m(r"\Phi", "Phi"), " the standard normal distribution function, ",
-            _m(r"t_{G-1,\,q}", "t_(G-1, q)"), " the q quantile of Student's t distribution with G - 1 degrees of "
-            "freedom), which corrects the narrowness of a bootstrap over few groups. The HSI, a maximum of absolute "
-            "values, is biased upwards in its bootstrap distribution, so its interval is bias-corrected: it is the "
-            "bias-corrected and accelerated (BCa) interval ", _cite("efron1987"), " at the expanded level, ",
-            *_bca(_m(r"q = \alpha', 1 - \alpha'", "q = alpha', 1 - alpha'")),
-            ". The point estimates themselves are not bias-corrected",
-        ]
-    if method == "bca":
-        return ["bias-corrected and accelerated (BCa) intervals ", _cite("efron1987"), " for rho and HSI alike: ",
-                *_bca(_m(r"q = \alpha/2, 1 - \alpha/2", "q = alpha/2, 1 - alpha/2")), ", with ", tails]
-    if method == "percentile":
-        return ["percentile intervals, the ", tails, " and ", _m(r"1 - \alpha/2", "1 - alpha/2"),
-                " quantiles of the resampled values, without bias correction (the HSI, a maximum of absolute "
-                "values, is biased upwards and its interval is not corrected for it)"]
+def _tails(half: float) -> Math:
+    return _m(r"\alpha/2 = " + f"{half:g}", f"alpha/2 = {half:g}")
+
+
+def _expanded(half: float, n_groups: int) -> list[Segment]:
+    expanded = expanded_alpha(half, n_groups)
+    return [
+        "expanded percentile intervals ", _cite("hesterberg2015"), ": the ", _m(r"\alpha'", "alpha'"), " and ",
+        _m(r"1 - \alpha'", "1 - alpha'"), " quantiles of the resampled values, with ",
+        _m(r"\alpha' = \Phi\big(\sqrt{G/(G-1)}\, t_{G-1,\,\alpha/2}\big) = " + f"{expanded:.4f}",
+           f"alpha' = Phi(sqrt(G/(G-1)) t_(G-1, alpha/2)) = {expanded:.4f}"),
+        " in place of ", _tails(half), " (", _m(r"\Phi", "Phi"), " the standard normal distribution function, ",
+        _m(r"t_{G-1,\,q}", "t_(G-1, q)"), " the q quantile of Student's t distribution with G - 1 degrees of "
+        "freedom), which corrects the narrowness of a bootstrap over few groups. The HSI, a maximum of absolute "
+        "values, is biased upwards in its bootstrap distribution, so its interval is bias-corrected: it is the "
+        "bias-corrected and accelerated (BCa) interval ", _cite("efron1987"), " at the expanded level, ",
+        *_bca(_m(r"q = \alpha', 1 - \alpha'", "q = alpha', 1 - alpha'")),
+        ". The point estimates themselves are not bias-corrected",
+    ]
+
+
+def _bca_interval(half: float, n_groups: int) -> list[Segment]:
+    return ["bias-corrected and accelerated (BCa) intervals ", _cite("efron1987"), " for rho and HSI alike: ",
+            *_bca(_m(r"q = \alpha/2, 1 - \alpha/2", "q = alpha/2, 1 - alpha/2")), ", with ", _tails(half)]
+
+
+def _percentile(half: float, n_groups: int) -> list[Segment]:
+    return ["percentile intervals, the ", _tails(half), " and ", _m(r"1 - \alpha/2", "1 - alpha/2"),
+            " quantiles of the resampled values, without bias correction (the HSI, a maximum of absolute values, is "
+            "biased upwards and its interval is not corrected for it)"]
+
+
+def _basic(half: float, n_groups: int) -> list[Segment]:
     return ["basic (reverse-percentile) intervals ",
             _m(r"[2\hat\theta - \hat\theta^*_{1-\alpha/2},\; 2\hat\theta - \hat\theta^*_{\alpha/2}]",
                "[2 theta - theta*_(1-alpha/2), 2 theta - theta*_(alpha/2)]"),
-            ", ", _m(r"\hat\theta^*_q", "theta*_q"), " being the q quantile of the resampled values and ", tails,
-            ", without further bias correction"]
+            ", ", _m(r"\hat\theta^*_q", "theta*_q"), " being the q quantile of the resampled values and ",
+            _tails(half), ", without further bias correction"]
 
+
+#: The bootstrap interval of each ``ci_method``, given the nominal tail probability and the number of groups.
+_CI_TEXT: dict[str, Callable[[float, int], list[Segment]]] = {
+    "expanded": _expanded, "bca": _bca_interval, "percentile": _percentile, "basic": _basic}
 
 _SCHEME_TEXT: dict[str, list[Segment]] = {
     "sign-flip": [
@@ -299,34 +326,28 @@ _SCHEME_TEXT: dict[str, list[Segment]] = {
 }
 
 
-def _corrections(result: HSIResult) -> list[Segment]:
-    correction = result.settings["correction"]
-    if correction in ("maxt", "maxt-single-step"):
-        single: list[Segment] = [
-            "the adjusted p-value of test i is ",
-            _m(r"\tilde p_i = \big(1 + \#\{r : \max_j T^*_{rj} \ge T_i\}\big)/(1 + R)",
-               "p~_i = (1 + #{r : max_j T*_rj >= T_i}) / (1 + R)"),
-            ", the maximum taken over the family"]
-        if correction == "maxt":
-            return ["the step-down max-T procedure ", _cite("westfall1993"), " from the same randomisations: with the "
-                    "tests ordered by their statistics, ", *single[:2], " with the maximum taken over test i and "
-                    "the tests ranked below it, made monotone in that order; it controls the family-wise error rate "
-                    "under any dependence between tests"]
-        return ["the single-step max-T procedure ", _cite("westfall1993"), " from the same randomisations: ",
-                *single, "; it controls the family-wise error rate under any dependence between tests"]
-    texts: dict[str, list[Segment]] = {
-        "holm": ["Holm's step-down procedure ", _cite("holm1979"), ", which controls the family-wise error rate"],
-        "bonferroni": ["the Bonferroni correction, which controls the family-wise error rate"],
-        "fdr_bh": ["the Benjamini-Hochberg procedure ", _cite("bh1995"), ", which controls the false discovery rate"],
-        "fdr_by": ["the Benjamini-Yekutieli procedure ", _cite("by2001"), ", which controls the false discovery "
-                   "rate under dependence"],
-        "sidak": ["the Sidak correction, which controls the family-wise error rate for independent tests"],
-        "holm-sidak": ["the Holm-Sidak step-down procedure ", _cite("holm1979"), ", which controls the family-wise "
-                       "error rate for independent tests"],
-        "hommel": ["Hommel's procedure, which controls the family-wise error rate"],
-        "none": ["no correction (raw p-values)"],
-    }
-    return [*texts[correction], " (statsmodels' multipletests)" if correction != "none" else ""]
+_MAX_T: list[Segment] = ["the adjusted p-value of test i is ",
+                         _m(r"\tilde p_i = \big(1 + \#\{r : \max_j T^*_{rj} \ge T_i\}\big)/(1 + R)",
+                            "p~_i = (1 + #{r : max_j T*_rj >= T_i}) / (1 + R)")]
+_FWER_ANY = "; it controls the family-wise error rate under any dependence between tests"
+#: The multiple-comparison procedure of each ``correction``.
+_CORRECTION_TEXT: dict[str, list[Segment]] = {
+    "maxt": ["the step-down max-T procedure ", _cite("westfall1993"), " from the same randomisations: with the tests "
+             "ordered by their statistics, ", *_MAX_T, " with the maximum taken over test i and the tests ranked "
+             "below it, made monotone in that order", _FWER_ANY],
+    "maxt-single-step": ["the single-step max-T procedure ", _cite("westfall1993"), " from the same randomisations: ",
+                         *_MAX_T, ", the maximum taken over the family", _FWER_ANY],
+    "holm": ["Holm's step-down procedure ", _cite("holm1979"), ", which controls the family-wise error rate"],
+    "bonferroni": ["the Bonferroni correction, which controls the family-wise error rate"],
+    "fdr_bh": ["the Benjamini-Hochberg procedure ", _cite("bh1995"), ", which controls the false discovery rate"],
+    "fdr_by": ["the Benjamini-Yekutieli procedure ", _cite("by2001"), ", which controls the false discovery rate "
+               "under dependence"],
+    "sidak": ["the Sidak correction, which controls the family-wise error rate for independent tests"],
+    "holm-sidak": ["the Holm-Sidak step-down procedure ", _cite("holm1979"), ", which controls the family-wise "
+                   "error rate for independent tests"],
+    "hommel": ["Hommel's procedure, which controls the family-wise error rate"],
+    "none": ["no correction (raw p-values)"],
+}
 
 
 def _second(result: HSIResult) -> list[Segment]:
@@ -347,15 +368,17 @@ def _second(result: HSIResult) -> list[Segment]:
         f"episode are autocorrelated. {level}% confidence intervals for every ", _RHO, " and ", _HSI,
         " came from ", _m("B"), f" = {s['n_resamples']} cluster-bootstrap resamples of whole groups ",
         _cite("field2007"), ": each resample draws ", _m(f"G = {d['n_groups']}"), " groups with replacement and "
-        "recomputes every estimate from the drawn groups' sums, and the intervals are ", *_intervals(result), ". ",
+        "recomputes every estimate from the drawn groups' sums; the intervals were computed as ",
+        *_CI_TEXT[s.ci_method]((1.0 - s.confidence_level) / 2.0, d["n_groups"]), ". ",
         "p-values for the null hypothesis that, within a scenario, a head's attention is unrelated to which entity "
         "has which feature value came from ", *_SCHEME_TEXT[s["scheme"]], ", with the statistics ",
         _m(r"T = |\rho_{hf}|", "|rho_hf|"), " per (head, feature) pair and ", _m(r"T = \mathrm{HSI}_h", "HSI_h"),
         " per head (whose p-value accounts for choosing the best feature); ", *p_value,
         f"The p-values of the pairs were adjusted over the family of all {n_pairs} head x feature tests, and "
         f"those of the HSI separately over the family of the {d['n_heads']} head-level tests, with ",
-        *_corrections(result), "; the tables show the former, for the label's feature, as \"label adj. p\" and the "
-        "latter as \"HSI adj. p\".",
+        *_CORRECTION_TEXT[s.correction],
+        " (statsmodels' multipletests)" if s.correction in STATSMODELS_METHODS else "",
+        "; the tables show the former, for the label's feature, as \"label adj. p\" and the latter as \"HSI adj. p\".",
     ]
 
 
