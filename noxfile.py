@@ -1,9 +1,10 @@
-"""Development sessions: ``nox -s tests`` (the suite), ``lint``, ``typecheck``, ``demo``, ``notebooks``, ``bench``,
-``calibration``, ``bands``, ``trend``, ``render``."""
+"""Development sessions: ``nox -s tests`` (the suite), ``lint``, ``typecheck``, ``latex``, ``render``, ``demo``,
+``notebooks``, ``bench``, ``calibration``, ``bands``, ``trend``."""
 
 from __future__ import annotations
 
 import os
+import shutil
 
 import nox
 
@@ -30,6 +31,22 @@ def typecheck(session: nox.Session) -> None:
     """Mypy on the package."""
     session.install("-e", ".[dev]")
     session.run("mypy")
+
+
+#: The TeX Live packages the LaTeX outputs need (booktabs, longtable, siunitx, amsmath).
+TEXLIVE = ("texlive-latex-base", "texlive-latex-recommended", "texlive-latex-extra", "texlive-science")
+
+
+@nox.session
+def latex(session: nox.Session) -> None:
+    """Compile table.tex, pairs.tex and methods.md's math with pdflatex (``tests/test_latex.py``).
+
+    Installs TeX Live with apt-get when ``pdflatex`` is missing (as root, or through sudo); without it the tests
+    are skipped with a reason.
+    """
+    _install_system_tools(session, {"pdflatex": TEXLIVE})
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/test_latex.py", *session.posargs)
 
 
 @nox.session
@@ -103,18 +120,22 @@ def trend(session: nox.Session) -> None:
         session.run("python", "benchmarks/readme_tables.py", "trend")
 
 
-def _install_system_tools(session: nox.Session, packages: dict[str, str]) -> None:
-    """Install the Debian packages of the commands (command -> package) that are not on PATH, where apt-get can."""
-    import shutil
+def _install_system_tools(session: nox.Session, packages: dict[str, tuple[str, ...]]) -> None:
+    """Install with apt-get (as root, or through sudo) the Debian packages of the commands not on PATH.
 
-    wanted = sorted({package for command, package in packages.items() if shutil.which(command) is None})
+    ``packages`` maps a command to the packages that provide it. Where nothing can install them, the session goes
+    on with a warning and the tests that need them are skipped with a reason.
+    """
+    wanted = sorted({p for command, names in packages.items() if shutil.which(command) is None for p in names})
     if not wanted:
         return
-    if shutil.which("apt-get") is None:
-        session.warn(f"{', '.join(wanted)} missing and no apt-get: the tests that need them are skipped")
+    root = os.geteuid() == 0
+    if shutil.which("apt-get") is None or not (root or shutil.which("sudo")):
+        session.warn(f"{', '.join(wanted)} missing and not installable here (needs apt-get as root or sudo)")
         return
-    session.run("apt-get", "update", "-q", external=True)
-    session.run("apt-get", "install", "-y", "-q", "--no-install-recommends", *wanted, external=True)
+    sudo = () if root else ("sudo",)
+    session.run(*sudo, "apt-get", "update", "-q", external=True)
+    session.run(*sudo, "apt-get", "install", "-y", "-q", "--no-install-recommends", *wanted, external=True)
 
 
 @nox.session
@@ -125,7 +146,7 @@ def render(session: nox.Session) -> None:
     images to a temporary folder (``-- --out DIR`` to keep them elsewhere; ``-- --report FOLDER --out DIR`` renders
     an existing report).
     """
-    _install_system_tools(session, {"pdftoppm": "poppler-utils", "chromium": "chromium"})
+    _install_system_tools(session, {"pdftoppm": ("poppler-utils",), "chromium": ("chromium",)})
     session.install("-e", ".[test]")
     session.run("pytest", "tests/test_render.py", env={"CI": "true"})
     out = session.posargs or ["--out", str(session.create_tmp() + "/rendered")]

@@ -40,8 +40,8 @@ def test_demo_finds_the_planted_heads(demo_dir: Path, capsys: pytest.CaptureFixt
 
 
 def test_demo_writes_outputs_and_logs(demo_dir: Path) -> None:
-    for name in ("report.html", "report.pdf", "methods.md", "table.tex", "pairs.csv", "heads.csv",
-                 "head_functions.json", "planted_vs_found.csv"):
+    for name in ("report.html", "report.pdf", "methods.md", "references.bib", "table.tex", "pairs.tex", "pairs.csv",
+                 "heads.csv", "head_functions.json", "planted_vs_found.csv"):
         assert (demo_dir / name).is_file(), name
     assert sorted(p.name for p in (demo_dir / "logs" / "features").iterdir()) == [
         f"attention_log_{step:08d}.pkl" for step in DEMO_CHECKPOINTS]

@@ -52,8 +52,8 @@ def _normalise(text: str) -> str:
 
 
 def test_every_output_is_written(report_dir: Path) -> None:
-    expected = {"report.html", "report.pdf", "methods.md", "table.tex", "pairs.csv", "heads.csv",
-                "head_functions.json"}
+    expected = {"report.html", "report.pdf", "methods.md", "references.bib", "table.tex", "pairs.tex", "pairs.csv",
+                "heads.csv", "head_functions.json"}
     assert expected == {p.name for p in report_dir.iterdir()}
     assert not [p for p in report_dir.iterdir() if p.name.startswith(".")]  # no temporary file left behind
 
@@ -131,7 +131,7 @@ def test_the_same_number_is_printed_the_same_in_every_view(report_dir: Path, pdf
     summary = result.summary().splitlines()
     summary_header = next(line for line in summary if line.lstrip().startswith("head "))
     assert "HSI p_adj" in summary_header and "label p_adj" in summary_header
-    text, latex = _normalise(pdf_text), _normalise((report_dir / "table.tex").read_text())
+    text, latex = _normalise(pdf_text), (report_dir / "table.tex").read_text()
     assert "HSI adj. p" in text and "label adj. p" in text
     assert "HSI adj. p" in latex and "label adj. p" in latex
     for h, row in heads_csv.iterrows():
@@ -144,14 +144,21 @@ def test_the_same_number_is_printed_the_same_in_every_view(report_dir: Path, pdf
                          expected["label stability"]]
         assert re.search(".*".join(re.escape(cell) for cell in summary_order), line), (line, summary_order)
         for name, cell in expected.items():
-            assert _latex(cell) in latex, (row["head"], cell)
             if name != "label feature":  # numbers; the PDF's words are checked unbroken on their own
                 assert cell in text, (row["head"], cell)
+        # table.tex: the HSI with its interval, the HSI's adjusted p, the label feature, its rho and adjusted p
+        latex_cells = [expected["HSI [CI]"], expected["HSI adj. p"], expected["label feature"],
+                       format_number(row["label_rho"]), expected["label adj. p"]]
+        latex_row = next(line for line in latex.splitlines() if line.startswith(f"{row['head']} & "))
+        assert re.search(" & .*".join(re.escape(_latex(cell)) for cell in latex_cells), latex_row), (latex_row,
+                                                                                                   latex_cells)
 
 
 def _latex(cell: str) -> str:
-    """A cell as the LaTeX table escapes it."""
-    return cell.replace("_", "\\_").replace("<", "\\textless ")
+    """A cell as table.tex writes it: an interval ``a [b, c]`` as its three aligned columns ``a & b & c``, names
+    with ``_`` escaped; numbers and p-values ("< 0.001", which siunitx reads) as they are."""
+    interval = re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", cell)
+    return " & ".join(interval.groups()) if interval else cell.replace("_", "\\_")
 
 
 @pytest.mark.filterwarnings("ignore::hsi_stats._validation.ResamplingWarning")  # few resamples, on purpose

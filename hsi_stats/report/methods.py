@@ -1,141 +1,482 @@
-"""The citable methods paragraph: what was done, stated from the settings a result actually used.
+r"""The citable methods section: what was done, stated from the settings a result actually used.
 
-Every sentence is built from ``HSIResult.settings``, ``data_summary`` and ``provenance``, so changing a setting
-changes the text. The paragraph is returned as Markdown (for ``methods.md``) and as plain paragraphs (for the
-HTML and PDF reports).
+Every sentence is built from ``HSIResult.settings``, ``data_summary`` and ``provenance`` (and the
+``EvolutionResult`` when given), so changing a setting changes the text. A paragraph is a sequence of prose,
+formulas (:class:`Math`: LaTeX and a plain-text reading) and citations (:class:`Cite`: BibTeX keys of
+:mod:`~hsi_stats.report.bibliography`). It is rendered twice from that one source:
+
+- :attr:`MethodsText.markdown`: Markdown with LaTeX math (``$...$``, ``$$...$$``) and pandoc citations
+  (``[@efron1987]``), for ``methods.md`` (``pandoc --citeproc --bibliography references.bib`` turns it into a
+  paper's section);
+- :attr:`MethodsText.paragraphs`: plain text with "(Author, year)" citations, for the HTML and PDF reports.
+
+Symbols: :math:`h` a head, :math:`f` a feature, :math:`s` a scenario, :math:`v` an entity, :math:`g` a group
+(episode) of :math:`G`; :math:`\rho_{hf}` the association of head h with feature f,
+:math:`\mathrm{HSI}_h = \max_f |\rho_{hf}|`, :math:`B` bootstrap resamples, :math:`R` randomisations.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..evolution import EvolutionResult
+from ..inference.bootstrap import expanded_alpha
 from ..labels import strength_bands_text
 from ..results import HSIResult
+from ..settings import STATSMODELS_METHODS, AnalysisSettings
 from ..step_selection import StepSelection
+from .bibliography import REFERENCES, bibtex
 
-__all__ = ["REFERENCES", "MethodsText", "methods_text"]
+__all__ = ["Cite", "Math", "MethodsText", "methods_text"]
 
-REFERENCES = {
-    "efron1987": "Efron, B. (1987). Better bootstrap confidence intervals. Journal of the American Statistical "
-                 "Association 82(397), 171-185. doi:10.1080/01621459.1987.10478410",
-    "hesterberg2015": "Hesterberg, T. C. (2015). What teachers should know about the bootstrap: resampling in the "
-                      "undergraduate statistics curriculum. The American Statistician 69(4), 371-386. "
-                      "doi:10.1080/00031305.2015.1089789",
-    "westfall1993": "Westfall, P. H. and Young, S. S. (1993). Resampling-Based Multiple Testing: Examples and "
-                    "Methods for p-Value Adjustment. Wiley.",
-    "holm1979": "Holm, S. (1979). A simple sequentially rejective multiple test procedure. Scandinavian Journal "
-                "of Statistics 6(2), 65-70.",
-    "bh1995": "Benjamini, Y. and Hochberg, Y. (1995). Controlling the false discovery rate: a practical and "
-              "powerful approach to multiple testing. Journal of the Royal Statistical Society B 57(1), 289-300. "
-              "doi:10.1111/j.2517-6161.1995.tb02031.x",
-    "phipson2010": "Phipson, B. and Smyth, G. K. (2010). Permutation p-values should never be zero: calculating "
-                   "exact p-values when permutations are randomly drawn. Statistical Applications in Genetics "
-                   "and Molecular Biology 9(1), Article 39. doi:10.2202/1544-6115.1585",
-    "by2001": "Benjamini, Y. and Yekutieli, D. (2001). The control of the false discovery rate in multiple "
-              "testing under dependency. Annals of Statistics 29(4), 1165-1188. doi:10.1214/aos/1013699998",
-    "fisher1921": "Fisher, R. A. (1921). On the 'probable error' of a coefficient of correlation deduced from a "
-                  "small sample. Metron 1, 3-32.",
-}
 
-_CITATIONS = {
-    "efron1987": "Efron, 1987", "hesterberg2015": "Hesterberg, 2015", "westfall1993": "Westfall and Young, 1993",
-    "holm1979": "Holm, 1979",
-    "bh1995": "Benjamini and Hochberg, 1995", "phipson2010": "Phipson and Smyth, 2010",
-    "by2001": "Benjamini and Yekutieli, 2001", "fisher1921": "Fisher, 1921",
-}
+# ------------------------------------------------------------------------------------------------ segments
+@dataclass(frozen=True)
+class Math:
+    """A formula: its LaTeX (without ``$``) and how it reads in plain text; ``display`` for a displayed equation."""
 
-_ESTIMATOR_TEXT = {
-    "within": ("the within-scenario correlation: attention and feature were centred within each scenario over the "
-               "entities present, and rho = sum(a~ x~) / sqrt(sum(a~^2) sum(x~^2)) pooled over scenarios, which "
-               "compares only entities present at the same time and removes differences between scenarios such "
-               "as traffic density"),
-    "pooled": ("the pooled correlation over all valid (scenario, entity) pairs, as in the original analysis; it "
-               "confounds differences between scenarios (e.g. traffic density) with the head's preferences"),
-    "fisher": ("the mean Fisher z of per-scenario correlations (scenarios with at least 3 entities and both "
-               "variables varying), averaged within each group and then over groups and back-transformed [fisher1921]"
-               "; r was clipped to +-{clip} before the transform, and with 3-8 entities |r| = 1 is common, so "
-               "the estimate depends strongly on this clip: it is reported for comparability, not recommended"),
-}
-_CORRELATION_TEXT = {
-    "rank-feature": ("the Pearson correlation of the attention mass with the feature's mid-rank percentile "
-                     "((rank - 0.5)/n, average ranks for ties, ranked {where}), which is linear in attention and "
-                     "insensitive to the scale and tails of the feature ("),
-    "spearman": "Spearman rank correlation (average ranks for ties, ranked {where}",
-    "pearson": "Pearson correlation (",
-}
-_SCALE_TEXT = {
-    "rank-feature": ("Because rho is linear in attention, a head with all its attention on the flagged entity of "
-                     "an indicator reaches |rho| = 1; against a continuous feature, a head with all its attention "
-                     "on the most extreme of n entities reaches at most sqrt(3/(n+1)) (0.71 for n = 5), so for "
-                     "continuous features the focus says more about concentration than the band."),
-    "spearman": ("Under Spearman, the within-scenario correlation with a binary feature that flags one entity "
-                 "among n cannot exceed sqrt(3/(n+1)), so bands for binary features understate the strength."),
-    "pearson": ("Under Pearson, rho depends on the feature's scale: heavy-tailed features are dominated by their "
-                "largest values."),
-}
-_CI_TEXT = {
-    "expanded": "expanded percentile intervals [hesterberg2015]: the percentiles at Phi(sqrt(G/(G-1)) t_{G-1}) "
-                "instead of the nominal levels, which corrects the narrowness of a bootstrap over few groups",
-    "bca": "bias-corrected and accelerated (BCa) intervals [efron1987], the acceleration estimated by a "
-           "leave-one-group-out jackknife",
-    "percentile": "percentile intervals",
-    "basic": "basic (reverse-percentile) intervals",
-}
-_SCHEME_TEXT = {
-    "sign-flip": "a sign-flip randomisation test: each group's contribution to the numerator of rho was "
-                 "multiplied by an independent random sign, the same for every head and feature of that group",
-    "within-group": "a permutation test that applied one random permutation of the entities present to every "
-                    "scenario of a group",
-    "within-scenario": "a permutation test with an independent permutation of the entities present in each "
-                       "scenario (valid only if scenarios are independent)",
-}
-_CORRECTION_TEXT = {
-    "maxt": ("the step-down max-T procedure [westfall1993], computed from the same randomisations, which "
-             "controls the family-wise error rate under any dependence between tests"),
-    "maxt-single-step": ("the single-step max-T procedure [westfall1993], computed from the same randomisations, "
-                         "which controls the family-wise error rate under any dependence between tests"),
-    "holm": "Holm's step-down procedure [holm1979], which controls the family-wise error rate",
-    "bonferroni": "the Bonferroni correction, which controls the family-wise error rate",
-    "fdr_bh": "the Benjamini-Hochberg procedure [bh1995], which controls the false discovery rate",
-    "fdr_by": "the Benjamini-Yekutieli procedure [by2001], which controls the false discovery rate under "
-              "dependence",
-    "sidak": "the Sidak correction",
-    "holm-sidak": "the Holm-Sidak step-down procedure [holm1979]",
-    "hommel": "Hommel's procedure",
-    "none": "no correction (raw p-values)",
-}
+    latex: str
+    plain: str
+    display: bool = False
+
+
+@dataclass(frozen=True)
+class Cite:
+    """A citation of one or more works, by BibTeX key."""
+
+    keys: tuple[str, ...]
+
+
+Segment = str | Math | Cite
+
+
+def _m(latex: str, plain: str | None = None) -> Math:
+    """Inline math; the plain reading defaults to the LaTeX itself (for formulas that read the same, ``h``)."""
+    return Math(latex, latex if plain is None else plain)
+
+
+def _display(latex: str, plain: str) -> Math:
+    return Math(latex, plain, display=True)
+
+
+def _cite(*keys: str) -> Cite:
+    return Cite(keys)
+
+
+def _markdown(paragraph: Sequence[Segment]) -> str:
+    parts = []
+    for segment in paragraph:
+        if isinstance(segment, Math):
+            parts.append(f"\n$${segment.latex}$$\n" if segment.display else f"${segment.latex}$")
+        elif isinstance(segment, Cite):
+            parts.append("[" + "; ".join(f"@{key}" for key in segment.keys) + "]")
+        else:
+            parts.append(segment)
+    return "".join(parts).replace(" \n", "\n").replace("\n ", "\n")
+
+
+def _plain(paragraph: Sequence[Segment]) -> str:
+    parts = []
+    for segment in paragraph:
+        if isinstance(segment, Math):
+            parts.append(f" {segment.plain.strip()} " if segment.display else segment.plain)
+        elif isinstance(segment, Cite):
+            parts.append("(" + "; ".join(REFERENCES[key].citation for key in segment.keys) + ")")
+        else:
+            parts.append(segment)
+    return re.sub(r" {2,}", " ", "".join(parts)).strip()
+
+
+def _cited(paragraphs: Sequence[Sequence[Segment]]) -> list[str]:
+    """The keys cited, in order of first citation."""
+    keys: list[str] = []
+    for paragraph in paragraphs:
+        for segment in paragraph:
+            if isinstance(segment, Cite):
+                keys += [key for key in segment.keys if key not in keys]
+    return keys
 
 
 @dataclass(frozen=True)
 class MethodsText:
-    """The methods section: paragraphs of plain text and the references they cite (key -> full reference)."""
+    """The methods section in its two renderings and the works it cites.
+
+    Attributes
+    ----------
+    paragraphs : tuple of str
+        Plain text, citing as "(Author, year)": what the HTML and PDF reports print.
+    references : dict of str to str
+        BibTeX key -> the full reference as one line, for every work cited, in order of first citation.
+    markdown : tuple of str
+        The same paragraphs in Markdown with LaTeX math and pandoc citations ``[@key]`` (``methods.md``).
+    """
 
     paragraphs: tuple[str, ...]
     references: dict[str, str]
+    markdown: tuple[str, ...] = ()
+
+    @classmethod
+    def from_segments(cls, paragraphs: Sequence[Sequence[Segment]]) -> MethodsText:
+        """Render paragraphs of prose, :class:`Math` and :class:`Cite` segments both ways."""
+        keys = _cited(paragraphs)
+        unknown = [key for key in keys if key not in REFERENCES]
+        if unknown:
+            raise KeyError(f"the methods text cites {unknown}, which are not in the bibliography "
+                           f"({sorted(REFERENCES)}).")
+        return cls(tuple(_plain(p) for p in paragraphs), {key: REFERENCES[key].text() for key in keys},
+                   tuple(_markdown(p) for p in paragraphs))
 
     def to_markdown(self) -> str:
-        """``methods.md``: a heading, the paragraphs and a numbered reference list."""
-        lines = ["# Methods", "", *(p + "\n" for p in self.paragraphs), "## References", ""]
-        lines += [f"{i}. {text}" for i, text in enumerate(self.references.values(), start=1)]
+        """``methods.md``: a heading, the paragraphs (LaTeX math, ``[@key]`` citations) and the reference list.
+
+        The keys are those of ``references.bib`` (:meth:`to_bibtex`); the numbered list repeats the references
+        for readers without a citation processor.
+        """
+        body = self.markdown or self.paragraphs
+        lines = ["# Methods", "", *(p + "\n" for p in body), "## References", ""]
+        lines += [f"{i}. {text} [`{key}`]" for i, (key, text) in enumerate(self.references.items(), start=1)]
         return "\n".join(lines) + "\n"
 
+    def to_bibtex(self) -> str:
+        """``references.bib``: one BibTeX entry for every work cited, and no other."""
+        return bibtex(self.references)
 
-def _cite(paragraphs: list[str]) -> MethodsText:
-    """Replace citation keys ``[key]`` by "(Author, year)" and collect the references cited."""
-    text = " ".join(paragraphs)
-    cited = {key: ref for key, ref in REFERENCES.items() if f"[{key}]" in text}
-    rendered = []
-    for paragraph in paragraphs:
-        for key in cited:
-            paragraph = paragraph.replace(f"[{key}]", f"({_CITATIONS[key]})")
-        rendered.append(paragraph)
-    return MethodsText(tuple(rendered), cited)
+
+# ------------------------------------------------------------------------------------------------ wording
+_RHO = _m(r"\rho_{hf}", "rho_hf")
+_HSI = _m(r"\mathrm{HSI}_h", "HSI_h")
+
+
+def _data(result: HSIResult) -> list[Segment]:
+    d, s = result.data_summary, result.settings
+    infinite = ("+-inf feature values left out and counted" if s["correlation"] == "pearson"
+                else "+-inf feature values ranked as the most extreme values")
+    return [
+        f"For each of {d['n_heads']} attention heads and {d['n_features']} entity features, the association "
+        "between the attention a head puts on an entity and the entity's feature value, ", _m(r"\rho", "rho"),
+        f", was estimated from {d['n_scenarios']} scenarios (one forward pass each) in {d['n_groups']} independent "
+        f"groups (episodes), with {d['n_entities']} valid entities in all; NaN values left out per feature, "
+        f"{infinite}. Let ",
+        _m("a_{hsv}", "a_hsv"), " be the attention mass of head ", _m("h"), " on entity ", _m("v"),
+        " in scenario ", _m("s"), " and ", _m("x_{fsv}", "x_fsv"), " the value of feature ", _m("f"), ", for the ",
+        _m("n_s", "n_s"), " entities of scenario s valid for that feature. ",
+    ]
+
+
+def _rank_feature(pooled: bool) -> list[Segment]:
+    where = "among all valid (scenario, entity) pairs" if pooled else "among the scenario's valid entities"
+    n = _m("n") if pooled else _m("n_s")
+    return ["The attention mass was kept as it is and the feature replaced by its mid-rank percentile ",
+            _m(r"(r_{fsv} - \tfrac{1}{2})/" + n.latex, "(r_fsv - 1/2)/" + n.plain), ", ",
+            _m("r_{fsv}", "r_fsv"), f" being its rank {where} (average ranks for ties"
+            + (f", {n.plain} their number" if pooled else "") + "): the Pearson correlation of attention with "
+            "this percentile is linear in attention and insensitive to the scale and tails of the feature. "]
+
+
+def _spearman(pooled: bool) -> list[Segment]:
+    where = "among all valid (scenario, entity) pairs" if pooled else "among the scenario's valid entities"
+    return [f"Attention and feature were both replaced by their ranks {where} (average ranks for ties), giving a "
+            "Spearman rank correlation. "]
+
+
+def _pearson(pooled: bool) -> list[Segment]:
+    return ["Attention and feature were used as they are (Pearson correlation). "]
+
+
+#: The scale of each ``correlation``, given whether the estimator pools the pairs.
+_CORRELATION_TEXT: dict[str, Callable[[bool], list[Segment]]] = {
+    "rank-feature": _rank_feature, "spearman": _spearman, "pearson": _pearson}
+
+
+def _within(settings: AnalysisSettings) -> list[Segment]:
+    return [
+        "With ", _m(r"\tilde a_{hsv} = a_{hsv} - \bar a_{hs}", "a~_hsv = a_hsv - mean_v a_hsv"), " and ",
+        _m(r"\tilde x_{fsv} = x_{fsv} - \bar x_{fs}", "x~_fsv = x_fsv - mean_v x_fsv"),
+        " centred over the valid entities of each scenario (on the scales above), ", _RHO,
+        " is the within-scenario correlation",
+        _display(r"\rho_{hf} = \frac{\sum_s \sum_v \tilde a_{hsv} \tilde x_{fsv}}"
+                 r"{\sqrt{\sum_s \sum_v \tilde a_{hsv}^2 \, \sum_s \sum_v \tilde x_{fsv}^2}},",
+                 " rho_hf = sum(a~ x~) / sqrt(sum(a~^2) sum(x~^2)) over scenarios and entities,"),
+        " which compares only entities present at the same time and removes differences between scenarios "
+        "such as traffic density.",
+    ]
+
+
+def _pooled(settings: AnalysisSettings) -> list[Segment]:
+    return [
+        _RHO, " is the correlation over all valid (scenario, entity) pairs, as in the original analysis,",
+        _display(r"\rho_{hf} = \frac{\sum_{s,v} (a_{hsv} - \bar a_h)(x_{fsv} - \bar x_f)}"
+                 r"{\sqrt{\sum_{s,v} (a_{hsv} - \bar a_h)^2 \, \sum_{s,v} (x_{fsv} - \bar x_f)^2}},",
+                 " rho_hf = sum((a - mean a)(x - mean x)) / sqrt(sum((a - mean a)^2) sum((x - mean x)^2)),"),
+        " with means over all valid pairs; it confounds differences between scenarios (e.g. traffic density) "
+        "with the head's preferences.",
+    ]
+
+
+def _fisher(settings: AnalysisSettings) -> list[Segment]:
+    return [
+        "For each scenario with ", _m(r"n_s \ge 3", "n_s >= 3"), " valid entities and both variables varying, ",
+        _m("r_{hfs}", "r_hfs"), " is the correlation across its entities, and",
+        _display(r"\rho_{hf} = \tanh\Big(\frac{1}{G'} \sum_g \bar z_{hfg}\Big), \qquad "
+                 r"\bar z_{hfg} = \operatorname{mean}_{s \in g} \operatorname{artanh}\big(\max(-c, \min(c, "
+                 r"r_{hfs}))\big),",
+                 " rho_hf = tanh(mean over groups of the mean over the group's scenarios of "
+                 "artanh(r_hfs clipped to +-c)),"),
+        "the mean Fisher z ", _cite("fisher1921"), " over the ", _m("G'"), " groups with such scenarios, with the "
+        f"clip c = {settings.fisher_clip:g}. With 3-8 entities |r| = 1 is common, so the estimate depends strongly on "
+        "this clip: it is reported for comparability, not recommended.",
+    ]
+
+
+#: How rho is estimated, for each ``estimator``.
+_ESTIMATOR_TEXT: dict[str, Callable[[AnalysisSettings], list[Segment]]] = {
+    "within": _within, "pooled": _pooled, "fisher": _fisher}
+
+
+def _first(result: HSIResult) -> list[Segment]:
+    slot = (" Slot preferences were removed before correlating (two-way fixed effects for scenario and "
+            "observation slot), so that a preference for a slot ordered by distance is not read as a feature "
+            "effect." if result.settings["adjust"] == "slot" else "")
+    s = result.settings
+    paragraph: list[Segment] = [*_data(result), *_CORRELATION_TEXT[s.correlation](s.estimator == "pooled"),
+                                *_ESTIMATOR_TEXT[s.estimator](s), slot,
+                                " The Head Specialization Index of head h is ",
+                                _m(r"\mathrm{HSI}_h = \max_f |\rho_{hf}|", "HSI_h = max_f |rho_hf|"),
+                                "; the feature attaining it is the head's primary feature."]
+    described = StepSelection.from_dict(result.data_summary["step_selection"]).describe()
+    if described:
+        paragraph.append(f" {described[0].upper()}{described[1:]}.")
+    return paragraph
+
+
+def _bca(quantiles: Math) -> list[Segment]:
+    """The BCa levels for the nominal tail probabilities ``quantiles``."""
+    return [
+        "the quantiles of the resampled values at ",
+        _m(r"\Phi\big(\hat z_0 + (\hat z_0 + z_q) / (1 - \hat a (\hat z_0 + z_q))\big)",
+           "Phi(z0 + (z0 + z_q) / (1 - a (z0 + z_q)))"),
+        " for ", quantiles, ", where ", _m(r"z_q = \Phi^{-1}(q)", "z_q = Phi^-1(q)"), ", ",
+        _m(r"\hat z_0", "z0"), " is ", _m(r"\Phi^{-1}", "Phi^-1"), " of the share of resampled values below the "
+        "estimate (ties counted half) and the acceleration ",
+        _m(r"\hat a = \sum_g d_g^3 / \big(6 (\sum_g d_g^2)^{3/2}\big)", "a = sum d_g^3 / (6 (sum d_g^2)^(3/2))"),
+        " comes from the leave-one-group-out jackknife, ",
+        _m(r"d_g = \bar\theta_{(\cdot)} - \theta_{(g)}", "d_g = mean jackknife estimate - estimate without group g"),
+    ]
+
+
+def _tails(half: float) -> Math:
+    return _m(r"\alpha/2 = " + f"{half:g}", f"alpha/2 = {half:g}")
+
+
+def _expanded(half: float, n_groups: int) -> list[Segment]:
+    expanded = expanded_alpha(half, n_groups)
+    return [
+        "expanded percentile intervals ", _cite("hesterberg2015"), ": the ", _m(r"\alpha'", "alpha'"), " and ",
+        _m(r"1 - \alpha'", "1 - alpha'"), " quantiles of the resampled values, with ",
+        _m(r"\alpha' = \Phi\big(\sqrt{G/(G-1)}\, t_{G-1,\,\alpha/2}\big) = " + f"{expanded:.4f}",
+           f"alpha' = Phi(sqrt(G/(G-1)) t_(G-1, alpha/2)) = {expanded:.4f}"),
+        " in place of ", _tails(half), " (", _m(r"\Phi", "Phi"), " the standard normal distribution function, ",
+        _m(r"t_{G-1,\,q}", "t_(G-1, q)"), " the q quantile of Student's t distribution with G - 1 degrees of "
+        "freedom), which corrects the narrowness of a bootstrap over few groups. The HSI, a maximum of absolute "
+        "values, is biased upwards in its bootstrap distribution, so its interval is bias-corrected: it is the "
+        "bias-corrected and accelerated (BCa) interval ", _cite("efron1987"), " at the expanded level, ",
+        *_bca(_m(r"q = \alpha', 1 - \alpha'", "q = alpha', 1 - alpha'")),
+        ". The point estimates themselves are not bias-corrected",
+    ]
+
+
+def _bca_interval(half: float, n_groups: int) -> list[Segment]:
+    return ["bias-corrected and accelerated (BCa) intervals ", _cite("efron1987"), " for rho and HSI alike: ",
+            *_bca(_m(r"q = \alpha/2, 1 - \alpha/2", "q = alpha/2, 1 - alpha/2")), ", with ", _tails(half)]
+
+
+def _percentile(half: float, n_groups: int) -> list[Segment]:
+    return ["percentile intervals, the ", _tails(half), " and ", _m(r"1 - \alpha/2", "1 - alpha/2"),
+            " quantiles of the resampled values, without bias correction (the HSI, a maximum of absolute values, is "
+            "biased upwards and its interval is not corrected for it)"]
+
+
+def _basic(half: float, n_groups: int) -> list[Segment]:
+    return ["basic (reverse-percentile) intervals ",
+            _m(r"[2\hat\theta - \hat\theta^*_{1-\alpha/2},\; 2\hat\theta - \hat\theta^*_{\alpha/2}]",
+               "[2 theta - theta*_(1-alpha/2), 2 theta - theta*_(alpha/2)]"),
+            ", ", _m(r"\hat\theta^*_q", "theta*_q"), " being the q quantile of the resampled values and ",
+            _tails(half), ", without further bias correction"]
+
+
+#: The bootstrap interval of each ``ci_method``, given the nominal tail probability and the number of groups.
+_CI_TEXT: dict[str, Callable[[float, int], list[Segment]]] = {
+    "expanded": _expanded, "bca": _bca_interval, "percentile": _percentile, "basic": _basic}
+
+_SCHEME_TEXT: dict[str, list[Segment]] = {
+    "sign-flip": [
+        "a sign-flip randomisation test ", _cite("winkler2014"), ": the numerator of every ", _RHO,
+        " is a sum of independent group contributions, symmetric about zero under this hypothesis, so each "
+        "randomisation multiplied every group's contribution by an independent random sign ",
+        _m(r"\epsilon_g \in \{-1, +1\}", "eps_g = -1 or +1"),
+        ", the same for every head and feature of that group, and recomputed every ", _RHO, " and ", _HSI],
+    "within-group": [
+        "a permutation test ", _cite("winkler2014"), " that applied one random permutation of the entities present "
+        "to every scenario of a group (entities exchangeable within each group)"],
+    "within-scenario": [
+        "a permutation test ", _cite("winkler2014"), " with an independent permutation of the entities present in "
+        "each scenario (valid only if scenarios are independent)"],
+}
+
+
+_MAX_T: list[Segment] = ["the adjusted p-value of test i is ",
+                         _m(r"\tilde p_i = \big(1 + \#\{r : \max_j T^*_{rj} \ge T_i\}\big)/(1 + R)",
+                            "p~_i = (1 + #{r : max_j T*_rj >= T_i}) / (1 + R)")]
+_FWER_ANY = "; it controls the family-wise error rate under any dependence between tests"
+#: The multiple-comparison procedure of each ``correction``.
+_CORRECTION_TEXT: dict[str, list[Segment]] = {
+    "maxt": ["the step-down max-T procedure ", _cite("westfall1993"), " from the same randomisations: with the tests "
+             "ordered by their statistics, ", *_MAX_T, " with the maximum taken over test i and the tests ranked "
+             "below it, made monotone in that order", _FWER_ANY],
+    "maxt-single-step": ["the single-step max-T procedure ", _cite("westfall1993"), " from the same randomisations: ",
+                         *_MAX_T, ", the maximum taken over the family", _FWER_ANY],
+    "holm": ["Holm's step-down procedure ", _cite("holm1979"), ", which controls the family-wise error rate"],
+    "bonferroni": ["the Bonferroni correction, which controls the family-wise error rate"],
+    "fdr_bh": ["the Benjamini-Hochberg procedure ", _cite("bh1995"), ", which controls the false discovery rate"],
+    "fdr_by": ["the Benjamini-Yekutieli procedure ", _cite("by2001"), ", which controls the false discovery rate "
+               "under dependence"],
+    "sidak": ["the Sidak correction, which controls the family-wise error rate for independent tests"],
+    "holm-sidak": ["the Holm-Sidak step-down procedure ", _cite("holm1979"), ", which controls the family-wise "
+                   "error rate for independent tests"],
+    "hommel": ["Hommel's procedure, which controls the family-wise error rate"],
+    "none": ["no correction (raw p-values)"],
+}
+
+
+def _second(result: HSIResult) -> list[Segment]:
+    s, d, test = result.settings, result.data_summary, result.test
+    level = round(100 * s["confidence_level"])
+    if test.exact:
+        p_value: list[Segment] = [
+            f"all {test.n_resamples} sign patterns were enumerated (an exact test) and ",
+            _m(r"p = \#\{T^* \ge T\} / 2^G", "p = #{T* >= T} / 2^G"), ". "]
+    else:
+        p_value = [_m("R"), f" = {test.n_resamples} randomisations were drawn and ",
+                   _m(r"p = (1 + e)/(1 + R)", "p = (1 + e) / (1 + R)"), ", ", _m("e"), " being the number of "
+                   "randomised statistics that reach the observed one (up to a relative tolerance for floating-point "
+                   "ties), which is never zero ", _cite("phipson2010"), ". "]
+    n_pairs = d["n_heads"] * d["n_features"]
+    return [
+        "Uncertainty was assessed with the group (episode) as the unit of independence, since scenarios of one "
+        f"episode are autocorrelated. {level}% confidence intervals for every ", _RHO, " and ", _HSI,
+        " came from ", _m("B"), f" = {s['n_resamples']} cluster-bootstrap resamples of whole groups ",
+        _cite("field2007"), ": each resample draws ", _m(f"G = {d['n_groups']}"), " groups with replacement and "
+        "recomputes every estimate from the drawn groups' sums; the intervals were computed as ",
+        *_CI_TEXT[s.ci_method]((1.0 - s.confidence_level) / 2.0, d["n_groups"]), ". ",
+        "p-values for the null hypothesis that, within a scenario, a head's attention is unrelated to which entity "
+        "has which feature value came from ", *_SCHEME_TEXT[s["scheme"]], ", with the statistics ",
+        _m(r"T = |\rho_{hf}|", "|rho_hf|"), " per (head, feature) pair and ", _m(r"T = \mathrm{HSI}_h", "HSI_h"),
+        " per head (whose p-value accounts for choosing the best feature); ", *p_value,
+        f"The p-values of the pairs were adjusted over the family of all {n_pairs} head x feature tests, and "
+        f"those of the HSI separately over the family of the {d['n_heads']} head-level tests, with ",
+        *_CORRECTION_TEXT[s.correction],
+        " (statsmodels' multipletests)" if s.correction in STATSMODELS_METHODS else "",
+        "; the tables show the former, for the label's feature, as \"label adj. p\" and the latter as \"HSI adj. p\".",
+    ]
+
+
+_SCALE_TEXT: dict[str, list[Segment]] = {
+    "rank-feature": [
+        "Because rho is linear in attention, a head with all its attention on the flagged entity of an indicator "
+        "reaches |rho| = 1; against a continuous feature, a head with all its attention on the most extreme of n "
+        "entities reaches at most ", _m(r"\sqrt{3/(n+1)}", "sqrt(3/(n+1))"),
+        " (0.71 for n = 5), so for continuous features the focus says more about concentration than the band."],
+    "spearman": [
+        "Under Spearman, the within-scenario correlation with a binary feature that flags one entity among n cannot "
+        "exceed ", _m(r"\sqrt{3/(n+1)}", "sqrt(3/(n+1))"), ", so bands for binary features understate the "
+        "strength."],
+    "pearson": ["Under Pearson, rho depends on the feature's scale: heavy-tailed features are dominated by their "
+                "largest values."],
+}
+
+
+def _third(result: HSIResult) -> list[Segment]:
+    s = result.settings
+    level = round(100 * s["confidence_level"])
+    strict = " and the bound of its confidence interval nearest zero" if s["strict"] else ""
+    return [
+        "A head received the head-function label of its strongest feature whose correlation has the sign the "
+        "feature catalog expects (its label feature), and the label was validated only if ",
+        _m(r"|\rho_{hf}|", "|rho|"), strict,
+        f" reached {s['threshold']:g}, the adjusted p-value of the (head, label feature) pair was below "
+        f"{s['alpha']:g}, the label feature was the strongest in at least {s['min_stability']:.0%} of bootstrap "
+        "resamples (among all features when it is the primary feature, else among those of the expected sign), and "
+        "the head's attention was selective: its selectivity",
+        _display(r"\sigma_h = \frac{1}{|S_h|} \sum_{s \in S_h} \Big(1 - \frac{H(p_{hs})}{\log V_s}\Big), \qquad "
+                 r"H(p) = -\sum_{v=1}^{V_s} p_v \log p_v,",
+                 " sigma_h = mean over scenarios of 1 - H(p_hs) / log V_s, H(p) = -sum_v p_v log p_v,"),
+        f"was at least {s['min_selectivity']:g}, where ", _m("p_{hs}", "p_hs"), " is the head's attention in "
+        "scenario s renormalised over its ", _m("V_s", "V_s"), " valid entities, H is the Shannon entropy ",
+        _cite("shannon1948"), " (so ", _m(r"\sigma_h", "sigma_h"), " is 0 for uniform attention and 1 for all "
+        "attention on one entity) and ", _m("S_h", "S_h"), " are the scenarios with at least two valid entities and "
+        f"some attention mass; every failed rule is reported. Strength bands: {strength_bands_text()}. ",
+        *_SCALE_TEXT[s["correlation"]],
+        " Beside ", _m(r"\rho", "rho"), ", the focus of a head on a feature measures the share of its attention on "
+        "the feature's target entities T (the flagged entities of an indicator, the most extreme entity of any "
+        "other feature, in the direction the catalog expects): with ", _m(r"u = |T|/n_s", "u = |T| / n_s"),
+        " the share uniform attention would give them and ", _m(r"\pi = \sum_{v \in T} p_v", "pi = sum over T of p_v"),
+        " the share the head gives them (its attention renormalised over the ", _m("n_s"), " entities valid for the "
+        "feature), the scenario's focus is ", _m(r"\phi_s = (\pi - u)/(1 - u)", "phi_s = (pi - u) / (1 - u)"),
+        ", 0 for uniform attention and 1 for all attention on the targets (negative when the head looks away "
+        f"from them); it is averaged over scenarios and its {level}% interval comes from the same bootstrap "
+        "resamples, by the interval method of rho.",
+    ]
+
+
+def _evolution(evolution: EvolutionResult) -> list[Segment]:
+    s = evolution.settings
+    level = round(100 * s["confidence_level"])
+    first, last = evolution.step_label(evolution.steps[0]), evolution.step_label(evolution.steps[-1])
+    n = s["trend_resamples"]
+    return [
+        f"Each of the K = {len(evolution.steps)} training steps ({first} to {last}) was analysed in the same way on "
+        "its own episodes. Change over training was tested per head with the least-squares slope of its HSI on the "
+        "checkpoint index k = 0, ..., K - 1,",
+        _display(r"b_h = \sum_{k=0}^{K-1} c_k \, \mathrm{HSI}_{hk}, \qquad "
+                 r"c_k = \frac{k - \bar k}{\sum_{k'} (k' - \bar k)^2},",
+                 " b_h = sum_k c_k HSI_hk with c_k = (k - mean k) / sum_k' (k' - mean k)^2,"),
+        "where ", _m(r"\mathrm{HSI}_{hk}", "HSI_hk"), " comes from the episodes of checkpoint k; under no change "
+        "the episodes are exchangeable between checkpoints, so they were permuted between them "
+        f"({n} permutations, each checkpoint keeping its number of episodes, ",
+        _m(r"p = (1 + e)/(1 + R)", "p = (1 + e) / (1 + R)"), " for the statistic ", _m(r"|b_h|", "|b_h|"), " ",
+        _cite("phipson2010"), "), and the p-values were adjusted over the heads with the step-down max-T procedure "
+        "from the same permutations ", _cite("westfall1993"), ". The trend is reported as the change per checkpoint "
+        "of the rho of the feature the head tracks over the run, ",
+        _m(r"f_h = \arg\max_f |\bar\rho_{hf}|", "f_h = argmax_f |mean_k rho_hfk|"), " with ",
+        _m(r"\bar\rho_{hf} = K^{-1} \sum_k \rho_{hfk}", "mean_k rho_hfk = (1/K) sum_k rho_hfk"),
+        ", signed so that a positive trend moves towards that relation, ",
+        _m(r"\operatorname{sign}(\bar\rho_{hf_h}) \sum_k c_k \rho_{hf_hk}", "sign(mean rho) sum_k c_k rho_hf_hk"),
+        f", with a {level}% percentile interval from {n} resamples of each checkpoint's episodes within that "
+        "checkpoint (a stratified cluster bootstrap ", _cite("field2007"), "). A label emerges at the first step "
+        "from which it is validated, with the label it has at the last step, at every later step.",
+    ]
+
+
+def _software(result: HSIResult) -> list[Segment]:
+    p = result.provenance
+    versions = p["versions"]
+    return [f"Analysis with hsi_stats {versions.get('hsi_stats', '?')} (numpy {versions.get('numpy', '?')}, "
+            f"scipy {versions.get('scipy', '?')}, statsmodels {versions.get('statsmodels', '?')}), seed "
+            f"{p['seed']}, data fingerprint {str(p['data_fingerprint'])[:16]}."]
 
 
 def methods_text(result: HSIResult, evolution: EvolutionResult | None = None) -> MethodsText:
-    """Build the methods section from the settings, data summary and provenance of ``result`` (and the evolution
+    r"""Build the methods section from the settings, data summary and provenance of ``result`` (and the evolution
     over training, when given).
+
+    It states the estimator of :math:`\rho_{hf}` and :math:`\mathrm{HSI}_h = \max_f |\rho_{hf}|`, the cluster
+    bootstrap and its interval (with the HSI's bias correction where the method has one), the randomisation
+    test with its p-value :math:`(1 + e)/(1 + R)`, the correction of each family (pairs over all head x feature
+    tests, HSI over the heads), the validation rules with their thresholds (the selectivity
+    :math:`1 - H(p)/\log V` with H the Shannon entropy), the focus and, with ``evolution``, the trend test,
+    its interval and the emergence step; each procedure cites its reference.
 
     Examples
     --------
@@ -144,74 +485,10 @@ def methods_text(result: HSIResult, evolution: EvolutionResult | None = None) ->
     >>> text = methods_text(analyze(generate(n_episodes=12, n_steps=5, rng=0).dataset, n_resamples=99, rng=4))
     >>> "99 cluster-bootstrap resamples" in text.paragraphs[1], "seed 4" in text.paragraphs[-1]
     (True, True)
+    >>> "$B$ = 99 cluster-bootstrap resamples of whole groups [@field2007]" in text.markdown[1]
+    True
     """
-    s, d, p = result.settings, result.data_summary, result.provenance
-    estimator = _ESTIMATOR_TEXT[s["estimator"]].format(clip=s["fisher_clip"])
-    where = "over the pooled pairs" if s["estimator"] == "pooled" else "within each scenario"
-    correlation = _CORRELATION_TEXT[s["correlation"]].format(where=where)
-    infinite = ("+-inf feature values left out and counted" if s["correlation"] == "pearson"
-                else "+-inf feature values ranked as the most extreme values")
-    slot = (" Slot preferences were removed before correlating (two-way fixed effects for scenario and "
-            "observation slot), so that a preference for a slot ordered by distance is not read as a feature "
-            "effect." if s["adjust"] == "slot" else "")
-    first = (f"For each of {d['n_heads']} attention heads and {d['n_features']} entity features, the association "
-             f"between the attention a head puts on an entity and the entity's feature value, rho, was estimated "
-             f"as {estimator}, using {correlation}; NaN values left out per feature, {infinite}).{slot} "
-             f"The Head Specialization Index is HSI = max_f |rho_f|; the feature attaining it is the primary "
-             f"feature. The data were {d['n_scenarios']} scenarios from {d['n_groups']} independent groups "
-             f"(episodes), with {d['n_entities']} valid entities in all.")
-    level = round(100 * s["confidence_level"])
-    exact = result.test.exact
-    second = (f"Uncertainty was assessed with the group (episode) as the unit of independence, since scenarios of "
-              f"one episode are autocorrelated. {level}% confidence intervals for every rho and HSI came from "
-              f"{s['n_resamples']} cluster-bootstrap resamples of whole groups, as {_CI_TEXT[s['ci_method']]}. "
-              f"p-values for the null hypothesis that, within a scenario, a head's attention is unrelated to which "
-              f"entity has which feature value came from {_SCHEME_TEXT[s['scheme']]}, with the statistics |rho| "
-              f"per (head, feature) pair and HSI per head (whose p-value accounts for choosing the best feature); "
-              + (f"all {result.test.n_resamples} sign patterns were enumerated (an exact test). " if exact else
-                 f"{result.test.n_resamples} randomisations were drawn and p = (1 + k) / (1 + B), which is never "
-                 "zero [phipson2010]. ")
-              + f"p-values were adjusted over the family of all {d['n_heads'] * d['n_features']} head x feature "
-              f"tests, and separately over the {d['n_heads']} head-level tests, with "
-              f"{_CORRECTION_TEXT[s['correction']]}.")
-    strict = " and the lower end of its confidence interval (in magnitude)" if s["strict"] else ""
-    third = (f"A head received the head-function label of its strongest feature whose correlation has the sign "
-             f"the feature catalog expects, and the label was validated only if |rho|{strict} reached "
-             f"{s['threshold']:g}, the adjusted p-value was below {s['alpha']:g}, the feature was the strongest in "
-             f"at least {s['min_stability']:.0%} of bootstrap resamples, and the head's attention was selective "
-             f"(mean over scenarios of 1 - H(p)/log n at least {s['min_selectivity']:g}); every failed rule is "
-             f"reported. Strength bands: {strength_bands_text()}. {_SCALE_TEXT[s['correlation']]} Beside rho, the "
-             f"focus of a head on a feature is the share of its attention on the feature's target entity (the "
-             f"flagged entities of an indicator, the most extreme entity of any other feature, in the direction the "
-             f"catalog expects) in excess of uniform attention, divided by its largest possible value: 0 for "
-             f"uniform attention, 1 for all attention on the target, -1 for none; it is averaged over scenarios "
-             f"and its {level}% interval comes from the same bootstrap resamples.")
-    versions = p["versions"]
-    fourth = (f"Analysis with hsi_stats {versions.get('hsi_stats', '?')} (numpy {versions.get('numpy', '?')}, "
-              f"scipy {versions.get('scipy', '?')}, statsmodels {versions.get('statsmodels', '?')}), seed "
-              f"{p['seed']}, data fingerprint {str(p['data_fingerprint'])[:16]}.")
-    described = StepSelection.from_dict(d["step_selection"]).describe()
-    if described:
-        first += f" {described[0].upper()}{described[1:]}."
-    paragraphs = [first, second, third]
+    paragraphs = [_first(result), _second(result), _third(result)]
     if evolution is not None:
-        paragraphs.append(_evolution_paragraph(evolution))
-    return _cite([*paragraphs, fourth])
-
-
-def _evolution_paragraph(evolution: EvolutionResult) -> str:
-    """How the training steps were compared."""
-    s = evolution.settings
-    level = round(100 * s["confidence_level"])
-    return (f"Each of the {len(evolution.steps)} training steps ({evolution.step_label(evolution.steps[0])} to "
-            f"{evolution.step_label(evolution.steps[-1])}) was "
-            f"analysed in the same way on its own episodes. Change over training was tested per head with the "
-            f"least-squares slope of its HSI on the checkpoint index; under no change the episodes are exchangeable "
-            f"between checkpoints, so they were permuted between them ({s['trend_resamples']} permutations, each "
-            f"checkpoint keeping its number of episodes, p = (1 + k) / (1 + B) [phipson2010]), and the p-values were "
-            f"adjusted over the heads with the step-down max-T procedure from the same permutations [westfall1993]. "
-            f"The trend is reported as the change per checkpoint of the rho of the feature the head tracks over the "
-            f"run (the largest mean rho over the steps in magnitude), with a {level}% percentile interval from "
-            f"{s['trend_resamples']} resamples of each "
-            f"checkpoint's episodes within that checkpoint. A label emerges at the first step from which it is "
-            f"validated at every later step.")
+        paragraphs.append(_evolution(evolution))
+    return MethodsText.from_segments([*paragraphs, _software(result)])

@@ -1,7 +1,8 @@
 """Display tables of a result, formatted once and shared by the HTML, PDF and LaTeX outputs.
 
 Numbers are written by :mod:`hsi_stats.formatting`, so every output shows the same digits of the same
-``HSIResult``. :func:`head_table` is the table of DESIGN 5; :func:`latex_table` renders it with booktabs rules.
+``HSIResult``. :func:`head_table` is the table of DESIGN 5 (the LaTeX tables for a paper are in
+:mod:`hsi_stats.report.latex`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import pandas as pd
 
 from ..formatting import MISSING, format_interval, format_number, format_p
 from ..results import HSIResult
-from ..settings import CI_METHOD_NAMES, CORRECTION_NAMES
 
 __all__ = [
     "HEAD_COLUMN_KINDS",
@@ -19,7 +19,6 @@ __all__ = [
     "format_number",
     "format_p",
     "head_table",
-    "latex_table",
     "left_out_table",
 ]
 
@@ -83,17 +82,3 @@ def left_out_table(result: HSIResult) -> pd.DataFrame:
     frame["why"] = [_left_out_reason(int(missing), int(infinite), int(left), ranked) for missing, infinite, left
                     in frame[["missing", "infinite", "infinite_left_out"]].itertuples(index=False)]
     return frame
-
-
-def latex_table(result: HSIResult) -> str:
-    """The head table as a booktabs LaTeX ``table`` (reasons omitted: they belong in the text)."""
-    table = head_table(result).drop(columns=["reasons"])
-    level = round(100 * result.settings.confidence_level)
-    method = CI_METHOD_NAMES[result.settings.ci_method]
-    correction = CORRECTION_NAMES[result.settings.correction]
-    caption = (f"Head specialisation: HSI and rho with {level}\\% {method} cluster-bootstrap intervals; "
-               f"{correction} adjusted p-values.")
-    styler = table.style.hide(axis="index").format(escape="latex")
-    styler = styler.format_index(escape="latex", axis="columns")
-    return styler.to_latex(hrules=True, caption=caption, label="tab:hsi", position="htbp",
-                           column_format="l" * len(table.columns))

@@ -12,7 +12,7 @@ from .._validation import check_choice
 from ..outputs import write_tables_into
 from ..results import HSIResult
 from .content import build_content
-from .tables import latex_table
+from .latex import head_latex, pairs_latex
 
 if TYPE_CHECKING:
     from ..evolution import EvolutionResult
@@ -42,7 +42,10 @@ def write_report(
     """Write the report of ``result`` and its citable companions into ``out_dir``.
 
     Files: ``report.html`` (self-contained) and/or ``report.pdf`` (same content), ``methods.md`` (the methods
-    paragraph with references), ``table.tex`` (booktabs), and the tables of :func:`hsi_stats.outputs.write_tables`:
+    paragraph in Markdown with LaTeX math and ``[@key]`` citations), ``references.bib`` (every work it cites),
+    ``table.tex`` (the head table) and ``pairs.tex`` (every head x feature pair), booktabs tables for a paper
+    (:mod:`hsi_stats.report.latex`; they need ``\\usepackage{booktabs,siunitx,longtable}``), and the tables of
+    :func:`hsi_stats.outputs.write_tables`:
     ``pairs.csv``, ``heads.csv``, ``head_functions.json`` (the registry; unvalidated labels as General Context
     Heads unless ``allow_unvalidated``) and, with ``evolution``, ``evolution.csv`` and ``trends.csv``. Each file
     is written to a temporary name and renamed when complete.
@@ -75,7 +78,9 @@ def write_report(
 
         rendered["report.pdf"] = render_pdf(content)
     rendered["methods.md"] = content.methods.to_markdown()
-    rendered["table.tex"] = latex_table(result)
+    rendered["references.bib"] = content.methods.to_bibtex()
+    rendered["table.tex"] = head_latex(result)
+    rendered["pairs.tex"] = pairs_latex(result)
 
     # The set is written into a staging folder and moved into place only when complete: a failure leaves the
     # previous report and tables as they were.
