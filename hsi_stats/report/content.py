@@ -23,7 +23,7 @@ from ..step_selection import StepSelection
 from . import figures
 from .methods import MethodsText, methods_text
 from .naming import name_legend
-from .tables import HEAD_COLUMN_KINDS, head_table, left_out_table
+from .tables import HEAD_COLUMN_KINDS, head_table, hsi_interval_note, left_out_table
 
 if TYPE_CHECKING:
     from ..evolution import EvolutionResult
@@ -56,6 +56,7 @@ class ReportContent:
     left_out: pd.DataFrame
     methods: MethodsText
     heads: pd.DataFrame
+    head_notes: list[str]
     name_legend: pd.DataFrame | None
     figures: list[Figure]
     evolution_table: pd.DataFrame | None
@@ -179,6 +180,7 @@ def build_content(result: HSIResult, *, evolution: EvolutionResult | None = None
         left_out=left_out_table(result),
         methods=methods_text(result, evolution),
         heads=head_table(result),
+        head_notes=[note for note in [hsi_interval_note(result)] if note],
         name_legend=name_legend(list(result.heads["head"])),
         figures=_figures(result, evolution),
         evolution_table=evolution_table,

@@ -24,6 +24,7 @@ from ..formatting import MISSING, format_number, format_p
 from ..results import HSIResult
 from ..settings import CI_METHOD_NAMES, CORRECTION_NAMES
 from .naming import name_legend, short_head_names
+from .tables import hsi_interval_note
 
 __all__ = ["LATEX_PACKAGES", "MAX_FLOAT_ROWS", "head_latex", "latex_escape", "pairs_latex"]
 
@@ -176,6 +177,12 @@ def _float_or_long(columns: Sequence[_Column], rows: list[str], caption: str, la
             + "\n".join(rows) + "\n\\end{longtable}\\par}\n" + (f"{_NOTE}{note}\\par}}\n" if note else ""))
 
 
+def _interval_note(result: HSIResult) -> str:
+    """:func:`~hsi_stats.report.tables.hsi_interval_note` in LaTeX, after a space; empty when there is none."""
+    note = hsi_interval_note(result)
+    return "" if note is None else " " + latex_escape(note).replace("|rho|", "$|\\rho|$")
+
+
 def head_latex(result: HSIResult) -> str:
     """``table.tex``: one row per head with its label, HSI and interval, and the label feature's test.
 
@@ -211,7 +218,7 @@ def head_latex(result: HSIResult) -> str:
                f"{_test_text(result)} of the HSI, {correction} adjusted over the {len(heads)} heads. Label feature: "
                f"the strongest feature of the sign the catalog expects, with its $\\rho$ and label adj.\\ p, its "
                f"pair's test {correction} adjusted over all {len(result.pairs)} head $\\times$ feature pairs."
-               f"{dagger}")
+               f"{dagger}{_interval_note(result)}")
     return _float_or_long(columns, _rows(columns), caption, "tab:hsi", _legend([h["head"] for h in heads]),
                           long=len(heads) > MAX_FLOAT_ROWS)
 

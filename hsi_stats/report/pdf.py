@@ -71,6 +71,7 @@ def _head_tables(content: ReportContent, s: dict[str, ParagraphStyle]) -> list[F
     short = short_head_names(names)
     heads = _with_short_names(content.heads, short)
     story: list[Flowable] = [word_table(heads.drop(columns=["reasons"]), s["cell"], _WIDTH)]
+    story += [Paragraph(escape(note), s["caption"]) for note in content.head_notes]
     reasons = heads.loc[heads["reasons"] != _PASSED, ["head", "reasons"]]
     if len(reasons):
         story += [Spacer(1, 0.3 * cm), Paragraph("Why labels were not validated (every failed rule):", s["body"]),
