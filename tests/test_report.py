@@ -59,7 +59,8 @@ def test_every_output_is_written(report_dir: Path) -> None:
     assert expected == {p.name for p in report_dir.iterdir()}
     html = (report_dir / "report.html").read_text()
     keys = re.findall(r'<figure id="fig-([^"]+)"', html)
-    assert {p.name for p in (report_dir / "figures").iterdir()} == {f"{k}.{ext}" for k in keys for ext in ("pdf", "svg")}
+    files = {f"{key}.{ext}" for key in keys for ext in ("pdf", "svg")}
+    assert {p.name for p in (report_dir / "figures").iterdir()} == files
     assert not [p for p in report_dir.iterdir() if p.name.startswith(".")]  # no temporary file left behind
 
 

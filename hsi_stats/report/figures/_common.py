@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -141,7 +142,7 @@ def split_evenly(n: int, capacity: int) -> list[range]:
         return [range(0)]
     parts = math.ceil(n / max(1, capacity))
     bounds = np.linspace(0, n, parts + 1).round().astype(int)
-    return [range(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [range(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
 
 
 def new_figure(width: float, height: float, nrows: int = 1, ncols: int = 1,
