@@ -180,6 +180,23 @@ def legend_above(ax: Axes, handles: Sequence[Any], title: str, *, fontsize: floa
     return legend
 
 
+def axes_width(ax: Axes) -> float:
+    """Width of ``ax`` in inches, before a constrained layout makes room for labels (so an upper bound)."""
+    return float(ax.get_position().width * root_figure(ax).get_figwidth())
+
+
+def category_labels(ax: Axes, positions: Sequence[float], labels: Sequence[str], *, pitch: float) -> None:
+    """Put ``labels`` under x ``positions`` that are ``pitch`` inches apart: level (broken into lines at spaces
+    and underscores) when every line fits the pitch, else turned upright."""
+    room = 0.85 * pitch
+    wrapped = [wrap_words(label, room) for label in labels]
+    if all(text_width(label) <= room for label in wrapped):
+        ax.set_xticks(list(positions), wrapped, rotation=0, ha="center")
+    else:
+        ax.set_xticks(list(positions), list(labels), rotation=90, ha="center", va="top")
+    ax.tick_params(axis="x", labelsize=MIN_FONT)
+
+
 def short_names(names: Sequence[str]) -> dict[str, str]:
     """Full head name -> the name shown in figures (:func:`hsi_stats.report.naming.short_head_names`)."""
     return short_head_names([str(n) for n in names])
@@ -191,13 +208,18 @@ def result_short_names(result: HSIResult) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+def check_axes(ax: object) -> Axes:
+    """``ax`` when it is a matplotlib Axes; a TypeError naming what was passed otherwise."""
+    if not isinstance(ax, Axes):
+        raise TypeError(f"The value for `ax` must be a matplotlib Axes or None, but {type(ax).__name__} "
+                        "was passed.")
+    return ax
+
+
 def new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
     """``ax`` itself, or the axes of a new constrained-layout figure of ``figsize`` inches."""
     if ax is not None:
-        if not isinstance(ax, Axes):
-            raise TypeError(f"The value for `ax` must be a matplotlib Axes or None, but {type(ax).__name__} "
-                            "was passed.")
-        return ax
+        return check_axes(ax)
     _, new = plt.subplots(figsize=figsize, layout="constrained")
     return new
 
