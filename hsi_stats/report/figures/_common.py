@@ -165,18 +165,18 @@ def wrap_words(text: str, width: float, size: float = MIN_FONT) -> str:
 
 
 def legend_above(ax: Axes, handles: Sequence[Any], title: str, *, fontsize: float = FONT) -> Legend:
-    """Put a legend of ``handles`` in rows just above ``ax`` (as many per row as fit its width) and ``title``
-    above the legend."""
-    fig = root_figure(ax)
-    width = ax.get_position().width * fig.get_figwidth() * 0.9
+    """Put a legend of ``handles`` in rows just above ``ax`` (as many per row as fit the figure's width) and
+    ``title`` above the legend."""
+    width = root_figure(ax).get_figwidth() - 0.6
     widths = [text_width(str(h.get_label())) + 0.45 for h in handles]
     ncols = max(1, len(handles))
     while ncols > 1 and sum(sorted(widths)[-ncols:]) > width:
         ncols -= 1
     rows = math.ceil(len(handles) / ncols)
     legend = ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=ncols, frameon=False,
-                       borderaxespad=0.2, borderpad=0.1, handlelength=1.6, columnspacing=1.0)
-    ax.set_title(title, fontsize=fontsize, pad=4.0 + rows * 1.25 * MIN_FONT + 2.0)
+                       borderaxespad=0.2, borderpad=0.1, handlelength=1.6, columnspacing=1.0, labelspacing=0.3)
+    # Each row of the legend takes its text and the spacing below it; the title goes above the last row.
+    ax.set_title(title, fontsize=fontsize, pad=6.0 + rows * 1.35 * MIN_FONT)
     return legend
 
 
@@ -340,8 +340,10 @@ def _close(fig: Figure) -> None:
 
 
 def _write(fig: Figure, target: Any, fmt: str, dpi: float) -> None:
+    # A figure laid out by matplotlib keeps its size (the paper's column width); any other is cropped to its content.
+    bbox = None if fig.get_layout_engine() is not None else "tight"
     with paper_style():
-        fig.savefig(target, format=fmt, dpi=dpi, bbox_inches="tight", pad_inches=0.02, facecolor="white",
+        fig.savefig(target, format=fmt, dpi=dpi, bbox_inches=bbox, pad_inches=0.02, facecolor="white",
                     metadata=dict(_METADATA[fmt]))
 
 

@@ -251,6 +251,10 @@ def _draw_focus(ax: Axes, rows: Sequence[tuple[str, str | None, float, float, fl
     ax.grid(axis="x", alpha=0.25, zorder=0)
 
 
+#: Most heads in a one-column focus figure; more get a two-column figure of panels side by side.
+_FOCUS_PER_COLUMN = 24
+
+
 @paper_figure
 def focus_plot(result: HSIResult, *, ax: Axes | None = None) -> Axes:
     """Each head's focus on the entity its feature points at, with its confidence interval.
@@ -268,7 +272,8 @@ def focus_plot(result: HSIResult, *, ax: Axes | None = None) -> Axes:
         The analysis to draw (``result.heads`` and ``result.pairs``).
     ax : matplotlib Axes, optional
         Where to draw; when omitted, a new figure is created: one column (3.5 in) wide for up to 24 heads,
-        else two (7 in) with the heads split over panels side by side (the first panel is returned).
+        else two (7 in), with heads that do not fit one panel at most 9 in tall split over panels side by side
+        (the first panel is returned).
 
     Returns
     -------
@@ -283,8 +288,8 @@ def focus_plot(result: HSIResult, *, ax: Axes | None = None) -> Axes:
                      head["label_focus_ci_high"], head["label_focus_target"], bool(head["validated"])))
     overhead = 1.0
     if ax is None:
-        chunks = split_evenly(len(rows), min(24, rows_per_panel(overhead=overhead, pitch=ROW_PITCH))
-                              if len(rows) > 24 else 24)
+        chunks = split_evenly(len(rows), rows_per_panel(overhead=overhead, pitch=ROW_PITCH)
+                              if len(rows) > _FOCUS_PER_COLUMN else _FOCUS_PER_COLUMN)
         height = stacked_height(max(len(c) for c in chunks), overhead=overhead, pitch=ROW_PITCH)
         _, grid = new_figure(COLUMN_WIDTH if len(chunks) == 1 else PAGE_WIDTH, max(1.6, height), 1, len(chunks))
         panels = list(grid.ravel())
@@ -382,8 +387,7 @@ def _forest_by_feature(result: HSIResult, chosen: Sequence[str]) -> Axes:
         ax.set_visible(False)
     panels[0].set_yticks(np.arange(n, dtype=float), [short[h] for h in chosen], fontsize=MIN_FONT)
     panels[0].set_ylim(n - 0.5, -0.5)
-    fig.supxlabel(f"ρ with {level(result)} CI", fontsize=FONT)
-    fig.suptitle("ρ per head and feature", fontsize=FONT)
+    fig.suptitle(f"ρ per head and feature, {level(result)} CI", fontsize=FONT)
     fig.legend(handles=_forest_handles(alpha, threshold), loc="outside lower center", ncols=3, frameon=False)
     return panels[0]
 
