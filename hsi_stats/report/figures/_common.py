@@ -100,7 +100,7 @@ _R = TypeVar("_R")
 @contextmanager
 def paper_style() -> Iterator[None]:
     """Apply :data:`PAPER_RC` inside the block only (``matplotlib.rc_context``)."""
-    with mpl.rc_context(dict(PAPER_RC)):
+    with mpl.rc_context(dict(PAPER_RC)):  # type: ignore[arg-type]  # keys typed as literals by matplotlib
         yield
 
 
@@ -185,7 +185,8 @@ def axes_width(ax: Axes) -> float:
     return float(ax.get_position().width * root_figure(ax).get_figwidth())
 
 
-def category_labels(ax: Axes, positions: Sequence[float], labels: Sequence[str], *, pitch: float) -> None:
+def category_labels(ax: Axes, positions: Sequence[float] | NDArray[np.floating[Any]], labels: Sequence[str], *,
+                    pitch: float) -> None:
     """Put ``labels`` under x ``positions`` that are ``pitch`` inches apart: level (broken into lines at spaces
     and underscores) when every line fits the pitch, else turned upright."""
     room = 0.85 * pitch
