@@ -53,8 +53,12 @@ def _normalise(text: str) -> str:
 
 def test_every_output_is_written(report_dir: Path) -> None:
     expected = {"report.html", "report.pdf", "methods.md", "references.bib", "table.tex", "pairs.tex", "pairs.csv",
-                "heads.csv", "head_functions.json"}
+                "heads.csv", "head_functions.json", "figures"}
     assert expected == {p.name for p in report_dir.iterdir()}
+    html = (report_dir / "report.html").read_text()
+    keys = re.findall(r'<figure id="fig-([^"]+)"', html)
+    files = {f"{key}.{ext}" for key in keys for ext in ("pdf", "svg")}
+    assert {p.name for p in (report_dir / "figures").iterdir()} == files
     assert not [p for p in report_dir.iterdir() if p.name.startswith(".")]  # no temporary file left behind
 
 

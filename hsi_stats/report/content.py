@@ -6,8 +6,9 @@ Nothing here computes a statistic: it reads an :class:`~hsi_stats.results.HSIRes
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from ..settings import CORRECTION_NAMES
 from ..step_selection import StepSelection
 from . import figures
 from .methods import MethodsText, methods_text
-from .naming import name_legend
+from .naming import name_legend, short_head_names
 from .tables import HEAD_COLUMN_KINDS, head_table, hsi_interval_note, left_out_table
 
 if TYPE_CHECKING:
@@ -33,12 +34,37 @@ __all__ = ["Figure", "ReportContent", "build_content"]
 
 @dataclass(frozen=True)
 class Figure:
-    """One figure of the report: a title, a caption and the PNG image."""
+    """One figure of the report: a title, a caption and the image, as PNG (shown in the HTML and PDF reports)
+    and as the vector files written beside them (``figures/<key>.pdf`` and ``figures/<key>.svg``).
+
+    ``key`` is safe as a file name and an HTML id (letters, digits, ``.``, ``_`` and ``-``).
+    """
 
     key: str
     title: str
     caption: str
     png: bytes
+    pdf: bytes = b""
+    svg: bytes = b""
+
+    @property
+    def files(self) -> dict[str, bytes]:
+        """The standalone files of the figure: ``figures/<key>.pdf`` and ``figures/<key>.svg`` -> content."""
+        return {f"figures/{self.key}.{fmt}": data for fmt, data in (("pdf", self.pdf), ("svg", self.svg)) if data}
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def figure_key(text: str) -> str:
+    """``text`` made safe as a file name and an HTML id: runs of other characters become ``_``.
+
+    Examples
+    --------
+    >>> figure_key("scatter-L0.H2"), figure_key("scatter-a/b:h1")
+    ('scatter-L0.H2', 'scatter-a_b_h1')
+    """
+    return _UNSAFE.sub("_", text).strip("_.") or "figure"
 
 
 @dataclass(frozen=True)
@@ -93,7 +119,8 @@ def _summary_rows(result: HSIResult) -> list[tuple[str, str]]:
 
 
 def _draw(key: str, title: str, caption: str, draw: Callable[[], Any]) -> Figure:
-    return Figure(key, title, caption, figures.figure_to_png_bytes(draw()))
+    rendered = figures.render_figure(draw())
+    return Figure(figure_key(key), title, caption, rendered.png, rendered.pdf, rendered.svg)
 
 
 def _figures(result: HSIResult, evolution: EvolutionResult | None) -> list[Figure]:
@@ -118,11 +145,12 @@ def _figures(result: HSIResult, evolution: EvolutionResult | None) -> list[Figur
               f"Every head x feature rho with its {level}% interval; highlighted pairs have adjusted p < {alpha:g}.",
               lambda: figures.forest_plot(result)),
     ]
+    short = short_head_names([str(h) for h in result.heads["head"]])
     labelled = result.heads[result.heads["label"] != GENERAL_CONTEXT]
     for name, feature, label, validated in labelled[["head", "label_feature", "label", "validated"]].itertuples(
             index=False):
         items.append(_draw(
-            f"scatter-{name}", f"{name}: attention versus {feature}",
+            f"scatter-{short[str(name)]}", f"{short[str(name)]}: attention versus {feature}",
             f"{label} ({'validated' if validated else 'not validated'}); binned means with 95% intervals where "
             "there are many points.", partial(figures.attention_vs_feature, result, name, feature)))
     items += [
@@ -137,7 +165,18 @@ def _figures(result: HSIResult, evolution: EvolutionResult | None) -> list[Figur
                            f"HSI per head across training steps with {level}% bands; filled markers are validated.",
                            lambda: figures.evolution_plot(evolution.per_step, threshold=result.settings.threshold,
                                                           step_names=evolution.step_names)))
-    return items
+    return _unique_keys(items)
+
+
+def _unique_keys(items: list[Figure]) -> list[Figure]:
+    """Number repeated keys (two names that differ only in characters a file name cannot hold) -2, -3, ..."""
+    seen: dict[str, int] = {}
+    out = []
+    for item in items:
+        count = seen.get(item.key, 0) + 1
+        seen[item.key] = count
+        out.append(item if count == 1 else replace(item, key=f"{item.key}-{count}"))
+    return out
 
 
 def _evolution_tables(evolution: EvolutionResult | None) -> tuple[pd.DataFrame | None, list[tuple[str, str]]]:

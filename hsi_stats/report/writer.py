@@ -47,8 +47,10 @@ def write_report(
     (:mod:`hsi_stats.report.latex`; they need ``\\usepackage{booktabs,siunitx,longtable}``), and the tables of
     :func:`hsi_stats.outputs.write_tables`:
     ``pairs.csv``, ``heads.csv``, ``head_functions.json`` (the registry; unvalidated labels as General Context
-    Heads unless ``allow_unvalidated``) and, with ``evolution``, ``evolution.csv`` and ``trends.csv``. Each file
-    is written to a temporary name and renamed when complete.
+    Heads unless ``allow_unvalidated``) and, with ``evolution``, ``evolution.csv`` and ``trends.csv``; and every
+    figure of the report on its own as vector files for a paper, ``figures/<key>.pdf`` and ``figures/<key>.svg``
+    (the same bytes for the same result). The set is written into a staging folder and moved into place when
+    complete.
 
     Parameters
     ----------
@@ -62,7 +64,7 @@ def write_report(
     Returns
     -------
     dict of str to Path
-        File name -> path written.
+        File name (relative to ``out_dir``, such as ``"figures/heatmap.pdf"``) -> path written.
     """
     chosen = _formats_iv(formats)
     out = Path(out_dir)
@@ -81,11 +83,14 @@ def write_report(
     rendered["references.bib"] = content.methods.to_bibtex()
     rendered["table.tex"] = head_latex(result)
     rendered["pairs.tex"] = pairs_latex(result)
+    for figure in content.figures:
+        rendered.update(figure.files)
 
     # The set is written into a staging folder and moved into place only when complete: a failure leaves the
     # previous report and tables as they were.
     with atomic_folder(out) as staging:
         for name, data in rendered.items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
             if isinstance(data, bytes):
                 (staging / name).write_bytes(data)
             else:

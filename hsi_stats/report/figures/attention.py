@@ -7,6 +7,7 @@ summaries (bin means with normal intervals).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,18 +20,30 @@ from numpy.typing import NDArray
 from ...formatting import format_number
 from ...results import HSIResult
 from ._common import (
+    COLUMN_WIDTH,
+    FONT,
     LOG_FLOOR,
+    MAX_HEIGHT,
     N_BINS,
     NOT_VALIDATED_COLOUR,
     OBSERVED_COLOUR,
+    PAGE_WIDTH,
     REFERENCE_COLOUR,
     VALIDATED_COLOUR,
     Z95,
     as_bool,
+    axes_width,
+    category_labels,
+    check_axes,
     check_result,
+    legend_above,
     level,
     new_axes,
+    new_figure,
+    paper_figure,
     resolve_head,
+    result_short_names,
+    split_evenly,
 )
 
 __all__ = ["attention_distributions", "attention_vs_feature"]
@@ -66,6 +79,7 @@ def _group_means(index: NDArray[np.intp], x: NDArray[np.float64], y: NDArray[np.
     return np.array(out, dtype=float).reshape(-1, 4)
 
 
+@paper_figure
 def attention_vs_feature(result: HSIResult, head: str | int, feature: str, *, ax: Axes | None = None,
                          max_points: int = 5000) -> Axes:
     """Attention of one head against one feature's value, over the valid entities of every scenario.
@@ -76,8 +90,8 @@ def attention_vs_feature(result: HSIResult, head: str | int, feature: str, *, ax
     one bin per value, with jittered points. Binned means carry normal-approximation 95% intervals
     (``gid="binned-means"``) that treat entities as independent: they describe, they do not test. NaN feature
     values are dropped; infinite values cannot be placed on the axis and are dropped with a note in the
-    title. The title gives the analysis's rho and its interval, which are within-scenario statistics of the
-    chosen estimator, whereas the plot pools all scenarios.
+    title. The title gives the head's short name, the analysis's rho and its interval, which are
+    within-scenario statistics of the chosen estimator, whereas the plot pools all scenarios.
 
     Parameters
     ----------
@@ -88,7 +102,7 @@ def attention_vs_feature(result: HSIResult, head: str | int, feature: str, *, ax
     feature : str
         Feature name.
     ax : matplotlib Axes, optional
-        Where to draw; a new figure is created when omitted.
+        Where to draw; a new figure one column (3.5 in) wide is created when omitted.
     max_points : int, default 5000
         Largest number of entities drawn as individual points.
 
@@ -120,12 +134,13 @@ def attention_vs_feature(result: HSIResult, head: str | int, feature: str, *, ax
     if n_inf:
         notes.append(f"{n_inf} ±inf not shown")
 
-    ax = new_axes(ax, (6.4, 4.4))
-    ax.set_title(f"{name} vs {feature}: ρ = {format_number(rho, 2)}, {level(result)} CI "
+    short = result_short_names(result)[name]
+    ax = new_axes(ax, (COLUMN_WIDTH, 3.2))
+    ax.set_title(f"{short} vs {feature}\nρ = {format_number(rho, 2)}, {level(result)} CI "
                  f"[{format_number(low, 2)}, {format_number(high, 2)}]\n"
-                 + ", ".join(notes), fontsize=10)
+                 + ", ".join(notes), fontsize=FONT)
     ax.set_xlabel(feature)
-    ax.set_ylabel(f"attention of {name}")
+    ax.set_ylabel(f"attention of {short}")
     if x.size == 0:
         ax.text(0.5, 0.5, "no finite feature values", transform=ax.transAxes, ha="center", va="center")
         return ax
@@ -139,10 +154,10 @@ def attention_vs_feature(result: HSIResult, head: str | int, feature: str, *, ax
         positions = np.arange(values.size, dtype=float)
         if show_points:
             jitter = np.random.default_rng(0).uniform(-0.18, 0.18, size=x.size)
-            ax.scatter(positions[index] + jitter, y, s=8, alpha=0.25, color="0.45", linewidths=0, gid="points",
+            ax.scatter(positions[index] + jitter, y, s=4, alpha=0.25, color="0.45", linewidths=0, gid="points",
                        rasterized=x.size > 1000)
         bars = ax.errorbar(positions, means[:, 1], yerr=means[:, 2], fmt="o", color=OBSERVED_COLOUR,
-                           markersize=7, capsize=6, elinewidth=1.8, zorder=4, label="mean ± 95% CI")
+                           markersize=5, capsize=4, elinewidth=1.2, zorder=4, label="mean ± 95% CI")
         ax.set_xticks(positions, [f"{feature} = {v:g}\n(n = {int(c)})" for v, c in zip(values, means[:, 3],
                                                                                        strict=True)])
         ax.set_xlim(-0.6, values.size - 0.4)
@@ -150,39 +165,63 @@ def attention_vs_feature(result: HSIResult, head: str | int, feature: str, *, ax
     else:
         means = _bin_means(x, y, N_BINS)
         if show_points:
-            ax.scatter(x, y, s=8, alpha=0.2, color="0.45", linewidths=0, gid="points", rasterized=x.size > 1000,
+            ax.scatter(x, y, s=4, alpha=0.2, color="0.45", linewidths=0, gid="points", rasterized=x.size > 1000,
                        label="entities")
         bars = ax.errorbar(means[:, 0], means[:, 1], yerr=means[:, 2], fmt="-o", color=OBSERVED_COLOUR,
-                           markersize=4, capsize=3, linewidth=1.6, zorder=4,
-                           label=f"mean in {len(means)} bins of the feature ± 95% CI")
+                           markersize=3, capsize=2, linewidth=1.1, elinewidth=0.8, zorder=4,
+                           label=f"mean in {len(means)} bins ± 95% CI")
     data_line = bars.lines[0]
     if data_line is not None:
         data_line.set_gid("binned-means")
-    ax.legend(loc="best", fontsize=8, framealpha=0.9)
+    ax.legend(loc="best", framealpha=0.9)
     ax.set_ylim(bottom=0.0)
     ax.grid(alpha=0.25)
     return ax
 
 
 # ------------------------------------------------------------------------------------- distributions
+#: Most violins in one row of the figure: more heads go into further rows.
+_VIOLINS_PER_PANEL = 24
+
+
+def _draw_violins(ax: Axes, values: NDArray[np.float64], names: list[str], colours: list[Any], log: bool,
+                  uniform: float) -> None:
+    frame = pd.DataFrame({"head": np.repeat(names, values.shape[1]), "attention": values.reshape(-1)})
+    frame["head"] = pd.Categorical(frame["head"], categories=names)
+    sns.violinplot(data=frame, x="head", y="attention", hue="head", palette=dict(zip(names, colours, strict=True)),
+                   legend=False, dodge=False, cut=0, density_norm="width", inner="quart", linewidth=0.6,
+                   log_scale=bool(log), ax=ax)
+    ax.axhline(uniform, color=REFERENCE_COLOUR, linestyle="--", linewidth=0.7)
+    category_labels(ax, np.arange(len(names), dtype=float), names, pitch=0.8 * axes_width(ax) / max(1, len(names)))
+    if log:
+        ax.set_ylim(top=1.0)
+    else:
+        ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel("")
+    ax.set_ylabel("attention" + (" (log)" if log else ""))
+    ax.grid(axis="y", alpha=0.25)
+
+
+@paper_figure
 def attention_distributions(result: HSIResult, *, ax: Axes | None = None, log: bool = True,
                             max_points: int = 20000) -> Axes:
     """Distribution of each head's attention on valid entities, as violins over heads.
 
-    Violins are coloured by whether the head's label validated, with quartile lines inside. A dashed line
-    marks the mean uniform share (the mean over valid entities of ``1 / n``, n being the number of valid
-    entities in the scenario): a head whose violin sits tight around it barely selects. Attention is skewed
-    (most entities get little, a few get most), so the axis is logarithmic by default; values below
-    ``1e-4`` (including zeros) are then drawn at ``1e-4``, which the title notes. Each violin is estimated from
-    at most ``max_points`` entities drawn without replacement with a fixed seed, so the figure is reproducible
-    and fast on large runs.
+    Violins are coloured by whether the head's label validated, with quartile lines inside, and named by the
+    heads' short names. A dashed line marks the mean uniform share (the mean over valid entities of ``1 / n``,
+    n being the number of valid entities in the scenario): a head whose violin sits tight around it barely
+    selects. Attention is skewed (most entities get little, a few get most), so the axis is logarithmic by
+    default; values below ``1e-4`` (including zeros) are then drawn at ``1e-4``, which the title notes. Each
+    violin is estimated from at most ``max_points`` entities drawn without replacement with a fixed seed, so
+    the figure is reproducible and fast on large runs.
 
     Parameters
     ----------
     result : HSIResult
         The analysis (``result.dataset``).
     ax : matplotlib Axes, optional
-        Where to draw; a new figure is created when omitted.
+        Where to draw; when omitted, a new figure is created: one column (3.5 in) wide for up to 8 heads, else
+        two (7 in), with more than 24 heads split over rows of panels (the first panel is returned).
     log : bool, default True
         Logarithmic attention axis (the density is estimated on that scale).
     max_points : int, default 20000
@@ -207,27 +246,26 @@ def attention_distributions(result: HSIResult, *, ax: Axes | None = None, log: b
         values = np.maximum(values, LOG_FLOOR)
         if floored:
             title += f"\n({floored} values below {LOG_FLOOR:g} drawn at {LOG_FLOOR:g})"
-    names = list(dataset.head_names)
-    frame = pd.DataFrame({"head": np.repeat(names, values.shape[1]), "attention": values.reshape(-1)})
-    frame["head"] = pd.Categorical(frame["head"], categories=names)
+    full = [str(h) for h in dataset.head_names]
+    short = result_short_names(result)
+    names = [short.get(h, h) for h in full]
     validated = dict(zip(result.heads["head"].astype(str), as_bool(result.heads["validated"]), strict=True))
-    palette = {h: (VALIDATED_COLOUR if validated.get(h, False) else NOT_VALIDATED_COLOUR) for h in names}
-
-    ax = new_axes(ax, (max(4.5, 0.7 * len(names) + 2.0) + 1.8, 4.4))
-    sns.violinplot(data=frame, x="head", y="attention", hue="head", palette=palette, legend=False, dodge=False, cut=0,
-                   density_norm="width", inner="quart", linewidth=0.8, log_scale=bool(log), ax=ax)
+    colours: list[Any] = [VALIDATED_COLOUR if validated.get(h, False) else NOT_VALIDATED_COLOUR for h in full]
     present = mask.sum(axis=1)
     uniform = float(np.mean(np.repeat(1.0 / np.maximum(present, 1), present)))
-    ax.axhline(uniform, color=REFERENCE_COLOUR, linestyle="--", linewidth=0.9)
+
+    if ax is None:
+        chunks = split_evenly(len(names), _VIOLINS_PER_PANEL)
+        _, grid = new_figure(COLUMN_WIDTH if len(names) <= 8 else PAGE_WIDTH,
+                             min(MAX_HEIGHT, 0.8 + 2.3 * len(chunks)), len(chunks), 1)
+        panels = list(grid.ravel())
+    else:
+        chunks, panels = [range(len(names))], [check_axes(ax)]
+    for chunk, panel in zip(chunks, panels, strict=True):
+        rows = list(chunk)
+        _draw_violins(panel, values[rows], [names[i] for i in rows], [colours[i] for i in rows], log, uniform)
     handles = [Patch(facecolor=VALIDATED_COLOUR, edgecolor="0.25", label="validated"),
                Patch(facecolor=NOT_VALIDATED_COLOUR, edgecolor="0.25", label="not validated"),
                Line2D([], [], color=REFERENCE_COLOUR, linestyle="--", label=f"mean uniform share ({uniform:.2f})")]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    if log:
-        ax.set_ylim(top=1.0)
-    else:
-        ax.set_ylim(0.0, 1.0)
-    ax.set_ylabel("attention on a valid entity" + (" (log scale)" if log else ""))
-    ax.set_title(title)
-    ax.grid(axis="y", alpha=0.25)
-    return ax
+    legend_above(panels[0], handles, title)
+    return panels[0]

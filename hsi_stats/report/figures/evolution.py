@@ -14,14 +14,21 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter
+from matplotlib.transforms import ScaledTranslation
 from numpy.typing import NDArray
 
 from ...evolution import PER_STEP_COLUMNS
 from ...settings import AnalysisSettings
 from ._common import (
+    MAX_HEIGHT,
+    PAGE_WIDTH,
     REFERENCE_COLOUR,
     as_bool,
     new_axes,
+    paper_figure,
+    root_figure,
+    short_names,
+    text_width,
 )
 
 __all__ = ["evolution_plot"]
@@ -32,6 +39,17 @@ _DRAWN = tuple(c for c in PER_STEP_COLUMNS if c in ("step", "head", "hsi", "ci_l
 
 
 # ------------------------------------------------------------------------------------------------ evolution
+def _legend_labels(table: pd.DataFrame, heads: list[Any], short: Mapping[str, str]) -> list[str]:
+    """Each head's short name with the label it last validated with."""
+    labels = []
+    for head in heads:
+        sub = table[table["head"] == head].sort_values("step")
+        validated = as_bool(sub["validated"])
+        named = [lab for lab, ok in zip(sub["label"], validated, strict=True) if ok and isinstance(lab, str)]
+        labels.append(f"{short[str(head)]}: {named[-1]}" if named else short[str(head)])
+    return labels
+
+
 def _evolution_iv(per_step: object) -> pd.DataFrame:
     if not isinstance(per_step, pd.DataFrame):
         raise TypeError(f"`per_step` must be a pandas DataFrame, but {type(per_step).__name__} was passed.")
@@ -58,6 +76,11 @@ def _positions(steps: NDArray[Any], names: Mapping[int, str]) -> NDArray[np.floa
     return positions
 
 
+#: Most heads whose legend goes in a column beside the axes; more get a legend in columns below them.
+_LEGEND_BESIDE = 12
+
+
+@paper_figure
 def evolution_plot(per_step: pd.DataFrame, *, ax: Axes | None = None, threshold: float | None = None,
                    step_names: Mapping[int, str] | None = None) -> Axes:
     """HSI of each head across training steps, with confidence bands and validated steps marked.
@@ -66,7 +89,8 @@ def evolution_plot(per_step: pd.DataFrame, *, ax: Axes | None = None, threshold:
     step whose CI has no neighbour to form a band (a single step, or a step isolated by gaps) gets an error
     bar instead. Markers are filled where the head's label validated at that step and open where it did not.
     A missing row or a NaN HSI leaves a gap in the head's line; a NaN interval leaves a gap in its band. The
-    legend names each head with the label it last validated with.
+    legend names each head (by its short name) with the label it last validated with; it stands beside the
+    axes for up to 12 heads and in columns below them for more.
 
     Parameters
     ----------
@@ -74,7 +98,7 @@ def evolution_plot(per_step: pd.DataFrame, *, ax: Axes | None = None, threshold:
         One row per (step, head) with the columns ``step, head, hsi, ci_low, ci_high, primary_feature, label,
         validated`` (the ``per_step`` table of an evolution result).
     ax : matplotlib Axes, optional
-        Where to draw; a new figure is created when omitted.
+        Where to draw; a new figure 7 in wide, taller with the legend of many heads, is created when omitted.
     threshold : float, optional
         Where to draw the validation-threshold line (the analysis's ``threshold``); default
         ``AnalysisSettings().threshold``.
@@ -93,8 +117,13 @@ def evolution_plot(per_step: pd.DataFrame, *, ax: Axes | None = None, threshold:
     names = dict(step_names or {})
     positions = _positions(steps, names)
     heads = [h for h in pd.unique(table["head"])]
+    short = short_names([str(h) for h in heads])
+    labels = _legend_labels(table, heads, short)
     palette = sns.color_palette("colorblind" if len(heads) <= 10 else "husl", n_colors=len(heads))
-    ax = new_axes(ax, (8.6, 4.6))
+    beside = len(heads) <= _LEGEND_BESIDE
+    legend_columns = 1 if beside else max(1, int((PAGE_WIDTH - 0.2) // (max(text_width(t) for t in labels) + 0.5)))
+    legend_rows = 0 if beside else -(-(len(heads) + 4) // legend_columns)
+    ax = new_axes(ax, (PAGE_WIDTH, min(MAX_HEIGHT, 3.0 + legend_rows * 9.5 / 72)))
     single = steps.size == 1
     # With one step there are no lines to follow: spread the heads side by side around it instead.
     spread = np.linspace(-0.3, 0.3, len(heads)) if len(heads) > 1 else np.zeros(1)
@@ -114,22 +143,26 @@ def evolution_plot(per_step: pd.DataFrame, *, ax: Axes | None = None, threshold:
         lonely = band & ~neighbour
         if lonely.any():
             ax.vlines(x[lonely], low[lonely], high[lonely], color=colour, linewidth=1.2, alpha=0.7)
-        validated_labels = [lab for lab, ok in zip(sub["label"], validated, strict=True) if ok and isinstance(lab, str)]
-        name = f"{head}: {validated_labels[-1]}" if validated_labels else str(head)
-        ax.plot(x, hsi, color=colour, linewidth=1.6, label=name)
+        ax.plot(x, hsi, color=colour, linewidth=1.1, label=labels[i])
         present = np.isfinite(hsi)
-        ax.scatter(x[present & validated], hsi[present & validated], s=30, color=colour, edgecolors=colour,
+        ax.scatter(x[present & validated], hsi[present & validated], s=12, color=colour, edgecolors=colour,
                    zorder=3)
-        ax.scatter(x[present & ~validated], hsi[present & ~validated], s=30, facecolors="white",
-                   edgecolors=colour, linewidths=1.2, zorder=3)
-    ax.axhline(threshold, color=REFERENCE_COLOUR, linestyle="--", linewidth=0.9)
+        ax.scatter(x[present & ~validated], hsi[present & ~validated], s=12, facecolors="white",
+                   edgecolors=colour, linewidths=0.8, zorder=3)
+    ax.axhline(threshold, color=REFERENCE_COLOUR, linestyle="--", linewidth=0.7)
     handles, _ = ax.get_legend_handles_labels()
-    handles += [Line2D([], [], linestyle="none", label=""),
-                Line2D([], [], color="0.3", marker="o", linestyle="none", label="validated"),
-                Line2D([], [], color="0.3", marker="o", markerfacecolor="white", linestyle="none",
+    handles += [Line2D([], [], color="0.3", marker="o", markersize=3.5, linestyle="none", label="validated"),
+                Line2D([], [], color="0.3", marker="o", markersize=3.5, markerfacecolor="white", linestyle="none",
                        label="not validated"),
                 Line2D([], [], color=REFERENCE_COLOUR, linestyle="--", label=f"threshold {threshold:g}")]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    if beside:
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    else:
+        # Below the axes, clear of the tick labels and the axis label whatever the figure's height.
+        below = ScaledTranslation(0.0, -0.42, root_figure(ax).dpi_scale_trans)
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                  bbox_transform=ax.transAxes + below, ncols=legend_columns, frameon=False, columnspacing=1.0,
+                  handlelength=1.5)
     formatter = EngFormatter(sep="")
     labels = [names.get(int(step), formatter.format_data(float(step))) for step in steps]
     if single:
