@@ -157,6 +157,17 @@ def load_input(args: argparse.Namespace) -> tuple[HSIDataset, str]:
 
 
 # ----------------------------------------------------------------------------- commands
+def _written(out: Path, paths: Sequence[Path]) -> str:
+    """``wrote OUT: report.html, ..., figures/ (N files)``: the files written into ``out``, folders counted."""
+    names: dict[str, int] = {}
+    for path in paths:
+        parts = path.relative_to(out).parts
+        key = parts[0] + ("/" if len(parts) > 1 else "")
+        names[key] = names.get(key, 0) + 1
+    listed = [name if not name.endswith("/") else f"{name} ({count} files)" for name, count in names.items()]
+    return f"wrote {out}: " + ", ".join(listed)
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     dataset, _ = load_input(args)
     result = run_analysis(dataset, args)
@@ -166,7 +177,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if evolution is not None:
         print()
         print(evolution.summary())
-    print("wrote " + ", ".join(str(p) for p in paths))
+    print(_written(Path(args.out), paths))
     return 0
 
 
@@ -225,7 +236,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"{int(comparison['match'].sum())}/{len(comparison)} heads found as planted")
     print(f"\nover training (planted emergence between steps {DEMO_EMERGENCE[0]} and {DEMO_EMERGENCE[1]}):")
     print(evolution.summary())
-    print("wrote " + ", ".join(str(p) for p in [*paths, out / "planted_vs_found.csv"]))
+    print(_written(out, [*paths, out / "planted_vs_found.csv"]))
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["format_interval", "format_number", "format_p"]
+__all__ = ["format_interval", "format_number", "format_p", "p_statement"]
 
 MISSING = "–"
 """What a missing or undefined number is written as (an en dash)."""
@@ -52,3 +52,15 @@ def format_p(value: float) -> str:
     if _missing(value):
         return MISSING
     return f"{value:.3f}" if value >= 0.001 else "< 0.001"
+
+
+def p_statement(value: float, name: str = "p") -> str:
+    """A p-value as a statement: ``p = 0.043``, or ``p < 0.001`` below 0.001 (the number as :func:`format_p`).
+
+    Examples
+    --------
+    >>> p_statement(0.04321), p_statement(0.0001, "adj. p")
+    ('p = 0.043', 'adj. p < 0.001')
+    """
+    text = format_p(value)
+    return f"{name} {text}" if text.startswith("<") else f"{name} = {text}"

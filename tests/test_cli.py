@@ -422,3 +422,11 @@ def test_the_demo_is_reproducible_from_its_seed(tmp_path: Path, capsys: pytest.C
             assert a == b
         else:
             assert first.read_bytes() == second.read_bytes(), relative
+
+
+def test_the_files_written_are_listed_with_folders_counted(tmp_path: Path) -> None:
+    from hsi_stats.cli import _written
+
+    paths = [tmp_path / "report.pdf", tmp_path / "figures" / "hsi.pdf", tmp_path / "figures" / "hsi.svg",
+             tmp_path / "heads.csv"]
+    assert _written(tmp_path, paths) == f"wrote {tmp_path}: report.pdf, figures/ (2 files), heads.csv"

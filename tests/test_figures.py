@@ -16,7 +16,7 @@ from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
 
 from hsi_stats import HSIDataset, analyze
-from hsi_stats.formatting import format_p
+from hsi_stats.formatting import p_statement
 from hsi_stats.report import (
     attention_distributions,
     attention_vs_feature,
@@ -334,8 +334,8 @@ def test_null_distributions_show_the_observed_hsi_and_p_values(result):
     assert len(panels) == 2
     for ax, head in zip(panels, ["h0", "h5"], strict=True):
         row = result.heads.set_index("head").loc[head]
-        assert ax.get_title().startswith(f"{head}: p = {format_p(row['hsi_p_value'])}, "
-                                         f"adj. {format_p(row['hsi_p_adjusted'])}")
+        assert ax.get_title() == (f"{head}: {p_statement(row['hsi_p_value'])}, "
+                                  f"{p_statement(row['hsi_p_adjusted'], 'adj. p')}")
         vertical = [line.get_xdata()[0] for line in ax.lines]
         assert vertical == [pytest.approx(row["hsi"])]
         assert ax.patches  # the histogram

@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from ...formatting import format_p
+from ...formatting import p_statement
 from ...results import HSIResult
 from ._common import (
     COLUMN_WIDTH,
@@ -458,12 +458,11 @@ def _null_grid(n: int, ncols: int | None) -> tuple[int, int]:
 
 
 def _null_title(name: str, p: str, adjusted: str, width: float) -> str:
-    """The panel title in as few lines as fit ``width`` inches."""
-    for title in (f"{name}: p = {p}, adj. {adjusted}", f"{name}\np = {p}, adj. {adjusted}",
-                  f"{name}\np = {p}\nadj. {adjusted}"):
+    """The panel title in as few lines as fit ``width`` inches (``p`` and ``adjusted`` as statements)."""
+    for title in (f"{name}: {p}, {adjusted}", f"{name}\n{p}, {adjusted}"):
         if text_width(title) <= width:
             return title
-    return f"{name}\np = {p}\nadj. {adjusted}"
+    return f"{name}\n{p}\n{adjusted}"
 
 
 @paper_figure
@@ -505,8 +504,8 @@ def null_distributions(result: HSIResult, *, heads: Sequence[str | int] | str | 
     titles = []
     for head in chosen:
         row = result.heads.iloc[index[head]]
-        titles.append(_null_title(short[head], format_p(float(row["hsi_p_value"])),
-                                  format_p(float(row["hsi_p_adjusted"])), panel_width))
+        titles.append(_null_title(short[head], p_statement(float(row["hsi_p_value"])),
+                                  p_statement(float(row["hsi_p_adjusted"]), "adj. p"), panel_width))
     lines = max(t.count("\n") + 1 for t in titles)
     row_height = min(0.75 + 0.14 * lines + (0.0 if many else 0.2), (MAX_HEIGHT - 0.7) / rows)
     fig, axes = new_figure(width, 0.7 + row_height * rows, rows, columns, sharex=many)
