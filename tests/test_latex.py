@@ -157,7 +157,7 @@ def _compile(folder: Path, body: str, packages: str = ",".join(LATEX_PACKAGES)) 
 
 
 @needs_latex
-@pytest.mark.parametrize("which", ["demo", "many_heads"])
+@pytest.mark.parametrize("which", ["demo", pytest.param("many_heads", marks=pytest.mark.slow)])
 def test_tables_compile_in_a_plain_article_without_overfull_boxes(which, request, tmp_path: Path) -> None:
     result = request.getfixturevalue(which)
     (tmp_path / "table.tex").write_text(head_latex(result))

@@ -28,6 +28,7 @@ def _ink(png: Path) -> float:
     return float(np.mean(pixels.min(axis=-1) < 0.9))
 
 
+@pytest.mark.slow
 def test_every_page_and_the_html_render_with_content(tmp_path: Path) -> None:
     from tests.render_report import layered_result
 
