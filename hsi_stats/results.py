@@ -47,6 +47,22 @@ HEAD_COLUMNS = ("head", "hsi", "ci_low", "ci_high", "hsi_p_value", "hsi_p_adjust
 _VERSIONED = ("hsi_stats", "numpy", "scipy", "pandas", "statsmodels")
 
 
+
+def hsi_interval_note(heads: pd.DataFrame) -> str | None:
+    """A sentence for the heads whose HSI interval does not contain the HSI; None when every interval does.
+
+    The HSI is the largest of the head's :math:`|\\rho_{hf}|`, biased upward when no feature stands out; its BCa
+    interval corrects that bias and the estimate does not, so for such heads the interval can lie below the estimate
+    (Efron, 1987). Shown under the head table of the summary, the report and ``table.tex``.
+    """
+    outside = heads.loc[(heads["hsi"] < heads["ci_low"]) | (heads["hsi"] > heads["ci_high"]), "head"]
+    if outside.empty:
+        return None
+    n = len(outside)
+    subject = f"The HSI intervals of {n} heads do" if n > 1 else "The HSI interval of 1 head does"
+    return (f"{subject} not contain the estimate: the HSI is the largest |rho| over the features, biased upward "
+            "when no feature stands out, and its interval (BCa) corrects that bias while the estimate does not.")
+
 @dataclass(frozen=True, eq=False)
 class HSIResult:
     """Everything :func:`analyze` found, frozen.
@@ -132,6 +148,8 @@ class HSIResult:
                     "(excess attention share on its target: 0 uniform, 1 all), label p_adj (its pair test, adjusted "
                     "over every head x feature pair) and stability (share of resamples in which it stays the "
                     "strongest) decide the label")
+        note = hsi_interval_note(self.heads)
+        footnote += f"\n{note}" if note else ""
         return f"{header}\n{table}\n{footnote}" + ("\nreasons:\n" + "\n".join(reasons) if reasons else "")
 
     def __repr__(self) -> str:

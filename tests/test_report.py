@@ -247,14 +247,15 @@ def test_an_hsi_interval_below_its_estimate_is_explained_in_every_view(result, m
     from hsi_stats.report import content
     from hsi_stats.report.content import build_content
     from hsi_stats.report.latex import head_latex
-    from hsi_stats.report.tables import hsi_interval_note
+    from hsi_stats.results import hsi_interval_note
 
-    assert hsi_interval_note(result) is None  # every interval of this analysis holds its estimate
+    assert hsi_interval_note(result.heads) is None  # every interval of this analysis holds its estimate
     heads = result.heads.copy()
     heads.loc[[0, 5], "hsi"] = heads.loc[[0, 5], "ci_high"] + 0.01  # as a BCa interval of a null head can be
     shifted = dataclasses.replace(result, heads=heads)
-    note = hsi_interval_note(shifted)
+    note = hsi_interval_note(shifted.heads)
     assert note is not None and note.startswith("The HSI intervals of 2 heads do not contain the estimate")
     monkeypatch.setattr(content, "_figures", lambda *args: [])  # the notes only: no figure needed
     assert build_content(shifted).head_notes == [note]
     assert "$|\\rho|$ over the features, biased upward" in head_latex(shifted)
+    assert note in shifted.summary()

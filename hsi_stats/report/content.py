@@ -18,13 +18,13 @@ import pandas as pd
 from ..catalog import GENERAL_CONTEXT
 from ..formatting import format_interval, format_number, format_p
 from ..labels import STRENGTH_BANDS
-from ..results import HSIResult
+from ..results import HSIResult, hsi_interval_note
 from ..settings import CORRECTION_NAMES
 from ..step_selection import StepSelection
 from . import figures
 from .methods import MethodsText, methods_text
 from .naming import name_legend, short_head_names
-from .tables import HEAD_COLUMN_KINDS, head_table, hsi_interval_note, left_out_table
+from .tables import HEAD_COLUMN_KINDS, head_table, left_out_table
 
 if TYPE_CHECKING:
     from ..evolution import EvolutionResult
@@ -219,7 +219,7 @@ def build_content(result: HSIResult, *, evolution: EvolutionResult | None = None
         left_out=left_out_table(result),
         methods=methods_text(result, evolution),
         heads=head_table(result),
-        head_notes=[note for note in [hsi_interval_note(result)] if note],
+        head_notes=[note for note in [hsi_interval_note(result.heads)] if note],
         name_legend=name_legend(list(result.heads["head"])),
         figures=_figures(result, evolution),
         evolution_table=evolution_table,

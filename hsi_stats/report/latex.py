@@ -21,10 +21,9 @@ import pandas as pd
 
 from ..catalog import GENERAL_CONTEXT
 from ..formatting import MISSING, format_number, format_p
-from ..results import HSIResult
+from ..results import HSIResult, hsi_interval_note
 from ..settings import CI_METHOD_NAMES, CORRECTION_NAMES
 from .naming import name_legend, short_head_names
-from .tables import hsi_interval_note
 
 __all__ = ["LATEX_PACKAGES", "MAX_FLOAT_ROWS", "head_latex", "latex_escape", "pairs_latex"]
 
@@ -178,8 +177,8 @@ def _float_or_long(columns: Sequence[_Column], rows: list[str], caption: str, la
 
 
 def _interval_note(result: HSIResult) -> str:
-    """:func:`~hsi_stats.report.tables.hsi_interval_note` in LaTeX, after a space; empty when there is none."""
-    note = hsi_interval_note(result)
+    """:func:`~hsi_stats.results.hsi_interval_note` in LaTeX, after a space; empty when there is none."""
+    note = hsi_interval_note(result.heads)
     return "" if note is None else " " + latex_escape(note).replace("|rho|", "$|\\rho|$")
 
 

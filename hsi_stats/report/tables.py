@@ -19,7 +19,6 @@ __all__ = [
     "format_number",
     "format_p",
     "head_table",
-    "hsi_interval_note",
     "left_out_table",
 ]
 
@@ -64,23 +63,6 @@ def head_table(result: HSIResult) -> pd.DataFrame:
             "reasons": head["reasons"] or "all rules passed",
         })
     return pd.DataFrame(rows, columns=list(HEAD_TABLE_COLUMNS))
-
-
-def hsi_interval_note(result: HSIResult) -> str | None:
-    """A sentence for the heads whose HSI interval does not contain the HSI; None when every interval does.
-
-    The HSI is the largest of the head's :math:`|\\rho_{hf}|`, biased upward when no feature stands out; its BCa
-    interval corrects that bias and the estimate does not, so for such heads the interval can lie below the estimate
-    (Efron, 1987).
-    """
-    heads = result.heads
-    outside = heads.loc[(heads["hsi"] < heads["ci_low"]) | (heads["hsi"] > heads["ci_high"]), "head"]
-    if outside.empty:
-        return None
-    n = len(outside)
-    subject = f"The HSI intervals of {n} heads do" if n > 1 else "The HSI interval of 1 head does"
-    return (f"{subject} not contain the estimate: the HSI is the largest |rho| over the features, biased upward "
-            "when no feature stands out, and its interval (BCa) corrects that bias while the estimate does not.")
 
 
 def _left_out_reason(missing: int, infinite: int, infinite_left_out: int, ranked: bool) -> str:
