@@ -48,6 +48,10 @@ def test_demo_writes_outputs_and_logs(demo_dir: Path) -> None:
     assert sorted(p.name for p in (demo_dir / "logs" / "attention").iterdir()) == [
         f"attention_scenario_{i:04d}.pkl" for i in range(len(DEMO_CHECKPOINTS))]
     assert "Specialisation over training" in (demo_dir / "report.html").read_text()
+    figures = sorted(p.name for p in (demo_dir / "figures").iterdir())
+    stems = {name.rsplit(".", 1)[0] for name in figures}
+    assert figures == sorted(f"{stem}.{kind}" for stem in stems for kind in ("pdf", "svg"))  # each figure as both
+    assert {"heatmap", "hsi", "focus", "forest", "distributions", "null", "evolution"} <= stems
     registry = json.loads((demo_dir / "head_functions.json").read_text())
     assert set(registry) == {*map(str, range(8)), "_meta"}
     assert registry["0"]["name"] == "Safety Head"
