@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ._validation import HSIDataError
+from .chunks import chunk_scenarios
 
 __all__ = ["HSIDataset", "step_label"]
 
@@ -50,8 +51,17 @@ def _checked_step_names(names: Mapping[int, str] | None, steps: NDArray[np.int64
     return checked
 
 
-def _frozen(array: NDArray[Any]) -> NDArray[Any]:
-    array = np.array(array, copy=True)
+def _frozen(array: NDArray[Any], source: object, copy: bool) -> NDArray[Any]:
+    """``array`` (converted from ``source``) as a read-only array the caller cannot change through ``source``.
+
+    It is copied only when it still shares memory with a writeable ``source`` and ``copy`` is True: an array the
+    conversion already made, or a read-only input, is kept as it is (a read-only view).
+    """
+    shared = isinstance(source, np.ndarray) and np.may_share_memory(array, source)
+    if copy and shared and array.flags.writeable:
+        array = array.copy()
+    else:
+        array = array.view()
     array.setflags(write=False)
     return array
 
@@ -100,6 +110,11 @@ class HSIDataset:
     step_names : mapping of int to str, optional
         Names under which some training steps are shown (for example ``{200001: "final"}`` for a ``model_final``
         checkpoint placed after the numbered ones); every key must be one of ``steps``. See :meth:`step_label`.
+    copy : bool, default True
+        Copy a writeable input array, so that changing it afterwards cannot change the dataset. Read-only inputs
+        (such as ``np.load(..., mmap_mode="r")``) and inputs of another dtype (converted anyway) are never copied.
+        ``copy=False`` keeps every array as a read-only view of the caller's, so the data are held once: the
+        caller must then not change them.
 
     Examples
     --------
@@ -132,6 +147,7 @@ class HSIDataset:
         head_names: Sequence[str] | None = None,
         notes: Sequence[str] = (),
         step_names: Mapping[int, str] | None = None,
+        copy: bool = True,
     ) -> None:
         att = _as_float_array("attention", attention, 3, "(S, H, V)")
         n_scen, n_heads, n_slots = att.shape
@@ -148,7 +164,7 @@ class HSIDataset:
                 raise HSIDataError(f"feature names must be non-empty strings, but {name!r} was passed.")
             arr = _as_float_array(f"features[{name!r}]", values, 2, "(S, V)")
             _check_shape(f"features[{name!r}]", arr, (n_scen, n_slots), "(S, V)")
-            feats[name] = _frozen(arr)
+            feats[name] = _frozen(arr, values, copy)
 
         if mask is None:
             valid = np.ones((n_scen, n_slots), dtype=bool)
@@ -158,7 +174,7 @@ class HSIDataset:
                 if not np.issubdtype(raw_mask.dtype, np.number) or not np.isin(raw_mask, (0, 1)).all():
                     raise HSIDataError(f"`mask` must be boolean (or 0/1) of shape (S, V), but it has dtype "
                                        f"{raw_mask.dtype}.")
-            valid = raw_mask.astype(bool)
+            valid = raw_mask.astype(bool, copy=False)
             _check_shape("mask", valid, (n_scen, n_slots), "(S, V)")
 
         bad = valid[:, None, :] & ~np.isfinite(att)
@@ -186,7 +202,7 @@ class HSIDataset:
             if not np.issubdtype(step_array.dtype, np.integer):
                 if not np.issubdtype(step_array.dtype, np.number) or not np.all(step_array == np.round(step_array)):
                     raise HSIDataError(f"`steps` must hold integers, but dtype {step_array.dtype} was passed.")
-            step_array = step_array.astype(np.int64)
+            step_array = step_array.astype(np.int64, copy=False)
 
         slot_array = None
         if slots is not None:
@@ -194,7 +210,7 @@ class HSIDataset:
             _check_shape("slots", slot_array, (n_scen, n_slots), "(S, V)")
             if not np.issubdtype(slot_array.dtype, np.integer):
                 raise HSIDataError(f"`slots` must hold integers, but dtype {slot_array.dtype} was passed.")
-            slot_array = slot_array.astype(np.int64)
+            slot_array = slot_array.astype(np.int64, copy=False)
 
         if head_names is None:
             names = tuple(f"h{h}" for h in range(n_heads))
@@ -205,12 +221,12 @@ class HSIDataset:
         if len(set(names)) != len(names):
             raise HSIDataError(f"`head_names` must be unique, but {names!r} was passed.")
 
-        object.__setattr__(self, "attention", _frozen(att))
+        object.__setattr__(self, "attention", _frozen(att, attention, copy))
         object.__setattr__(self, "features", MappingProxyType(feats))
-        object.__setattr__(self, "mask", _frozen(valid))
-        object.__setattr__(self, "groups", _frozen(group_labels))
-        object.__setattr__(self, "steps", None if step_array is None else _frozen(step_array))
-        object.__setattr__(self, "slots", None if slot_array is None else _frozen(slot_array))
+        object.__setattr__(self, "mask", _frozen(valid, mask, copy))
+        object.__setattr__(self, "groups", _frozen(group_labels, groups, copy))
+        object.__setattr__(self, "steps", None if step_array is None else _frozen(step_array, steps, copy))
+        object.__setattr__(self, "slots", None if slot_array is None else _frozen(slot_array, slots, copy))
         object.__setattr__(self, "head_names", names)
         object.__setattr__(self, "notes", tuple(str(n) for n in notes))
         object.__setattr__(self, "step_names", MappingProxyType(_checked_step_names(step_names, step_array)))
@@ -324,6 +340,7 @@ class HSIDataset:
             notes=self.notes,
             step_names=None if self.steps is None else {step: name for step, name in self.step_names.items()
                                                          if np.any(self.steps[keep] == step)},
+            copy=False,  # the selection made new arrays: nobody else holds them
         )
 
     def _head_indices(self, heads: Sequence[str] | Sequence[int] | None) -> list[int]:
@@ -367,12 +384,21 @@ class HSIDataset:
         widths (``<U5`` and ``<U25``) give the same fingerprint.
         """
         digest = hashlib.sha256()
-        for part in (self.attention, self.mask, self.feature_array(), self.steps, self.slots):
-            if part is None:
+        n_features = len(self.features)
+        parts = ((self.attention.shape, lambda part: self.attention[part]),
+                 (self.mask.shape, lambda part: self.mask[part]),
+                 ((self.n_scenarios, n_features, self.n_slots),
+                  lambda part: np.stack([self.features[name][part] for name in self.feature_names], axis=1)),
+                 (None if self.steps is None else self.steps.shape, lambda part: self.steps[part]),  # type: ignore[index]
+                 (None if self.slots is None else self.slots.shape, lambda part: self.slots[part]))  # type: ignore[index]
+        step = chunk_scenarios(self.n_heads, self.n_slots)  # a chunk of scenarios at a time: no full-size copy
+        for shape, rows in parts:
+            if shape is None:
                 digest.update(b"none")
                 continue
-            digest.update(str(part.shape).encode())
-            digest.update(np.ascontiguousarray(part).tobytes())
+            digest.update(str(shape).encode())
+            for start in range(0, self.n_scenarios, step):
+                digest.update(np.ascontiguousarray(rows(slice(start, start + step))).tobytes())
         digest.update("\x00".join(str(label) for label in self.groups.tolist()).encode())
         digest.update("\x00".join((*self.head_names, "|", *self.feature_names)).encode())
         return digest.hexdigest()

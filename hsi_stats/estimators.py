@@ -29,6 +29,7 @@ effect (under ``spearman`` it is constant within slot and its rho is NaN). This 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +39,9 @@ from numpy.typing import NDArray
 from scipy.stats import rankdata
 
 from ._validation import ConstantInputWarning, StepPoolingWarning
+from .chunks import Chunk, scenario_chunks
 from .data import HSIDataset
-from .group_sums import CentredSums, FisherSums, Grouping, GroupSums, PooledSums
+from .group_sums import CentredSums, FisherSums, Grouping, GroupSums, GroupTotals, PooledSums
 from .settings import AnalysisSettings, check_option, document_options
 
 __all__ = ["ESTIMATION_OPTIONS", "Estimate", "estimate", "estimate_with", "hsi_from_rho", "selectivity",
@@ -54,9 +56,26 @@ BoolArray = NDArray[np.bool_]
 
 
 # --------------------------------------------------------------------------- per-scenario transforms
+#: Up to this many entity slots, ranks come from pairwise comparisons (O(V^2) per scenario, vectorised); above it,
+#: from :func:`scipy.stats.rankdata`.
+PAIRWISE_RANK_SLOTS = 32
+
+
 def _rank_within(values: FloatArray, valid: BoolArray) -> FloatArray:
-    """Average-tie ranks along the last axis among valid entries (NaN elsewhere); +-inf ranks as extreme."""
-    return rankdata(np.where(valid, values, np.nan), axis=-1, nan_policy="omit")
+    r"""Average-tie ranks along the last axis among valid entries (NaN elsewhere); +-inf ranks as extreme.
+
+    For V entities, the rank of :math:`x_i` is :math:`\#\{j: x_j < x_i\} + (\#\{j: x_j = x_i\} + 1)/2` over the
+    valid j (its own tie group counted): the average of the positions its ties occupy, as
+    ``scipy.stats.rankdata(method="average")`` gives. For small V the comparisons are one vectorised step.
+    """
+    valid = np.broadcast_to(valid, values.shape)
+    if values.shape[-1] > PAIRWISE_RANK_SLOTS:
+        return rankdata(np.where(valid, values, np.nan), axis=-1, nan_policy="omit")
+    mine, others = values[..., :, None], values[..., None, :]
+    counted = valid[..., None, :]
+    below = ((others < mine) & counted).sum(axis=-1)
+    tied = ((others == mine) & counted).sum(axis=-1)
+    return np.where(valid, below + (tied + 1) / 2, np.nan)
 
 
 def _centre_within(values: FloatArray, valid: BoolArray) -> FloatArray:
@@ -88,13 +107,14 @@ class _FeatureInput:
     infinite_left_out: int  # under Pearson, the infinite values left out
 
 
-def _feature_inputs(dataset: HSIDataset, correlation: str) -> list[_FeatureInput]:
+def _feature_inputs(features: Mapping[str, FloatArray], mask: BoolArray, names: tuple[str, ...],
+                    correlation: str) -> list[_FeatureInput]:
     inputs = []
-    for name in dataset.feature_names:
-        values = dataset.features[name]
-        nan = np.isnan(values) & dataset.mask
-        inf = np.isinf(values) & dataset.mask
-        valid = dataset.mask & ~np.isnan(values)
+    for name in names:
+        values = features[name]
+        nan = np.isnan(values) & mask
+        inf = np.isinf(values) & mask
+        valid = mask & ~np.isnan(values)
         if correlation == "pearson":
             valid = valid & ~np.isinf(values)
         inputs.append(_FeatureInput(values, valid, int(nan.sum()), int(inf.sum()),
@@ -138,7 +158,8 @@ def within_centred(dataset: HSIDataset, correlation: str) -> tuple[FloatArray, F
     permutation schemes shuffle.
     """
     correlation = check_option("correlation", correlation)
-    pairs = [_centred_pair(dataset.attention, f, correlation) for f in _feature_inputs(dataset, correlation)]
+    inputs = _feature_inputs(dataset.features, dataset.mask, dataset.feature_names, correlation)
+    pairs = [_centred_pair(dataset.attention, f, correlation) for f in inputs]
     return np.stack([a for a, _ in pairs], axis=2), np.stack([x for _, x in pairs], axis=1)
 
 
@@ -195,72 +216,81 @@ def _fisher_rows(attention: FloatArray, feature: _FeatureInput, correlation: str
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.where(usable, np.einsum("shv,sv->sh", a_c, x_c) / np.sqrt(saa * sxx), 0.0)
     z = np.arctanh(np.clip(r, -clip, clip))
-    mean_z, used = grouping.mean_where(z, usable.astype(float))
-    return {"mean_z": mean_z, "used": used, "pairs": (usable * valid.sum(axis=1)[:, None]).sum(axis=0)}
+    return {"z_total": grouping.sum(np.where(usable, z, 0.0)), "z_count": grouping.sum(usable.astype(float)),
+            "pairs": (usable * valid.sum(axis=1)[:, None]).sum(axis=0)}
 
 
-def _slot_onehot(dataset: HSIDataset) -> FloatArray:
-    """One-hot (S, V, K) of each entity's slot; slots default to the column index."""
-    slots = dataset.slots if dataset.slots is not None else np.broadcast_to(
-        np.arange(dataset.n_slots), (dataset.n_scenarios, dataset.n_slots))
-    codes = np.unique(slots, return_inverse=True)[1].reshape(slots.shape)
-    return np.eye(int(codes.max()) + 1)[codes]
+def _slot_values(dataset: HSIDataset) -> NDArray[np.int64]:
+    """The distinct slots of ``dataset`` (sorted): the columns of the slot one-hot."""
+    return np.arange(dataset.n_slots) if dataset.slots is None else np.unique(dataset.slots)
+
+
+def _slot_onehot(chunk: Chunk, slot_values: NDArray[np.int64]) -> FloatArray:
+    """One-hot (s, V, K) of each entity's slot among ``slot_values``; slots default to the column index."""
+    n_scenarios, n_slots = chunk.mask.shape
+    slots = chunk.slots if chunk.slots is not None else np.broadcast_to(np.arange(n_slots), (n_scenarios, n_slots))
+    return np.eye(slot_values.size)[np.searchsorted(slot_values, slots)]
 
 
 def _group_sums(dataset: HSIDataset, estimator: str, correlation: str, adjust_name: str,
                 fisher_clip: float) -> tuple[GroupSums, NDArray[np.int64], pd.DataFrame]:
     """Per-group sums of ``dataset`` for one estimator, pairs used (H, F) and left-out counts per feature.
 
-    Rows of the sums follow the sorted group labels.
+    Rows of the sums follow the sorted group labels. ``within`` and ``fisher`` reduce the scenarios a chunk at a
+    time (:mod:`hsi_stats.chunks`), so memory beyond the data stays that of one chunk; ``pooled`` centres and ranks
+    over every pair at once, so it takes the data in one piece.
     """
-    grouping = Grouping(dataset.group_codes)
-    inputs = _feature_inputs(dataset, correlation)
-    attention = dataset.attention
-    slot_onehot = _slot_onehot(dataset) if adjust_name == "slot" else None
-
-    per_feature: list[dict[str, FloatArray]] = []
+    totals = GroupTotals(dataset.n_groups)
+    slot_values = _slot_values(dataset) if adjust_name == "slot" else None
+    names = dataset.feature_names
     n_used = np.zeros((dataset.n_heads, dataset.n_features), dtype=np.int64)
-    for f, feature in enumerate(inputs):
-        if estimator == "within":
-            rows = _within_rows(attention, feature, correlation, slot_onehot, grouping)
-            counts = feature.valid.sum(axis=1)
-            n_used[:, f] = counts[counts >= 2].sum()
-        elif estimator == "pooled":
-            rows = _pooled_rows(attention, feature, correlation, grouping)
-            n_used[:, f] = feature.valid.sum()
-        else:
-            rows = _fisher_rows(attention, feature, correlation, fisher_clip, grouping)
-            n_used[:, f] = rows.pop("pairs")
-        per_feature.append(rows)
+    counts = np.zeros((3, dataset.n_features), dtype=np.int64)  # missing, infinite, infinite left out
+    whole = dataset.n_scenarios * dataset.n_heads * dataset.n_slots if estimator == "pooled" else None
+    for chunk in scenario_chunks(dataset, values=whole):
+        grouping = chunk.grouping()
+        slot_onehot = None if slot_values is None else _slot_onehot(chunk, slot_values)
+        for f, feature in enumerate(_feature_inputs(chunk.features, chunk.mask, names, correlation)):
+            counts[:, f] += (feature.missing, feature.infinite, feature.infinite_left_out)
+            if estimator == "within":
+                rows = _within_rows(chunk.attention, feature, correlation, slot_onehot, grouping)
+                present = feature.valid.sum(axis=1)
+                n_used[:, f] += present[present >= 2].sum()
+            elif estimator == "pooled":
+                rows = _pooled_rows(chunk.attention, feature, correlation, grouping)
+                n_used[:, f] += feature.valid.sum()
+            else:
+                rows = _fisher_rows(chunk.attention, feature, correlation, fisher_clip, grouping)
+                n_used[:, f] += rows.pop("pairs").astype(np.int64)
+            for key, value in rows.items():
+                totals.add((key, f), grouping, value)
 
     def stack(key: str) -> FloatArray:
         # Per-feature rows are (G, ...) with the feature axis missing; put it after the head axis.
-        arrays = [rows[key] for rows in per_feature]
+        arrays = [totals[(key, f)] for f in range(dataset.n_features)]
         return np.stack(arrays, axis=2 if key in _HEAD_KEYS else 1)
 
     sums: GroupSums
     if estimator == "within":
-        slot_keys = ("attention_slot", "feature_slot", "slot_slot") if slot_onehot is not None else ()
+        slot_keys = ("attention_slot", "feature_slot", "slot_slot") if slot_values is not None else ()
         sums = CentredSums(stack("cross"), stack("attention_ss"), stack("feature_ss"),
                            *(stack(k) for k in slot_keys))
     elif estimator == "pooled":
         sums = PooledSums(*(stack(k) for k in ("count", "attention_sum", "feature_sum",
                                                "attention_sq", "feature_sq", "cross")))
     else:
-        sums = FisherSums(stack("mean_z"), stack("used"))
+        z_total, z_count = stack("z_total"), stack("z_count")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean_z = np.where(z_count > 0, z_total / np.where(z_count > 0, z_count, 1.0), 0.0)
+        sums = FisherSums(mean_z, (z_count > 0).astype(float))
 
-    left_out = pd.DataFrame({
-        "feature": list(dataset.feature_names),
-        "missing": [i.missing for i in inputs],
-        "infinite": [i.infinite for i in inputs],
-        "infinite_left_out": [i.infinite_left_out for i in inputs],
-    })
+    left_out = pd.DataFrame({"feature": list(names), "missing": counts[0], "infinite": counts[1],
+                             "infinite_left_out": counts[2]})
     return sums, n_used, left_out
 
 
 # Row arrays whose second axis is the head axis (the feature axis is inserted after it).
 _HEAD_KEYS = frozenset({"cross", "attention_ss", "attention_slot", "attention_sum", "attention_sq",
-                        "mean_z", "used"})
+                        "z_total", "z_count"})
 
 
 # --------------------------------------------------------------------------- result
@@ -342,17 +372,26 @@ def selectivity(dataset: HSIDataset) -> FloatArray:
     >>> selectivity(HSIDataset(attention, {"x": np.zeros((1, 4))})).round(6).tolist()
     [0.0, 1.0]
     """
-    valid = dataset.mask[:, None, :]
-    mass = np.where(valid, np.abs(dataset.attention), 0.0)
+    total = np.zeros(dataset.n_heads)
+    count = np.zeros(dataset.n_heads)
+    for chunk in scenario_chunks(dataset):
+        per_scenario, usable = _scenario_selectivity(chunk.attention, chunk.mask)
+        total += per_scenario.sum(axis=0)
+        count += usable.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _scenario_selectivity(attention: FloatArray, mask: BoolArray) -> tuple[FloatArray, BoolArray]:
+    """:math:`1 - H(p)/\\log n` per scenario and head (0 where not usable), and whether it is usable (s, H)."""
+    mass = np.where(mask[:, None, :], np.abs(attention), 0.0)
     total = mass.sum(axis=2, keepdims=True)
-    n_valid = dataset.mask.sum(axis=1)[:, None]
+    n_valid = mask.sum(axis=1)[:, None]
     usable = (n_valid >= 2) & (total[..., 0] > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         p = np.where(usable[..., None], mass / total, 0.0)
         entropy = -np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0).sum(axis=2)
-        per_scenario = np.where(usable, 1.0 - entropy / np.log(np.maximum(n_valid, 2)), 0.0)
-        count = usable.sum(axis=0)
-        return np.where(count > 0, per_scenario.sum(axis=0) / np.maximum(count, 1), np.nan)
+        return np.where(usable, 1.0 - entropy / np.log(np.maximum(n_valid, 2)), 0.0), usable
 
 
 def hsi_from_rho(rho: FloatArray) -> FloatArray:

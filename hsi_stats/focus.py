@@ -34,10 +34,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._validation import HSIDataError
+from .chunks import scenario_chunks
 from .data import HSIDataset
-from .group_sums import Grouping, weighted_total
+from .group_sums import GroupTotals, Weights, weighted_total
 
-__all__ = ["FocusSums", "focus_sums", "is_indicator"]
+__all__ = ["FocusSums", "feature_indicators", "focus_sums", "is_indicator"]
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -54,7 +55,7 @@ class FocusSums:
     def n_groups(self) -> int:
         return int(self.total.shape[0])
 
-    def focus(self, weights: FloatArray | None = None) -> FloatArray:
+    def focus(self, weights: Weights = None) -> FloatArray:
         """Mean focus (H, F) for the full data, or (B, H, F) for each row of group weights (B, G); NaN if none."""
         total, count = weighted_total(self.total, weights), weighted_total(self.count, weights)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -113,19 +114,40 @@ def focus_sums(dataset: HSIDataset, directions: NDArray[np.int_]) -> FocusSums:
     if directions.shape != (dataset.n_heads, dataset.n_features) or not np.isin(directions, (-1, 1)).all():
         raise HSIDataError(f"`directions` must be an (H, F) = ({dataset.n_heads}, {dataset.n_features}) array of "
                            f"+1 and -1, but an array of shape {directions.shape} was passed.")
-    grouping = Grouping(dataset.group_codes)
-    mass = np.abs(np.where(dataset.mask[:, None, :], dataset.attention, 0.0))
-    shape = (grouping.n_groups, dataset.n_heads, dataset.n_features)
+    indicators = feature_indicators(dataset)
+    totals = GroupTotals(dataset.n_groups)
+    for chunk in scenario_chunks(dataset):
+        grouping = chunk.grouping()
+        mass = np.abs(np.where(chunk.mask[:, None, :], chunk.attention, 0.0))
+        for f, name in enumerate(dataset.feature_names):
+            values = chunk.features[name]
+            valid = chunk.mask & ~np.isnan(values)
+            for direction in (-1, 1):
+                heads = np.flatnonzero(directions[:, f] == direction)
+                if heads.size == 0:
+                    continue
+                focus, counted = _scenario_focus(mass[:, heads, :], valid,
+                                                 _targets(values, valid, indicators[f], direction))
+                totals.add(("total", f, direction), grouping, grouping.sum(focus))
+                totals.add(("count", f, direction), grouping, grouping.sum(counted))
+    shape = (dataset.n_groups, dataset.n_heads, dataset.n_features)
     total, count = np.zeros(shape), np.zeros(shape)
-    for f, name in enumerate(dataset.feature_names):
-        values = dataset.features[name]
-        valid = dataset.mask & ~np.isnan(values)
-        indicator = is_indicator(values, valid)
+    for f in range(dataset.n_features):
         for direction in (-1, 1):
             heads = np.flatnonzero(directions[:, f] == direction)
-            if heads.size == 0:
-                continue
-            focus, counted = _scenario_focus(mass[:, heads, :], valid, _targets(values, valid, indicator, direction))
-            total[:, heads, f] = grouping.sum(focus)
-            count[:, heads, f] = grouping.sum(counted)
+            if heads.size:
+                total[:, heads, f] = totals[("total", f, direction)]
+                count[:, heads, f] = totals[("count", f, direction)]
     return FocusSums(total, count)
+
+
+def feature_indicators(dataset: HSIDataset) -> list[bool]:
+    """Per feature, whether it is an indicator (:func:`is_indicator` over its valid values), chunk by chunk."""
+    flags, seen = [True] * dataset.n_features, [False] * dataset.n_features
+    for chunk in scenario_chunks(dataset):
+        for f, name in enumerate(dataset.feature_names):
+            values = chunk.features[name]
+            chosen = values[chunk.mask & ~np.isnan(values)]
+            seen[f] = seen[f] or bool(chosen.size)
+            flags[f] = flags[f] and bool(np.isin(chosen, (0.0, 1.0)).all())
+    return [flag and present for flag, present in zip(flags, seen, strict=True)]

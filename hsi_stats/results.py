@@ -24,7 +24,7 @@ from ._validation import HSIDataError, OptionTypeError, ResamplingWarning, seede
 from .catalog import FeatureCatalog
 from .data import HSIDataset
 from .estimators import Estimate, estimate_with, selectivity
-from .focus import focus_sums, is_indicator
+from .focus import feature_indicators, focus_sums
 from .formatting import MISSING, format_interval, format_number, format_p
 from .inference.bootstrap import BootstrapResult, run_cluster_bootstrap
 from .inference.multitest import family_adjusted, smallest_adjusted
@@ -221,8 +221,7 @@ def _focus_directions(rho: np.ndarray, feature_names: tuple[str, ...], catalog: 
 
 def _focus_targets(directions: np.ndarray, dataset: HSIDataset) -> list[str]:
     """What the focus of each (head, feature) counts as the target, in words, head-major."""
-    kinds = [is_indicator(dataset.features[name], dataset.mask & ~np.isnan(dataset.features[name]))
-             for name in dataset.feature_names]
+    kinds = feature_indicators(dataset)
     words = {(True, 1): "flagged", (True, -1): "not flagged", (False, 1): "highest", (False, -1): "lowest"}
     return [words[(kinds[f], int(directions[h, f]))] for h in range(directions.shape[0])
             for f in range(directions.shape[1])]

@@ -420,3 +420,27 @@ def test_npz_refuses_duplicate_feature_names(tmp_path):
     path = write_raw_npz(tmp_path / "dup.npz", **{**raw_arrays(), "feature_names": np.array(["a", "a"])})
     with pytest.raises(ValueError, match="feature_names"):
         load_npz(path)
+
+
+def test_read_only_inputs_and_copy_false_are_held_once():
+    args = inputs()
+    frozen = args["attention"].copy()
+    frozen.setflags(write=False)
+    kept = HSIDataset(frozen, args["features"])
+    assert np.shares_memory(kept.attention, frozen)  # cannot change through `frozen`: no copy needed
+    assert not np.shares_memory(kept.features["ttc"], args["features"]["ttc"])  # writeable: copied
+    views = HSIDataset(args["attention"], args["features"], mask=args["mask"], copy=False)
+    assert np.shares_memory(views.attention, args["attention"])
+    assert np.shares_memory(views.features["ttc"], args["features"]["ttc"])
+    assert not views.attention.flags.writeable and not views.features["ttc"].flags.writeable
+    converted = HSIDataset(args["attention"].astype(np.float32), args["features"])
+    assert converted.attention.dtype == np.float64  # a converted input is new memory, copied once
+
+
+def test_fingerprint_does_not_depend_on_the_chunk_size(monkeypatch):
+    import hsi_stats.chunks
+
+    dataset = build()
+    before = dataset.fingerprint()
+    monkeypatch.setattr(hsi_stats.chunks, "CHUNK_VALUES", dataset.n_heads * dataset.n_slots)  # one scenario
+    assert dataset.fingerprint() == before

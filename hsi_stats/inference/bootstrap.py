@@ -48,7 +48,7 @@ from tqdm import tqdm
 from .._validation import HSIDataError, normalize_rng
 from ..estimators import hsi_from_rho
 from ..focus import FocusSums
-from ..group_sums import GroupSums
+from ..group_sums import LEAVE_ONE_OUT, GroupSums
 from ..settings import AnalysisSettings, check_option
 from .resampling import TIE_TOLERANCE, batch_sizes, check_batch, quantiles_along_first
 
@@ -303,7 +303,7 @@ def run_cluster_bootstrap(sums: GroupSums, n_resamples: int, confidence_level: f
     # bias-corrected (BCa at the expanded level), else it can miss the estimate of a head with no effect.
     hsi_method = "expanded-bca" if method == "expanded" else method
     if "bca" in hsi_method:
-        rho_jack = sums.rho(1.0 - np.eye(n_groups))
+        rho_jack = sums.rho(LEAVE_ONE_OUT)
         hsi_jack = hsi_from_rho(rho_jack)
     alpha = (1.0 - confidence_level) / 2.0
     rho_low, rho_high = _interval(method, rho_hat, replicates, rho_jack, alpha, n_groups)
@@ -311,7 +311,7 @@ def run_cluster_bootstrap(sums: GroupSums, n_resamples: int, confidence_level: f
     rho_se, hsi_se = _standard_error(replicates), _standard_error(hsi_replicates)
     focus_low = focus_high = focus_se = None
     if focus is not None and focus_replicates is not None:
-        focus_jack = focus.focus(1.0 - np.eye(n_groups)) if "bca" in method else None
+        focus_jack = focus.focus(LEAVE_ONE_OUT) if "bca" in method else None
         focus_low, focus_high = _interval(method, focus.focus(), focus_replicates, focus_jack, alpha, n_groups)
         focus_se = _standard_error(focus_replicates)
     return BootstrapResult(

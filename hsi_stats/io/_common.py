@@ -246,6 +246,7 @@ def assemble(blocks: Sequence[Block], notes: Sequence[str], step_names: Mapping[
         head_names=first.head_names,
         notes=notes,
         step_names=step_names,
+        copy=False,  # concatenated here and held nowhere else
     )
 
 

@@ -127,6 +127,7 @@ def load_npz(path: str | os.PathLike[str]) -> HSIDataset:
         head_names=None if "head_names" not in data else [str(n) for n in data["head_names"]],
         notes=() if "notes" not in data else [str(n) for n in data["notes"]],
         step_names=_step_names(data, path),
+        copy=False,  # arrays read from the file and held nowhere else
     )
 
 

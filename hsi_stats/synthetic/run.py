@@ -262,6 +262,7 @@ def _assemble(layout: _Layout, episodes: Mapping[str, NDArray[Any]],
         slots=np.broadcast_to(np.arange(n_slots, dtype=np.int64), (n_scen, n_slots)),
         head_names=[spec.name for spec in layout.heads],
         notes=("synthetic data from hsi_stats.synthetic.generate",),
+        copy=False,  # arrays made here and held nowhere else
     )
     return SyntheticRun(
         dataset=dataset,

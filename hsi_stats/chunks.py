@@ -1,0 +1,84 @@
+"""Scenarios in chunks: bounded memory for every reduction of a data set to per-group sums.
+
+Every statistic of an analysis is a function of sums over scenarios, taken per group (episode). The per-scenario
+transforms (ranks, centring, one-hot slots, focus targets) make temporaries several times the size of the
+attention array; computed a chunk of scenarios at a time, they cost a chunk's worth of memory whatever the size
+of the data, and the group totals (G rows) are all that grows. :func:`scenario_chunks` cuts a data set into such
+chunks, as views (no copy).
+
+This module knows nothing about estimators or files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .group_sums import Grouping
+
+if TYPE_CHECKING:
+    from .data import HSIDataset
+
+__all__ = ["CHUNK_VALUES", "Chunk", "chunk_scenarios", "scenario_chunks"]
+
+#: Attention values (scenarios x heads x slots) per chunk: 2**20 values are 8 MiB of attention.
+CHUNK_VALUES = 2**20
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A run of consecutive scenarios of a data set: views of its arrays and the global group codes."""
+
+    attention: NDArray[np.float64]  # (s, H, V)
+    features: Mapping[str, NDArray[np.float64]]  # name -> (s, V)
+    mask: NDArray[np.bool_]  # (s, V)
+    slots: NDArray[np.int64] | None  # (s, V)
+    codes: NDArray[np.intp]  # (s,) group codes 0..G-1 of the whole data set
+
+    @property
+    def n_scenarios(self) -> int:
+        return int(self.attention.shape[0])
+
+    def grouping(self) -> Grouping:
+        """Sums over this chunk's scenarios per group present (rows in :attr:`Grouping.codes` order)."""
+        return Grouping(self.codes)
+
+
+def chunk_scenarios(n_heads: int, n_slots: int, values: int | None = None) -> int:
+    """Scenarios per chunk: ``values`` attention values (default :data:`CHUNK_VALUES`) over H x V, at least 1.
+
+    Examples
+    --------
+    >>> chunk_scenarios(8, 8)
+    16384
+    """
+    return max(1, (CHUNK_VALUES if values is None else int(values)) // (n_heads * n_slots))
+
+
+def scenario_chunks(dataset: HSIDataset, values: int | None = None) -> Iterator[Chunk]:
+    """The scenarios of ``dataset`` in order, in chunks of about ``values`` attention values (views, no copy).
+
+    Parameters
+    ----------
+    dataset : HSIDataset
+    values : int, optional
+        Attention values per chunk (default :data:`CHUNK_VALUES`); a chunk holds at least one scenario.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hsi_stats import HSIDataset
+    >>> ds = HSIDataset(np.ones((5, 2, 3)), {"x": np.zeros((5, 3))}, groups=[0, 0, 1, 1, 2])
+    >>> [(chunk.n_scenarios, chunk.codes.tolist()) for chunk in scenario_chunks(ds, values=12)]
+    [(2, [0, 0]), (2, [1, 1]), (1, [2])]
+    """
+    size = chunk_scenarios(dataset.n_heads, dataset.n_slots, values)
+    codes = dataset.group_codes
+    for start in range(0, dataset.n_scenarios, size):
+        part = slice(start, start + size)
+        yield Chunk(dataset.attention[part], {name: values[part] for name, values in dataset.features.items()},
+                    dataset.mask[part], None if dataset.slots is None else dataset.slots[part], codes[part])
