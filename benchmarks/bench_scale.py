@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                        "each in a fresh process; see benchmarks/bench_scale.py for the method.",
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                      if k not in {"worker", "generate", "episodes", "data"}},
-        "loading": "load_npz of a compressed .npz file: every array decompressed into memory (no memory map), "
+        "loading": "load_npz of a compressed .npz file: every array decompressed into memory, no memory map, "
                    "and copied once more by HSIDataset",
         "environment": started,
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),

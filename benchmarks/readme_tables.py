@@ -98,10 +98,11 @@ def scale_block(record: dict[str, Any]) -> str:
     during = "`estimate` and `analyze`" if rows[0]["peak_covers"] == "estimate + analyze" else \
         "loading, `estimate` and `analyze`"
     shape = record["data"][0]
-    notes = [f"`n_resamples={settings['resamples']}`, {settings['steps']} scenarios per episode, {shape['n_slots']} "
-             f"slots, {shape['n_heads']} heads, {shape['n_features']} features; each measurement in a fresh process (best of {settings['repeats']}) on {cpus} CPUs. Peak "
-             f"memory: the process's peak resident set size during {during}, interpreter and data included; "
-             f"overhead: the peak minus the resident size after loading the data. Loading: {record['loading']}."]
+    notes = [f"`n_resamples={settings['resamples']}`, {settings['steps']} scenarios per episode, "
+             f"{shape['n_slots']} slots, {shape['n_heads']} heads, {shape['n_features']} features; each measurement "
+             f"in a fresh process (best of {settings['repeats']}) on {cpus} CPUs. Peak memory: the process's peak "
+             f"resident set size during {during}, interpreter and data included; overhead: the peak minus the "
+             f"resident size after loading the data. Loading: {record['loading']}."]
     for mode in modes:
         growth = record["growth"][mode]
         if growth["analyze_exponent"] is None:
