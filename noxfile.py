@@ -1,5 +1,5 @@
 """Development sessions: ``nox -s tests`` (the suite), ``lint``, ``typecheck``, ``latex``, ``render``, ``demo``,
-``notebooks``, ``bench``, ``calibration``, ``bands``, ``trend``."""
+``notebooks``, ``bench``, ``scale``, ``calibration``, ``bands``, ``trend``."""
 
 from __future__ import annotations
 
@@ -79,6 +79,20 @@ def bench(session: nox.Session) -> None:
     session.install(".")
     session.run("python", "benchmarks/bench_estimate.py", *session.posargs)
     session.run("python", "benchmarks/bench_analyze.py", *session.posargs)
+
+
+@nox.session
+def scale(session: nox.Session) -> None:
+    """Time and peak memory of ``analyze`` at 10,000, 100,000 and 1,000,000 scenarios, each in a fresh process.
+
+    Writes ``benchmarks/results/bench_scale.json`` and, run without arguments, the README's table; arguments after
+    ``--`` go to the script (e.g. ``nox -s scale -- --sizes 10000 100000 --resamples 999`` for a quick look; the
+    default 1,000,000 scenarios need several minutes and gigabytes of memory).
+    """
+    session.install(".")
+    session.run("python", "benchmarks/bench_scale.py", *session.posargs)
+    if not session.posargs:  # the benchmark as the README reports it: rewrite the README's table from its results
+        session.run("python", "benchmarks/readme_tables.py", "scale")
 
 
 @nox.session

@@ -1,7 +1,8 @@
 """What a benchmark's numbers came from: package versions, platform, git commit and a hash of the package sources.
 
-Shared by ``bench_analyze.py``, ``calibration.py`` and ``bands.py`` (run as scripts, so this module is imported by
-name).
+Also the small helpers the scripts share: flushed progress lines and the process's peak resident memory. Shared by
+``bench_analyze.py``, ``bench_scale.py``, ``calibration.py``, ``bands.py`` and ``trend_study.py`` (run as scripts,
+so this module is imported by name).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import hashlib
 import importlib.util
 import os
 import platform
+import resource
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -55,3 +57,13 @@ def environment() -> dict[str, Any]:
     found["hsi_stats_source_sha256"] = package_source_sha256()
     found["default_ci_method"] = AnalysisSettings().ci_method
     return found
+
+
+def say(message: str) -> None:
+    """Print a progress line on stdout, flushed."""
+    print(message, flush=True)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far, in MiB (``ru_maxrss``, which is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

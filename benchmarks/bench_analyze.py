@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 import tracemalloc
@@ -49,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _provenance import environment
+from _provenance import environment, peak_rss_mib, say
 from scipy import stats
 
 from hsi_stats import HSIDataset, analyze, estimate
@@ -76,11 +75,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_analyze.json")
     return parser.parse_args(argv)
-
-
-def say(message: str) -> None:
-    """Progress on stdout, flushed."""
-    print(message, flush=True)
 
 
 # --------------------------------------------------------------------------------------------------- hsi_stats
@@ -137,11 +131,6 @@ def traced_peak_mib(dataset: HSIDataset, n_resamples: int, seed: int) -> float:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return (peak - baseline) / 2**20
-
-
-def peak_rss_mib() -> float:
-    """Peak resident set size of this process so far (ru_maxrss is in KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # --------------------------------------------------------------------------------------------------- scipy

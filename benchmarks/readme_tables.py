@@ -9,10 +9,15 @@ Each table sits in README.md between ``<!-- NAME:start -->`` and ``<!-- NAME:end
     a summary of ``benchmarks/results/bands.json``: for the ``within`` estimator, the rho (and band) of planted
     heads that put a share m of their attention on the target, per correlation and kind of feature, and the focus;
 ``trend``
-    the table and notes of ``benchmarks/results/trend.json`` (its ``markdown`` entry).
+    the table and notes of ``benchmarks/results/trend.json`` (its ``markdown`` entry);
+``scale``
+    from ``benchmarks/results/bench_scale.json``: per number of scenarios (and mode), the seconds of ``analyze`` and
+    ``estimate``, the peak resident memory, its overhead above the loaded data and the data's size, then the growth
+    exponents and the time ratios of consecutive sizes.
 
-Run by the ``calibration``, ``bands`` and ``trend`` nox sessions after their study;
-``python benchmarks/readme_tables.py`` rewrites all of them from the files as they are.
+Run by the ``calibration``, ``bands``, ``trend`` and ``scale`` nox sessions after their study;
+``python benchmarks/readme_tables.py`` rewrites all of them from the files as they are (skipping a table whose
+file does not exist yet).
 """
 
 from __future__ import annotations
@@ -76,6 +81,40 @@ def bands_block(record: dict[str, Any]) -> str:
                                "`benchmarks/results/bands.md` and `bands.json`.")
 
 
+def scale_block(record: dict[str, Any]) -> str:
+    """Time and memory of ``analyze`` per number of scenarios (and mode), then the growth over the sizes."""
+    rows = record["rows"]
+    modes = list(dict.fromkeys(r["mode"] for r in rows))
+    episodes = {d["n_scenarios"]: d["n_episodes"] for d in record["data"]}
+    header = ["scenarios", "episodes", *(["mode"] if len(modes) > 1 else []), "`analyze` (s)", "`estimate` (s)",
+              "peak memory (GiB)", "overhead (GiB)", "data (GiB)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        cells = [f"{r['n_scenarios']:,}", f"{episodes[r['n_scenarios']]:,}", *([r["mode"]] if len(modes) > 1 else []),
+                 f"{r['analyze_seconds']:.2f}", f"{r['estimate_seconds']:.2f}", f"{r['peak_rss_gib']:.2f}",
+                 f"{r['overhead_gib']:.2f}", f"{r['data_gib']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    settings, cpus = record["settings"], record["environment"]["cpus"]
+    during = "`estimate` and `analyze`" if rows[0]["peak_covers"] == "estimate + analyze" else \
+        "loading, `estimate` and `analyze`"
+    shape = record["data"][0]
+    notes = [f"`n_resamples={settings['resamples']}`, {settings['steps']} scenarios per episode, "
+             f"{shape['n_slots']} slots, {shape['n_heads']} heads, {shape['n_features']} features; each measurement "
+             f"in a fresh process (best of {settings['repeats']}) on {cpus} CPUs. Peak memory: the process's peak "
+             f"resident set size during {during}, interpreter and data included; overhead: the peak minus the "
+             f"resident size after loading the data. Loading: {record['loading']}."]
+    for mode in modes:
+        growth = record["growth"][mode]
+        if growth["analyze_exponent"] is None:
+            continue
+        ratios = ", ".join(f"time({r['to']:,}) / time({r['from']:,}) = {r['analyze_time_ratio']:.1f}"
+                           for r in growth["consecutive_ratios"])
+        notes.append(f"{'Growth' if len(modes) == 1 else f'{mode}: growth'} exponent (slope of log time on log "
+                     f"scenarios, 1 = linear) {growth['analyze_exponent']:.2f} for `analyze` and "
+                     f"{growth['estimate_exponent']:.2f} for `estimate`; {ratios}.")
+    return "\n".join(lines) + "\n\n" + " ".join(notes)
+
+
 def replace_block(text: str, name: str, block: str) -> str:
     """``text`` with the content between the ``name`` markers replaced by ``block``."""
     pattern = re.compile(rf"(<!-- {name}:start -->\n)(?:.*?\n)?(<!-- {name}:end -->)", re.DOTALL)
@@ -87,17 +126,23 @@ def replace_block(text: str, name: str, block: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", type=str,
-                        help="which tables to rewrite: calibration, bands, trend (default: all)")
+                        help="which tables to rewrite: calibration, bands, trend, scale (default: all that have "
+                             "results)")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     args = parser.parse_args(argv)
-    builders = {"calibration": calibration_block, "bands": bands_block, "trend": calibration_block}
-    args.names = args.names or list(builders)
+    builders = {"calibration": calibration_block, "bands": bands_block, "trend": calibration_block,
+                "scale": scale_block}
+    files = {name: RESULTS / f"{name}.json" for name in builders} | {"scale": RESULTS / "bench_scale.json"}
     unknown = sorted(set(args.names) - set(builders))
     if unknown:
         parser.error(f"the tables are {list(builders)}, but {unknown} was given")
+    missing = [str(files[name]) for name in args.names if not files[name].is_file()]
+    if missing:
+        parser.error(f"no results to write the table from: {missing} do not exist")
+    args.names = args.names or [name for name in builders if files[name].is_file()]
     text = args.readme.read_text(encoding="utf-8")
     for name in args.names:
-        record = json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8"))
+        record = json.loads(files[name].read_text(encoding="utf-8"))
         text = replace_block(text, name, builders[name](record))
     args.readme.write_text(text, encoding="utf-8")
     print(f"rewrote the {', '.join(args.names)} table(s) of {args.readme}")
