@@ -15,8 +15,8 @@ Data
     where the analysis is measured.
 Worker (one fresh subprocess per size, mode and repeat)
     imports the package and runs one tiny ``analyze`` (imports and caches warm), then loads the file with
-    :func:`hsi_stats.io.load_npz`. ``load_npz`` does not memory-map: it decompresses every array into memory and
-    :class:`~hsi_stats.HSIDataset` keeps its own copy, so loading briefly holds about twice the data. The resident
+    :func:`hsi_stats.io.load_npz`. ``load_npz`` does not memory-map: it decompresses every array into memory,
+    and :class:`~hsi_stats.HSIDataset` keeps those arrays without a copy (``copy=False``). The resident
     set size after loading (``VmRSS``: interpreter, package, data) and the peak of loading (``VmHWM``) are recorded,
     then the peak is reset (``/proc/self/clear_refs``) and the worker times one ``estimate(ds)`` and one
     ``analyze(ds, n_resamples=--resamples, rng=--seed)`` with the defaults otherwise (``within`` estimator,
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                      if k not in {"worker", "generate", "episodes", "data"}},
         "loading": "load_npz of a compressed .npz file: every array decompressed into memory, no memory map, "
-                   "and copied once more by HSIDataset",
+                   "and held by HSIDataset without a copy",
         "environment": started,
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "data": data,
