@@ -1,7 +1,8 @@
 """hsi_stats: what each attention head tracks, with the evidence to say so.
 
 The public API is small: the data model (:class:`HSIDataset`), the loaders (:func:`load_npz`,
-:func:`load_logs`, :func:`load_extraction`), the writer of the interchange file (:func:`write_npz`), the options
+:func:`load_logs`, :func:`load_extraction`), the writer of the interchange file (:func:`write_npz`), data sets
+larger than memory in shards (:func:`write_shards`, :func:`scan`), the options
 of an analysis (:class:`AnalysisSettings`), the estimators (:func:`estimate`) and the full analysis with inference
 and validated labels (:func:`analyze`, returning an :class:`HSIResult`).
 """
@@ -24,6 +25,7 @@ _EXPORTS = {
     "Estimate": "estimators", "estimate": "estimators",
     "analyze_evolution": "evolution",
     "load_extraction": "io", "load_logs": "io", "load_npz": "io", "write_npz": "io",
+    "ShardedDataset": "io", "scan": "io", "write_shards": "io",
     "HSIResult": "results", "analyze": "results",
     "write_report": "report",
 }
@@ -33,7 +35,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .data import HSIDataset
     from .estimators import Estimate, estimate
     from .evolution import analyze_evolution
-    from .io import load_extraction, load_logs, load_npz, write_npz
+    from .io import ShardedDataset, load_extraction, load_logs, load_npz, scan, write_npz, write_shards
     from .report import write_report
     from .results import HSIResult, analyze
     from .settings import AnalysisSettings
@@ -59,6 +61,7 @@ __all__ = [
     "FeatureMeaning",
     "HSIDataset",
     "HSIResult",
+    "ShardedDataset",
     "__version__",
     "analyze",
     "analyze_evolution",
@@ -67,6 +70,8 @@ __all__ = [
     "load_extraction",
     "load_logs",
     "load_npz",
+    "scan",
     "write_npz",
     "write_report",
+    "write_shards",
 ]

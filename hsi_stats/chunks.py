@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,7 +23,8 @@ from .group_sums import Grouping
 if TYPE_CHECKING:
     from .data import HSIDataset
 
-__all__ = ["CHUNK_VALUES", "Chunk", "chunk_scenarios", "scenario_chunks"]
+__all__ = ["CHUNK_VALUES", "Chunk", "ChunkSource", "chunk_scenarios", "chunks_with_codes", "entities_per_scenario",
+           "scenario_chunks", "slot_values"]
 
 #: Attention values (scenarios x heads x slots) per chunk: 2**20 values are 8 MiB of attention.
 CHUNK_VALUES = 2**20
@@ -59,12 +60,13 @@ def chunk_scenarios(n_heads: int, n_slots: int, values: int | None = None) -> in
     return max(1, (CHUNK_VALUES if values is None else int(values)) // (n_heads * n_slots))
 
 
-def scenario_chunks(dataset: HSIDataset, values: int | None = None) -> Iterator[Chunk]:
+def scenario_chunks(dataset: HSIDataset | ChunkSource, values: int | None = None) -> Iterator[Chunk]:
     """The scenarios of ``dataset`` in order, in chunks of about ``values`` attention values (views, no copy).
 
     Parameters
     ----------
-    dataset : HSIDataset
+    dataset : HSIDataset or ChunkSource
+        An in-memory data set, or one that yields its own chunks (a sharded data set, :func:`hsi_stats.scan`).
     values : int, optional
         Attention values per chunk (default :data:`CHUNK_VALUES`); a chunk holds at least one scenario.
 
@@ -76,9 +78,77 @@ def scenario_chunks(dataset: HSIDataset, values: int | None = None) -> Iterator[
     >>> [(chunk.n_scenarios, chunk.codes.tolist()) for chunk in scenario_chunks(ds, values=12)]
     [(2, [0, 0]), (2, [1, 1]), (1, [2])]
     """
+    if isinstance(dataset, ChunkSource):
+        yield from dataset.chunks(values)
+        return
+    yield from chunks_with_codes(dataset, dataset.group_codes, values)
+
+
+def chunks_with_codes(dataset: HSIDataset, codes: NDArray[np.intp], values: int | None = None) -> Iterator[Chunk]:
+    """:func:`scenario_chunks` of an in-memory data set whose scenarios carry the group ``codes`` given (S,)."""
     size = chunk_scenarios(dataset.n_heads, dataset.n_slots, values)
-    codes = dataset.group_codes
     for start in range(0, dataset.n_scenarios, size):
         part = slice(start, start + size)
         yield Chunk(dataset.attention[part], {name: values[part] for name, values in dataset.features.items()},
                     dataset.mask[part], None if dataset.slots is None else dataset.slots[part], codes[part])
+
+
+@runtime_checkable
+class ChunkSource(Protocol):
+    """A data set that is not held in memory and yields its scenarios in chunks (:class:`hsi_stats.ShardedDataset`).
+
+    It offers what the analysis reads of an :class:`~hsi_stats.HSIDataset` besides the arrays themselves.
+    """
+
+    head_names: tuple[str, ...]
+    feature_names: tuple[str, ...]
+    n_heads: int
+    n_slots: int
+    n_features: int
+    groups: NDArray[Any]
+    steps: NDArray[np.int64] | None
+    step_names: Mapping[int, str]
+    notes: tuple[str, ...]
+
+    @property
+    def n_scenarios(self) -> int: ...
+
+    @property
+    def n_groups(self) -> int: ...
+
+    @property
+    def group_codes(self) -> NDArray[np.intp]: ...
+
+    def chunks(self, values: int | None = None) -> Iterator[Chunk]:
+        """The scenarios in order, in chunks of about ``values`` attention values, with global group codes."""
+
+    def select(self, *, scenarios: NDArray[np.bool_]) -> ChunkSource:
+        """The scenarios where ``scenarios`` is True."""
+
+    def sample(self, max_scenarios: int = ...) -> HSIDataset:
+        """The first scenarios, in memory (for figures of raw attention values)."""
+
+    def fingerprint(self) -> str:
+        """A digest of the data."""
+
+
+def slot_values(dataset: HSIDataset | ChunkSource) -> NDArray[np.int64]:
+    """The distinct entity slots (sorted); the column indices when the data have no ``slots``."""
+    if not isinstance(dataset, ChunkSource):
+        return np.arange(dataset.n_slots) if dataset.slots is None else np.unique(dataset.slots)
+    found: set[int] = set()
+    for chunk in dataset.chunks():
+        found.update(np.unique(np.arange(chunk.mask.shape[1]) if chunk.slots is None else chunk.slots).tolist())
+    return np.array(sorted(found), dtype=np.int64)
+
+
+def entities_per_scenario(dataset: HSIDataset | ChunkSource) -> dict[str, float]:
+    """Valid entities per scenario: ``total``, ``min``, ``mean`` and ``max``."""
+    total, low, high, count = 0, None, None, 0
+    for chunk in scenario_chunks(dataset):
+        present = chunk.mask.sum(axis=1)
+        total += int(present.sum())
+        count += present.size
+        low = int(present.min()) if low is None else min(low, int(present.min()))
+        high = int(present.max()) if high is None else max(high, int(present.max()))
+    return {"total": total, "min": low or 0, "mean": total / max(count, 1), "max": high or 0}

@@ -38,14 +38,15 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy.stats import rankdata
 
-from ._validation import ConstantInputWarning, StepPoolingWarning
-from .chunks import Chunk, scenario_chunks
+from ._validation import ConstantInputWarning, OptionError, StepPoolingWarning
+from .chunks import Chunk, ChunkSource, scenario_chunks
+from .chunks import slot_values as chunk_slot_values
 from .data import HSIDataset
 from .group_sums import CentredSums, FisherSums, Grouping, GroupSums, GroupTotals, PooledSums
 from .settings import AnalysisSettings, check_option, document_options
 
-__all__ = ["ESTIMATION_OPTIONS", "Estimate", "estimate", "estimate_with", "hsi_from_rho", "selectivity",
-           "within_centred"]
+__all__ = ["ESTIMATION_OPTIONS", "Estimate", "estimate", "estimate_with", "hsi_from_rho", "rho_strength",
+           "selectivity", "within_centred"]
 
 #: The options of :class:`~hsi_stats.settings.AnalysisSettings` that :func:`estimate` reads.
 ESTIMATION_OPTIONS = ("estimator", "correlation", "adjust", "fisher_clip")
@@ -220,11 +221,6 @@ def _fisher_rows(attention: FloatArray, feature: _FeatureInput, correlation: str
             "pairs": (usable * valid.sum(axis=1)[:, None]).sum(axis=0)}
 
 
-def _slot_values(dataset: HSIDataset) -> NDArray[np.int64]:
-    """The distinct slots of ``dataset`` (sorted): the columns of the slot one-hot."""
-    return np.arange(dataset.n_slots) if dataset.slots is None else np.unique(dataset.slots)
-
-
 def _slot_onehot(chunk: Chunk, slot_values: NDArray[np.int64]) -> FloatArray:
     """One-hot (s, V, K) of each entity's slot among ``slot_values``; slots default to the column index."""
     n_scenarios, n_slots = chunk.mask.shape
@@ -232,7 +228,7 @@ def _slot_onehot(chunk: Chunk, slot_values: NDArray[np.int64]) -> FloatArray:
     return np.eye(slot_values.size)[np.searchsorted(slot_values, slots)]
 
 
-def _group_sums(dataset: HSIDataset, estimator: str, correlation: str, adjust_name: str,
+def _group_sums(dataset: HSIDataset | ChunkSource, estimator: str, correlation: str, adjust_name: str,
                 fisher_clip: float) -> tuple[GroupSums, NDArray[np.int64], pd.DataFrame]:
     """Per-group sums of ``dataset`` for one estimator, pairs used (H, F) and left-out counts per feature.
 
@@ -241,7 +237,7 @@ def _group_sums(dataset: HSIDataset, estimator: str, correlation: str, adjust_na
     over every pair at once, so it takes the data in one piece.
     """
     totals = GroupTotals(dataset.n_groups)
-    slot_values = _slot_values(dataset) if adjust_name == "slot" else None
+    slot_values = chunk_slot_values(dataset) if adjust_name == "slot" else None
     names = dataset.feature_names
     n_used = np.zeros((dataset.n_heads, dataset.n_features), dtype=np.int64)
     counts = np.zeros((3, dataset.n_features), dtype=np.int64)  # missing, infinite, infinite left out
@@ -355,7 +351,7 @@ class Estimate:
         })
 
 
-def selectivity(dataset: HSIDataset) -> FloatArray:
+def selectivity(dataset: HSIDataset | ChunkSource) -> FloatArray:
     r"""How concentrated each head's attention is over the valid entities, averaged over scenarios (H,).
 
     For scenario s with :math:`n \ge 2` valid entities and the head's attention renormalised over them,
@@ -401,14 +397,29 @@ def hsi_from_rho(rho: FloatArray) -> FloatArray:
     return np.where(all_nan, np.nan, np.where(np.isnan(magnitude), -np.inf, magnitude).max(axis=-1))
 
 
+def rho_strength(rho: FloatArray) -> FloatArray:
+    """|rho| rounded to 12 decimals (-1 for NaN): the key that ranks features, strongest first.
+
+    Two features that are exact complements (``is_ahead`` and ``is_behind`` when every entity is one or the other)
+    have the same |rho| up to rounding, and rounding (which changes with the order of a sum) must not decide
+    between them: equal keys go to the earlier feature (``argmax`` and a stable sort keep the order).
+
+    Examples
+    --------
+    >>> rho_strength(np.array([0.5 + 1e-16, -0.5, np.nan])).argmax()
+    np.int64(0)
+    """
+    return np.where(np.isnan(rho), -1.0, np.round(np.abs(rho), 12))
+
+
 def _ranked_features(rho_row: FloatArray, names: tuple[str, ...]) -> tuple[str | None, str | None]:
-    magnitude = np.where(np.isnan(rho_row), -1.0, np.abs(rho_row))
+    magnitude = rho_strength(rho_row)
     order = np.argsort(-magnitude, kind="stable")
     ranked = [names[i] for i in order if magnitude[i] >= 0]
     return (ranked[0] if ranked else None), (ranked[1] if len(ranked) > 1 else None)
 
 
-def estimate(dataset: HSIDataset, settings: AnalysisSettings | None = None, **options: Any) -> Estimate:
+def estimate(dataset: HSIDataset | ChunkSource, settings: AnalysisSettings | None = None, **options: Any) -> Estimate:
     """Estimate rho[h, f] for every head and feature, and the HSI of every head.
 
     Parameters
@@ -471,10 +482,14 @@ def estimate(dataset: HSIDataset, settings: AnalysisSettings | None = None, **op
     return estimate_with(dataset, checked)
 
 
-def estimate_with(dataset: HSIDataset, settings: AnalysisSettings) -> Estimate:
+def estimate_with(dataset: HSIDataset | ChunkSource, settings: AnalysisSettings) -> Estimate:
     """:func:`estimate` for settings already checked (what :func:`hsi_stats.analyze` calls)."""
     estimator, correlation, fisher_clip = settings.estimator, settings.correlation, settings.fisher_clip
     adjust_name = "none" if settings.adjust is None else settings.adjust
+    if estimator == "pooled" and isinstance(dataset, ChunkSource):
+        raise OptionError("estimator='pooled' centres and ranks over every (scenario, entity) pair at once, which a "
+                          "data set read shard by shard does not hold; use 'within' or 'fisher', or load the data "
+                          "in memory (load_npz).")
     sums, n_used, left_out = _group_sums(dataset, estimator, correlation, adjust_name, fisher_clip)
     rho = sums.rho()
     undefined = np.isnan(rho)

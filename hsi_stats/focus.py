@@ -34,7 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._validation import HSIDataError
-from .chunks import scenario_chunks
+from .chunks import ChunkSource, scenario_chunks
 from .data import HSIDataset
 from .group_sums import GroupTotals, Weights, weighted_total
 
@@ -97,7 +97,7 @@ def _scenario_focus(mass: FloatArray, valid: BoolArray, targets: BoolArray) -> t
     return focus, counted.astype(float)
 
 
-def focus_sums(dataset: HSIDataset, directions: NDArray[np.int_]) -> FocusSums:
+def focus_sums(dataset: HSIDataset | ChunkSource, directions: NDArray[np.int_]) -> FocusSums:
     """Per-group focus sums of every (head, feature) in its direction (``directions`` (H, F) of +1 or -1).
 
     Examples
@@ -141,7 +141,7 @@ def focus_sums(dataset: HSIDataset, directions: NDArray[np.int_]) -> FocusSums:
     return FocusSums(total, count)
 
 
-def feature_indicators(dataset: HSIDataset) -> list[bool]:
+def feature_indicators(dataset: HSIDataset | ChunkSource) -> list[bool]:
     """Per feature, whether it is an indicator (:func:`is_indicator` over its valid values), chunk by chunk."""
     flags, seen = [True] * dataset.n_features, [False] * dataset.n_features
     for chunk in scenario_chunks(dataset):

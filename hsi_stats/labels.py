@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .catalog import GENERAL_CONTEXT, FeatureCatalog
+from .estimators import rho_strength
 from .inference.bootstrap import strongest_share
 from .inference.resampling import TIE_TOLERANCE
 from .settings import AnalysisSettings
@@ -102,15 +103,17 @@ def label_feature(rho_row: np.ndarray, feature_names: tuple[str, ...], catalog: 
     """
     best: tuple[str | None, float] = (None, float("nan"))
     inverted: tuple[str | None, float] = (None, float("nan"))
-    for name, value in zip(feature_names, rho_row, strict=True):
+    strength = rho_strength(np.asarray(rho_row, dtype=float))  # |rho| equal to rounding: the earlier feature
+    best_strength = inverted_strength = -1.0
+    for name, value, key in zip(feature_names, rho_row, strength, strict=True):
         if np.isnan(value):
             continue
         if catalog.meaning(name).sign_matches(float(value)):
-            if best[0] is None or abs(value) > abs(best[1]):
-                best = (name, float(value))
-        elif inverted[0] is None or abs(value) > abs(inverted[1]):
-            inverted = (name, float(value))
-    if inverted[0] is not None and best[0] is not None and abs(inverted[1]) <= abs(best[1]):
+            if best[0] is None or key > best_strength:
+                best, best_strength = (name, float(value)), key
+        elif inverted[0] is None or key > inverted_strength:
+            inverted, inverted_strength = (name, float(value)), key
+    if inverted[0] is not None and best[0] is not None and inverted_strength <= best_strength:
         inverted = (None, float("nan"))
     return LabelChoice(best[0], best[1], inverted[0], inverted[1])
 
@@ -212,7 +215,7 @@ def judge_head(evidence: HeadEvidence, feature_names: tuple[str, ...], catalog: 
     magnitude = abs(choice.rho)
     candidates = [i for i, name in enumerate(feature_names)
                   if not np.isnan(evidence.rho[i]) and catalog.meaning(name).sign_matches(float(evidence.rho[i]))]
-    primary = int(np.nanargmax(np.abs(evidence.rho)))
+    primary = int(rho_strength(np.asarray(evidence.rho, dtype=float)).argmax())
     pool = list(range(len(feature_names))) if primary == f else candidates
     stability, rival = _stability_among(evidence.replicates, pool, f)
 

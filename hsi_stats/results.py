@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._validation import HSIDataError, OptionTypeError, ResamplingWarning, seeded_generator
+from ._validation import HSIDataError, OptionError, OptionTypeError, ResamplingWarning, seeded_generator
 from .catalog import FeatureCatalog
+from .chunks import ChunkSource, entities_per_scenario
 from .data import HSIDataset
 from .estimators import Estimate, estimate_with, selectivity
 from .focus import feature_indicators, focus_sums
@@ -32,7 +33,13 @@ from .inference.randomisation import PermutationInputs, RandomisationResult, res
 from .inference.resampling import check_batch
 from .labels import HeadEvidence, judge_head
 from .registry import build_registry, write_registry
-from .settings import CORRECTION_NAMES, PERMUTATION_SCHEMES, AnalysisSettings, document_options
+from .settings import (
+    CORRECTION_NAMES,
+    MIN_SIGN_FLIP_GROUPS,
+    PERMUTATION_SCHEMES,
+    AnalysisSettings,
+    document_options,
+)
 from .step_selection import StepSelection, select_step
 
 __all__ = ["HEAD_COLUMNS", "HSIResult", "analyze"]
@@ -105,7 +112,7 @@ class HSIResult:
     bootstrap: BootstrapResult
     test: RandomisationResult
     catalog: FeatureCatalog
-    dataset: HSIDataset
+    dataset: HSIDataset | ChunkSource
 
     def summary(self) -> str:
         """A readable table of the heads with the settings that produced it."""
@@ -193,8 +200,8 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _data_summary(dataset: HSIDataset, est: Estimate, selection: StepSelection) -> dict[str, Any]:
-    present = dataset.mask.sum(axis=1)
+def _data_summary(dataset: Any, est: Estimate, selection: StepSelection) -> dict[str, Any]:
+    present = entities_per_scenario(dataset)
     described = selection.describe()
     return {
         "n_scenarios": dataset.n_scenarios,
@@ -202,9 +209,9 @@ def _data_summary(dataset: HSIDataset, est: Estimate, selection: StepSelection) 
         "n_heads": dataset.n_heads,
         "n_features": dataset.n_features,
         "n_slots": dataset.n_slots,
-        "n_entities": int(present.sum()),
-        "entities_per_scenario": {"min": int(present.min()), "mean": float(present.mean()),
-                                  "max": int(present.max())},
+        "n_entities": int(present["total"]),
+        "entities_per_scenario": {"min": int(present["min"]), "mean": float(present["mean"]),
+                                  "max": int(present["max"])},
         "steps": None if dataset.steps is None else sorted(int(s) for s in np.unique(dataset.steps)),
         "step_selection": selection.as_dict(),
         "left_out": est.left_out.to_dict(orient="records"),
@@ -219,7 +226,7 @@ def _focus_directions(rho: np.ndarray, feature_names: tuple[str, ...], catalog: 
     return np.where(expected[None, :] != 0, expected[None, :], observed)
 
 
-def _focus_targets(directions: np.ndarray, dataset: HSIDataset) -> list[str]:
+def _focus_targets(directions: np.ndarray, dataset: Any) -> list[str]:
     """What the focus of each (head, feature) counts as the target, in words, head-major."""
     kinds = feature_indicators(dataset)
     words = {(True, 1): "flagged", (True, -1): "not flagged", (False, 1): "highest", (False, -1): "lowest"}
@@ -286,9 +293,10 @@ def _warn_if_alpha_unreachable(test: RandomisationResult, settings: AnalysisSett
                   f"{settings.alpha:g}: no label can validate; {advice}.", ResamplingWarning, stacklevel=3)
 
 
-def _check_dataset(dataset: object) -> HSIDataset:
-    if not isinstance(dataset, HSIDataset):
-        raise OptionTypeError(f"`dataset` must be an HSIDataset, but {type(dataset).__name__} was passed.")
+def _check_dataset(dataset: Any) -> Any:
+    if not isinstance(dataset, (HSIDataset, ChunkSource)):
+        raise OptionTypeError(f"`dataset` must be an HSIDataset (or a ShardedDataset from hsi_stats.scan), but "
+                              f"{type(dataset).__name__} was passed.")
     if dataset.n_groups < 2:
         raise HSIDataError(f"inference needs at least 2 groups (independent episodes), but `groups` has "
                            f"{dataset.n_groups}.")
@@ -296,7 +304,7 @@ def _check_dataset(dataset: object) -> HSIDataset:
 
 
 def analyze(
-    dataset: HSIDataset,
+    dataset: HSIDataset | ChunkSource,
     settings: AnalysisSettings | None = None,
     *,
     step: int | None = None,
@@ -310,8 +318,10 @@ def analyze(
 
     Parameters
     ----------
-    dataset : HSIDataset
-        Needs at least two groups (the resampling unit).
+    dataset : HSIDataset or ShardedDataset
+        Needs at least two groups (the resampling unit). A :class:`~hsi_stats.io.ShardedDataset`
+        (:func:`hsi_stats.scan`) is read shard by shard and gives the numbers of the same scenarios in memory; it
+        supports the ``within`` and ``fisher`` estimators and the sign-flip test.
     settings : AnalysisSettings, optional
         Every option of the analysis; default ``AnalysisSettings()``.
     step : int, optional
@@ -343,8 +353,7 @@ def analyze(
     ('Safety Head', True)
     """
     settings = AnalysisSettings.from_options(settings, options)
-    if not isinstance(dataset, HSIDataset):
-        raise OptionTypeError(f"`dataset` must be an HSIDataset, but {type(dataset).__name__} was passed.")
+    _check_dataset(dataset)
     dataset, selection = select_step(dataset, step=step, pool_steps=pool_steps)
     dataset = _check_dataset(dataset)
     batch_size = check_batch(batch)
@@ -356,7 +365,13 @@ def analyze(
     focus = focus_sums(dataset, directions)
     boot = run_cluster_bootstrap(est.sums, settings.n_resamples, settings.confidence_level, settings.ci_method,
                                  generator, batch_size, progress, focus)
-    inputs = PermutationInputs.from_dataset(dataset, est.correlation) if scheme in PERMUTATION_SCHEMES else None
+    if scheme in PERMUTATION_SCHEMES and isinstance(dataset, ChunkSource):
+        raise OptionError(f"`scheme={scheme!r}` shuffles the entities of every scenario at once, which a data set "
+                              "read shard by shard does not hold; use scheme='sign-flip' (it needs at least "
+                              f"{MIN_SIGN_FLIP_GROUPS} groups; the data have {dataset.n_groups}) or load the data "
+                              "in memory.")
+    inputs = (PermutationInputs.from_dataset(dataset, est.correlation)
+              if scheme in PERMUTATION_SCHEMES and isinstance(dataset, HSIDataset) else None)
     test = run_randomisation_test(est.sums, scheme, inputs, settings.n_resamples, generator, batch_size, progress)
     pair_adjusted, head_adjusted = family_adjusted(test, settings.correction)
     _warn_if_alpha_unreachable(test, settings, pair_adjusted.size)

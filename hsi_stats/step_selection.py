@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ._validation import HSIDataError, OptionTypeError, is_int
+from .chunks import ChunkSource
 from .data import HSIDataset, step_label
 
 __all__ = ["StepSelection", "select_step"]
@@ -68,8 +69,8 @@ class StepSelection:
                    MappingProxyType({int(step): name for step, name in values.get("step_names", {}).items()}))
 
 
-def select_step(dataset: HSIDataset, *, step: object = None, pool_steps: object = False) -> tuple[HSIDataset,
-                                                                                                 StepSelection]:
+def select_step(dataset: HSIDataset | ChunkSource, *, step: object = None,
+                pool_steps: object = False) -> tuple[HSIDataset | ChunkSource, StepSelection]:
     """The scenarios of one training step (the last by default), or all of them when ``pool_steps``.
 
     Examples

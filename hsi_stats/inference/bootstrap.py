@@ -46,7 +46,7 @@ from scipy.stats import t as student_t
 from tqdm import tqdm
 
 from .._validation import HSIDataError, normalize_rng
-from ..estimators import hsi_from_rho
+from ..estimators import hsi_from_rho, rho_strength
 from ..focus import FocusSums
 from ..group_sums import LEAVE_ONE_OUT, GroupSums
 from ..settings import AnalysisSettings, check_option
@@ -103,8 +103,7 @@ class BootstrapResult:
         two features that are exact complements (``is_ahead`` and ``is_behind`` when every entity is one or the
         other) have the same |rho| in every replicate, and rounding must not decide between them.
         """
-        magnitude = np.where(np.isnan(rho), -1.0, np.abs(rho))
-        primary = magnitude.argmax(axis=1)
+        primary = rho_strength(rho).argmax(axis=1)
         share = strongest_share(self.rho_distribution, primary)
         return np.where(np.isnan(rho).all(axis=1), np.nan, share)
 

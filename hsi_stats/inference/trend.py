@@ -47,7 +47,7 @@ from numpy.typing import NDArray
 
 from .._validation import HSIDataError
 from ..data import HSIDataset
-from ..estimators import estimate_with, hsi_from_rho
+from ..estimators import estimate_with, hsi_from_rho, rho_strength
 from ..group_sums import GroupSums
 from ..settings import AnalysisSettings
 from .bootstrap import weights_from_uniforms
@@ -249,7 +249,7 @@ def tracked_feature(rho: FloatArray) -> tuple[NDArray[np.intp], FloatArray]:
     (array([1]), array([-1.]))
     """
     mean = np.asarray(rho, dtype=float).mean(axis=0)  # (H, F)
-    feature = np.where(np.isnan(mean), -1.0, np.abs(mean)).argmax(axis=1)
+    feature = rho_strength(mean).argmax(axis=1)
     chosen = np.take_along_axis(mean, feature[:, None], axis=1)[:, 0]
     return feature, np.where(np.nan_to_num(chosen) < 0, -1.0, 1.0)
 

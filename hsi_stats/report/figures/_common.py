@@ -33,6 +33,7 @@ from matplotlib.textpath import TextToPath
 from numpy.typing import NDArray
 
 from ..._atomic import atomic_path
+from ...data import HSIDataset
 from ...labels import STRENGTH_BANDS
 from ...results import HSIResult
 from ..naming import short_head_names
@@ -256,6 +257,12 @@ def as_figure(ax_or_fig: object) -> Figure:
         return root_figure(figure)
     raise TypeError("The value for `ax_or_fig` must be a matplotlib Axes, an array of Axes, a Figure or a "
                     f"seaborn grid, but {type(ax_or_fig).__name__} was passed.")
+
+
+def raw_dataset(result: HSIResult) -> HSIDataset:
+    """The data the figures of raw attention values draw: the data set, or a sample of a sharded one."""
+    dataset = result.dataset
+    return dataset if isinstance(dataset, HSIDataset) else dataset.sample()
 
 
 def head_names(result: HSIResult) -> list[str]:

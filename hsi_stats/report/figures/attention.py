@@ -41,6 +41,7 @@ from ._common import (
     new_axes,
     new_figure,
     paper_figure,
+    raw_dataset,
     resolve_head,
     result_short_names,
     split_evenly,
@@ -112,7 +113,7 @@ def attention_vs_feature(result: HSIResult, head: str | int, feature: str, *, ax
     """
     result = check_result(result)
     name = resolve_head(result, head)
-    dataset = result.dataset
+    dataset = raw_dataset(result)
     if not isinstance(feature, str) or feature not in dataset.features:
         raise ValueError(f"The value for `feature` must be one of {list(dataset.feature_names)}, "
                          f"but {feature!r} was passed.")
@@ -234,7 +235,7 @@ def attention_distributions(result: HSIResult, *, ax: Axes | None = None, log: b
     result = check_result(result)
     if isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer)) or max_points < 1:
         raise ValueError(f"The value for `max_points` must be an integer >= 1, but {max_points!r} was passed.")
-    dataset = result.dataset
+    dataset = raw_dataset(result)
     mask = dataset.mask
     values = np.asarray(dataset.attention, dtype=float).transpose(1, 0, 2)[:, mask]  # (H, entities)
     if values.shape[1] > max_points:
