@@ -125,6 +125,12 @@ class ChunkSource(Protocol):
     def select(self, *, scenarios: NDArray[np.bool_]) -> ChunkSource:
         """The scenarios where ``scenarios`` is True."""
 
+    def with_groups(self, groups: NDArray[Any]) -> ChunkSource:
+        """The same scenarios with other group labels."""
+
+    def step_label(self, step: int) -> str:
+        """How ``step`` is shown."""
+
     def sample(self, max_scenarios: int = ...) -> HSIDataset:
         """The first scenarios, in memory (for figures of raw attention values)."""
 

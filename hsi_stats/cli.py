@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # the analysis modules are imported where they run: a refused
 
     from .data import HSIDataset
     from .evolution import EvolutionResult
+    from .io import ShardedDataset
     from .results import HSIResult
 
 __all__ = ["main"]
@@ -54,7 +55,7 @@ def _run_controls(args: argparse.Namespace) -> dict[str, Any]:
     return {"rng": args.seed, "batch": args.batch, "progress": sys.stderr.isatty()}
 
 
-def run_analysis(dataset: HSIDataset, args: argparse.Namespace) -> HSIResult:
+def run_analysis(dataset: HSIDataset | ShardedDataset, args: argparse.Namespace) -> HSIResult:
     """:func:`hsi_stats.analyze` with the command's options: one training step (the last by default) or, asked
     for with ``--pool-steps``, every step pooled."""
     from .results import analyze
@@ -67,7 +68,7 @@ def run_analysis(dataset: HSIDataset, args: argparse.Namespace) -> HSIResult:
     return analyze(dataset, analysis_settings(args), step=step, pool_steps=pool_steps, **_run_controls(args))
 
 
-def run_evolution(dataset: HSIDataset, args: argparse.Namespace) -> EvolutionResult | None:
+def run_evolution(dataset: HSIDataset | ShardedDataset, args: argparse.Namespace) -> EvolutionResult | None:
     """:func:`hsi_stats.analyze_evolution` over every step when the data hold several (and are not pooled)."""
     from .evolution import analyze_evolution
 
@@ -94,13 +95,16 @@ def write_outputs(result: HSIResult, out_dir: Path, args: argparse.Namespace,
 def check_outputs(args: argparse.Namespace) -> None:
     """Refuse, before any computation, an output that cannot be written (a file where a folder is needed, a folder
     that cannot be written into, a converted file not named .npz)."""
-    if args.command == "convert" and not str(args.output).endswith(".npz"):
+    sharded = args.command == "convert" and args.shard_size is not None
+    if args.command == "convert" and not sharded and not str(args.output).endswith(".npz"):
         raise CommandError(f"the output must be a .npz file, but {args.output!r} was given")
-    folder = args.command in ("demo", "analyze")
-    target = args.out if folder else args.output
-    problem = check_writable(target, folder=folder)
+    if sharded and args.shard_size < 1:
+        raise CommandError(f"--shard-size must be a positive number of scenarios, but {args.shard_size} was given")
+    folder = args.command in ("demo", "analyze") or sharded
+    flag = "--out" if args.command in ("demo", "analyze") else "--output"
+    problem = check_writable(args.out if flag == "--out" else args.output, folder=folder)
     if problem:
-        raise CommandError(f"{'--out' if folder else '--output'}: {problem}")
+        raise CommandError(f"{flag}: {problem}")
 
 
 # ----------------------------------------------------------------------------- loading
@@ -117,9 +121,9 @@ def _check_input_options(args: argparse.Namespace) -> None:
                                f"{'an .npz file' if kind == 'npz' else 'an extraction'}; leave it out")
 
 
-def load_input(args: argparse.Namespace) -> tuple[HSIDataset, str]:
+def load_input(args: argparse.Namespace) -> tuple[HSIDataset | ShardedDataset, str]:
     """The dataset named by the input options of ``analyze``/``convert``, restricted to ``--step-range``."""
-    from .io import load_extraction, load_logs, load_npz
+    from .io import load_extraction, load_logs, load_npz, scan
 
     given = [bool(args.path), bool(args.feature_dir or args.attention_dir), bool(args.extraction)]
     if sum(given) != 1:
@@ -135,10 +139,16 @@ def load_input(args: argparse.Namespace) -> tuple[HSIDataset, str]:
             raise CommandError("--feature-dir and --attention-dir must be given together")
         options = {k: v for k, v in (("pair_by", args.pair_by), ("attention_key", args.attention_key))
                    if v is not None}
-        dataset = load_logs(args.feature_dir, args.attention_dir, step_range=step_range,
-                            trust_pickle=args.trust_pickle, **options)
-        return dataset, f"{args.feature_dir} + {args.attention_dir}"
-    if args.path:
+        logs = load_logs(args.feature_dir, args.attention_dir, step_range=step_range,
+                         trust_pickle=args.trust_pickle, **options)
+        return logs, f"{args.feature_dir} + {args.attention_dir}"
+    dataset: HSIDataset | ShardedDataset
+    if args.path and _is_shards(str(args.path)):
+        if args.command == "convert":
+            raise CommandError(f"convert reads one .npz file, logs or an extraction, but {args.path!r} names shards; "
+                               "analyze reads shards as they are")
+        dataset, source = scan(args.path), str(args.path)
+    elif args.path:
         dataset, source = load_npz(args.path), str(args.path)
     else:
         # The catalog the labels are judged against also says which features an extraction's scenarios give.
@@ -152,8 +162,13 @@ def load_input(args: argparse.Namespace) -> tuple[HSIDataset, str]:
         if not any(step_range[0] <= step <= step_range[1] for step in found):
             raise CommandError(f"--step-range {step_range[0]} {step_range[1]} keeps no scenario of {source} (its "
                                f"steps: {found})")
-        dataset = dataset.select(step_range=step_range)
+        dataset = dataset.select(scenarios=(dataset.steps >= step_range[0]) & (dataset.steps <= step_range[1]))
     return dataset, source
+
+
+def _is_shards(path: str) -> bool:
+    """True when ``path`` is a folder (of ``.npz`` shards) or a glob pattern rather than one ``.npz`` file."""
+    return Path(path).is_dir() or any(character in path for character in "*?[")
 
 
 # ----------------------------------------------------------------------------- commands
@@ -194,11 +209,18 @@ def cmd_registry(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from .io import write_npz
+    from .data import HSIDataset
+    from .io import write_npz, write_shards
 
     dataset, _ = load_input(args)
-    write_npz(dataset, args.output)
-    print(f"wrote {args.output}: {dataset!r}")
+    if not isinstance(dataset, HSIDataset):  # load_input refuses shards for convert; this keeps it so
+        raise CommandError("convert reads one .npz file, logs or an extraction")
+    if args.shard_size is None:
+        write_npz(dataset, args.output)
+        print(f"wrote {args.output}: {dataset!r}")
+    else:
+        paths = write_shards(dataset, args.output, args.shard_size)
+        print(f"wrote {len(paths)} shard(s) of up to {args.shard_size} scenarios into {args.output}: {dataset!r}")
     return 0
 
 
@@ -310,7 +332,8 @@ def _add_step_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_input_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", nargs="?", help="an .npz file (the interchange format; see hsi-stats convert)")
+    parser.add_argument("path", nargs="?", help="an .npz file (the interchange format; see hsi-stats convert), or "
+                                                "a folder or glob of .npz shards (read one shard at a time)")
     parser.add_argument("--feature-dir", help="folder of attention_log_*.pkl feature logs")
     parser.add_argument("--attention-dir", help="folder of attention_scenario_*.pkl extractions")
     parser.add_argument("--extraction", help="an extraction_*.pkl file or a folder of them")
@@ -378,7 +401,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     convert = commands.add_parser("convert", help="write driving logs or extractions as the .npz file")
     _add_input_options(convert)
-    convert.add_argument("--output", "-o", required=True, help="the .npz file to write")
+    convert.add_argument("--output", "-o", required=True,
+                         help="the .npz file to write (with --shard-size: the folder of shards)")
+    convert.add_argument("--shard-size", type=int, default=None, metavar="N",
+                         help="write .npz shards of N scenarios each into the --output folder (hsi-stats analyze "
+                              "FOLDER then reads one shard at a time)")
     convert.set_defaults(handler=cmd_convert)
     parser.commands = dict(commands.choices)
     return parser

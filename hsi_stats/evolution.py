@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from ._validation import HSIDataError, OptionTypeError, check_int, seeded_generator
 from .catalog import GENERAL_CONTEXT
+from .chunks import ChunkSource
 from .data import HSIDataset, step_label
 from .formatting import format_p
 from .inference.trend import TREND_COLUMNS, trend_test
@@ -138,8 +139,9 @@ def _emergence_step(steps: list[int], labels: list[str], validated: list[bool]) 
 # ---------------------------------------------------------------------------------------------- analysis
 def _analyze_evolution_iv(dataset: object, trend_resamples: object) -> NDArray[np.int64]:
     """The step of every scenario, once the dataset and ``trend_resamples`` are checked."""
-    if not isinstance(dataset, HSIDataset):
-        raise OptionTypeError(f"`dataset` must be an HSIDataset, but {type(dataset).__name__} was passed.")
+    if not isinstance(dataset, (HSIDataset, ChunkSource)):
+        raise OptionTypeError(f"`dataset` must be an HSIDataset (or a ShardedDataset from hsi_stats.scan), but "
+                              f"{type(dataset).__name__} was passed.")
     if dataset.steps is None:
         raise HSIDataError("evolution over training needs `steps` (the training step of each scenario), but "
                            "this dataset has none.")
@@ -162,9 +164,9 @@ def _step_rows(step: int, result: HSIResult | None, head_names: tuple[str, ...])
     return frame.loc[:, list(PER_STEP_COLUMNS)]
 
 
-def analyze_evolution(dataset: HSIDataset, settings: AnalysisSettings | None = None, *, trend_resamples: int = 9999,
-                      rng: object = None, batch: int | None = None, progress: bool = False,
-                      **options: Any) -> EvolutionResult:
+def analyze_evolution(dataset: HSIDataset | ChunkSource, settings: AnalysisSettings | None = None, *,
+                      trend_resamples: int = 9999, rng: object = None, batch: int | None = None,
+                      progress: bool = False, **options: Any) -> EvolutionResult:
     r"""Run the analysis at every training step, test each head for a change over training, find when labels emerge.
 
     The scenarios of each distinct step are analysed with :func:`hsi_stats.analyze` (same options at every

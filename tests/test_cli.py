@@ -434,3 +434,23 @@ def test_the_files_written_are_listed_with_folders_counted(tmp_path: Path) -> No
     paths = [tmp_path / "report.pdf", tmp_path / "figures" / "hsi.pdf", tmp_path / "figures" / "hsi.svg",
              tmp_path / "heads.csv"]
     assert _written(tmp_path, paths) == f"wrote {tmp_path}: report.pdf, figures/ (2 files), heads.csv"
+
+
+def test_convert_to_shards_then_analyze_the_folder(tmp_path: Path, logs: tuple[Path, Path],
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    shards, whole = tmp_path / "shards", tmp_path / "run.npz"
+    base = ["convert", "--feature-dir", str(logs[0]), "--attention-dir", str(logs[1])]
+    assert main([*base, "-o", str(shards), "--shard-size", "50"]) == 0
+    assert "shard(s) of up to 50 scenarios" in capsys.readouterr().out
+    assert main([*base, "-o", str(whole)]) == 0
+    out_shards, out_whole = tmp_path / "a", tmp_path / "b"
+    assert main(["analyze", str(shards), "--out", str(out_shards), "--seed", "1", "--format", "", *FAST]) == 0
+    assert main(["analyze", str(whole), "--out", str(out_whole), "--seed", "1", "--format", "", *FAST]) == 0
+    a, b = pd.read_csv(out_shards / "pairs.csv"), pd.read_csv(out_whole / "pairs.csv")
+    numbers = ["rho", "ci_low", "ci_high", "p_value", "p_adjusted"]
+    np.testing.assert_allclose(a[numbers].to_numpy(), b[numbers].to_numpy(), rtol=0, atol=1e-9)
+    assert main(["analyze", str(shards / "shard-*.npz"), "--out", str(tmp_path / "c"), "--seed", "1", "--format",
+                 "", *FAST]) == 0
+    assert main(["convert", str(shards), "-o", str(tmp_path / "x.npz")]) == 2
+    assert "names shards" in capsys.readouterr().err
+    assert main([*base, "-o", str(tmp_path / "y"), "--shard-size", "0"]) == 2

@@ -117,3 +117,18 @@ def test_bad_shards_are_refused_with_the_file_named(tmp_path: Path, dataset: HSI
         scan(tmp_path)
     with pytest.raises(HSIDataError, match="`shard_size` must be a positive integer"):
         write_shards(dataset, tmp_path / "x", shard_size=0)
+
+
+def test_the_evolution_over_training_of_a_scan(tmp_path: Path) -> None:
+    from hsi_stats import analyze_evolution
+
+    run = generate(n_episodes=12, n_steps=6, checkpoints=(0, 1, 2), specialise=(0, 2), rng=1).dataset
+    write_shards(run, tmp_path, shard_size=50)
+    a = analyze_evolution(scan(tmp_path), n_resamples=99, trend_resamples=99, rng=2)
+    b = analyze_evolution(run, n_resamples=99, trend_resamples=99, rng=2)
+    for table in ("per_step", "trends"):
+        left, right = getattr(a, table), getattr(b, table)
+        numeric = right.select_dtypes("number").columns
+        np.testing.assert_allclose(left[numeric].to_numpy(float), right[numeric].to_numpy(float), rtol=0, atol=1e-9,
+                                   equal_nan=True, err_msg=table)
+    assert a.emergence == b.emergence

@@ -46,6 +46,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from .._validation import HSIDataError
+from ..chunks import ChunkSource
 from ..data import HSIDataset
 from ..estimators import estimate_with, hsi_from_rho, rho_strength
 from ..group_sums import GroupSums
@@ -142,7 +143,7 @@ class EpisodeSums:
         return weights
 
 
-def episode_sums(dataset: HSIDataset, settings: AnalysisSettings) -> EpisodeSums:
+def episode_sums(dataset: HSIDataset | ChunkSource, settings: AnalysisSettings) -> EpisodeSums:
     """The per-episode sums of ``dataset`` (one group per checkpoint and episode) for ``settings``' estimator."""
     if dataset.steps is None:
         raise HSIDataError("a trend over training needs `steps`, but this dataset has none.")
@@ -159,8 +160,8 @@ def episode_sums(dataset: HSIDataset, settings: AnalysisSettings) -> EpisodeSums
                        dataset.feature_names)
 
 
-def trend_test(dataset: HSIDataset, settings: AnalysisSettings, *, n_resamples: int, rng: np.random.Generator,
-               confidence_level: float | None = None) -> TrendResult:
+def trend_test(dataset: HSIDataset | ChunkSource, settings: AnalysisSettings, *, n_resamples: int,
+               rng: np.random.Generator, confidence_level: float | None = None) -> TrendResult:
     """Slope of each head's HSI on the checkpoint index, its interval and its corrected p-value (module doc).
 
     Parameters

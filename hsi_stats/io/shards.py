@@ -129,13 +129,15 @@ class ShardedDataset:
     of the whole data set, so that a group may span shards. Memory: one shard and the metadata.
     """
 
-    def __init__(self, shards: Sequence[_Shard], keep: NDArray[np.bool_] | None = None) -> None:
+    def __init__(self, shards: Sequence[_Shard], keep: NDArray[np.bool_] | None = None,
+                 groups: NDArray[Any] | None = None) -> None:
         self._shards = tuple(shards)
         sizes = [shard.n_scenarios for shard in self._shards]
         self._starts = np.r_[0, np.cumsum(sizes)]
         self._keep = np.ones(int(self._starts[-1]), dtype=bool) if keep is None else keep
-        all_groups = np.concatenate([shard.groups for shard in self._shards])
-        self.groups = all_groups[self._keep]
+        if groups is None:
+            groups = np.concatenate([shard.groups for shard in self._shards])[self._keep]
+        self.groups = groups
         self._codes = np.unique(self.groups, return_inverse=True)[1].reshape(-1)
         steps = [shard.steps for shard in self._shards if shard.steps is not None]
         self.steps: NDArray[np.int64] | None = np.concatenate(steps)[self._keep] if steps else None
@@ -203,7 +205,15 @@ class ShardedDataset:
         keep[np.flatnonzero(self._keep)[~chosen]] = False
         if not keep.any():
             raise HSIDataError("the selection is empty: no scenario matches.")
-        return ShardedDataset(self._shards, keep)
+        return ShardedDataset(self._shards, keep, self.groups[chosen])
+
+    def with_groups(self, groups: NDArray[Any]) -> ShardedDataset:
+        """The same scenarios with other group labels (S,), as :meth:`hsi_stats.HSIDataset.with_groups`."""
+        labels = np.asarray(groups)
+        if labels.shape != (self.n_scenarios,):
+            raise HSIDataError(f"`groups` must have shape (S,) = ({self.n_scenarios},), but it has shape "
+                               f"{labels.shape}.")
+        return ShardedDataset(self._shards, self._keep, labels)
 
     def sample(self, max_scenarios: int = DEFAULT_SAMPLE) -> HSIDataset:
         """The first ``max_scenarios`` kept scenarios in memory (for figures that show raw attention values)."""
