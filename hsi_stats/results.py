@@ -333,7 +333,8 @@ def analyze(
     rng : seed or Generator, optional
         The only source of randomness; a seed is drawn and recorded in ``provenance`` when omitted.
     batch : int, optional
-        Resamples per batch (memory only: the numbers do not depend on it).
+        Resamples per batch (memory only: the numbers do not depend on it); default 1000, fewer with many groups
+        (:func:`~hsi_stats.inference.resampling.check_batch`).
     progress : bool, default False
         Show progress bars.
     **options
@@ -356,7 +357,7 @@ def analyze(
     _check_dataset(dataset)
     dataset, selection = select_step(dataset, step=step, pool_steps=pool_steps)
     dataset = _check_dataset(dataset)
-    batch_size = check_batch(batch)
+    batch_size = check_batch(batch, dataset.n_groups)
     seed, generator = seeded_generator(rng)
     scheme = resolve_scheme(settings.scheme, dataset.n_groups, permutable=settings.permutable)
 

@@ -208,7 +208,8 @@ def test_bad_arguments_are_rejected(small_run_dataset: HSIDataset, kwargs: dict[
                                     message: str) -> None:
     with pytest.raises(error, match=message):
         analyze_evolution(small_run_dataset, **kwargs)
-    with pytest.raises(TypeError, match=r"`dataset` must be an HSIDataset, but dict was passed"):
+    with pytest.raises(TypeError, match=r"`dataset` must be an HSIDataset \(or a ShardedDataset from "
+                                        r"hsi_stats.scan\), but dict was passed"):
         analyze_evolution({})  # type: ignore[arg-type]
 
 

@@ -270,8 +270,8 @@ def cluster_bootstrap(
     level = check_option("confidence_level",
                          defaults.confidence_level if confidence_level is None else confidence_level)
     method = check_option("ci_method", defaults.ci_method if method is None else method, param="method")
-    return run_cluster_bootstrap(sums, n_resamples, level, method, normalize_rng(rng), check_batch(batch), progress,
-                                 focus)
+    return run_cluster_bootstrap(sums, n_resamples, level, method, normalize_rng(rng),
+                                 check_batch(batch, sums.n_groups), progress, focus)
 
 
 def run_cluster_bootstrap(sums: GroupSums, n_resamples: int, confidence_level: float, method: str,

@@ -210,7 +210,7 @@ def randomisation_test(
     _check_groups(sums.n_groups)
     resolved = resolve_scheme(scheme, sums.n_groups, permutable=permutation_inputs is not None)
     return run_randomisation_test(sums, resolved, permutation_inputs, n_resamples, normalize_rng(rng),
-                                  check_batch(batch), progress)
+                                  check_batch(batch, sums.n_groups), progress)
 
 
 def _check_groups(n_groups: int) -> None:

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from .._validation import check_int
 
-__all__ = ["DEFAULT_BATCH", "TIE_TOLERANCE", "ExceedanceCounter", "batch_sizes", "check_batch",
+__all__ = ["BATCH_VALUES", "DEFAULT_BATCH", "TIE_TOLERANCE", "ExceedanceCounter", "batch_sizes", "check_batch",
            "quantiles_along_first"]
 
 #: Resamples evaluated per matrix product when ``batch=None``: large enough to amortise Python overhead,
@@ -26,9 +26,25 @@ DEFAULT_BATCH = 1000
 TIE_TOLERANCE = 100 * np.finfo(np.float64).eps
 
 
-def check_batch(batch: object) -> int:
-    """``batch`` as a number of resamples (None: :data:`DEFAULT_BATCH`); memory only, never the numbers."""
-    return DEFAULT_BATCH if batch is None else check_int("batch", batch, 1)
+#: Resample x group weights per batch at most when ``batch`` is not given: 2**22 values are 32 MiB per array, and a
+#: batch holds a few such arrays (the uniforms, the draws, the weights).
+BATCH_VALUES = 2**22
+
+
+def check_batch(batch: object, n_groups: int = 1) -> int:
+    """``batch`` as a number of resamples; memory only, never the numbers.
+
+    None gives :data:`DEFAULT_BATCH`, fewer when the (batch, G) weight arrays of ``n_groups`` groups would exceed
+    :data:`BATCH_VALUES` values (at least 1).
+
+    Examples
+    --------
+    >>> check_batch(None, 40), check_batch(None, 20_000), check_batch(64, 20_000)
+    (1000, 209, 64)
+    """
+    if batch is None:
+        return max(1, min(DEFAULT_BATCH, BATCH_VALUES // max(int(n_groups), 1)))
+    return check_int("batch", batch, 1)
 
 
 def batch_sizes(total: int, batch: int) -> Iterator[int]:
