@@ -33,8 +33,9 @@ times of consecutive sizes (e.g. time(1M) / time(100k)).
 
 Modes
     ``MODES`` maps a name to the worker function that loads the data and measures the analysis; ``in-memory`` is
-    the whole data set as one :class:`~hsi_stats.HSIDataset`. Another way of feeding the analysis (for example
-    from shards on disk) is one more entry.
+    the whole data set as one :class:`~hsi_stats.HSIDataset`; ``streamed`` is the same scenarios written as
+    :data:`N_SHARDS` ``.npz`` shards (:func:`hsi_stats.write_shards`) and read one shard at a time through
+    :func:`hsi_stats.scan` (its "loading" reads only the shards' metadata).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ import numpy as np
 from _provenance import environment, peak_rss_mib, say
 
 from hsi_stats import HSIDataset, analyze, estimate
-from hsi_stats.io import load_npz, write_npz
+from hsi_stats.io import ShardedDataset, load_npz, scan, write_npz, write_shards
 from hsi_stats.synthetic import generate
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -120,10 +121,12 @@ def generate_file(args: argparse.Namespace) -> dict[str, Any]:
     generate_seconds = time.perf_counter() - start
     start = time.perf_counter()
     write_npz(dataset, args.data)
+    write_seconds = time.perf_counter() - start
+    write_shards(dataset, shard_folder(args.data), shard_size=max(1, -(-dataset.n_scenarios // N_SHARDS)))
     return {"n_scenarios": dataset.n_scenarios, "n_episodes": dataset.n_groups, "n_heads": dataset.n_heads,
             "n_slots": dataset.n_slots, "n_features": dataset.n_features, "n_entities": int(dataset.mask.sum()),
             "data_bytes": dataset_bytes(dataset), "generate_seconds": generate_seconds,
-            "write_seconds": time.perf_counter() - start, "file_bytes": args.data.stat().st_size,
+            "write_seconds": write_seconds, "file_bytes": args.data.stat().st_size,
             "peak_rss_gib": peak_rss_mib() / 1024}
 
 
@@ -172,10 +175,29 @@ def in_memory(path: Path, n_resamples: int, seed: int) -> dict[str, Any]:
     return measure(load, estimate, lambda ds: analyze(ds, n_resamples=n_resamples, rng=seed))
 
 
+def streamed(path: Path, n_resamples: int, seed: int) -> dict[str, Any]:
+    """The same scenarios in :data:`N_SHARDS` ``.npz`` shards, read one at a time (:func:`hsi_stats.scan`)."""
+    def load() -> tuple[ShardedDataset, int]:
+        sharded = scan(shard_folder(path))
+        values = sharded.n_scenarios * sharded.n_slots * (sharded.n_heads + sharded.n_features)
+        return sharded, 8 * values + sharded.n_scenarios * sharded.n_slots  # float64 arrays and the boolean mask
+
+    return measure(load, estimate, lambda ds: analyze(ds, n_resamples=n_resamples, rng=seed))
+
+
+def shard_folder(path: Path) -> Path:
+    """Where the shards of the data file ``path`` are written."""
+    return path.with_name(path.stem + "-shards")
+
+
+#: Shards the streamed mode reads (the same scenarios as the single file, in order).
+N_SHARDS = 10
+
 #: How the analysis gets its data: name -> worker function ``(path of the .npz file, n_resamples, seed) -> dict``
 #: (see :func:`measure` for the dict).
 MODES: dict[str, Callable[[Path, int, int], dict[str, Any]]] = {
     "in-memory": in_memory,
+    "streamed": streamed,
 }
 
 
