@@ -168,7 +168,7 @@ def load_input(args: argparse.Namespace) -> tuple[HSIDataset | ShardedDataset, s
 
 def _is_shards(path: str) -> bool:
     """True when ``path`` is a folder (of ``.npz`` shards) or a glob pattern rather than one ``.npz`` file."""
-    return Path(path).is_dir() or any(character in path for character in "*?[")
+    return Path(path).is_dir() or (not Path(path).is_file() and any(character in path for character in "*?["))
 
 
 # ----------------------------------------------------------------------------- commands

@@ -451,6 +451,9 @@ def test_convert_to_shards_then_analyze_the_folder(tmp_path: Path, logs: tuple[P
     np.testing.assert_allclose(a[numbers].to_numpy(), b[numbers].to_numpy(), rtol=0, atol=1e-9)
     assert main(["analyze", str(shards / "shard-*.npz"), "--out", str(tmp_path / "c"), "--seed", "1", "--format",
                  "", *FAST]) == 0
+    bracketed = tmp_path / "run[1].npz"  # a file whose name looks like a glob is still one file
+    whole.rename(bracketed)
+    assert main(["analyze", str(bracketed), "--out", str(tmp_path / "d"), "--seed", "1", "--format", "", *FAST]) == 0
     assert main(["convert", str(shards), "-o", str(tmp_path / "x.npz")]) == 2
     assert "names shards" in capsys.readouterr().err
     assert main([*base, "-o", str(tmp_path / "y"), "--shard-size", "0"]) == 2

@@ -115,6 +115,11 @@ def test_bad_shards_are_refused_with_the_file_named(tmp_path: Path, dataset: HSI
     (tmp_path / "c.npz").write_text("not a zip")
     with pytest.raises(HSIDataError, match=r"c\.npz. must be an \.npz file"):
         scan(tmp_path)
+    (tmp_path / "c.npz").unlink()
+    np.savez(tmp_path / "d.npz", attention=np.ones((2, 1, 3)), features=np.ones((2, 1, 3)),
+             feature_names=np.array(["x"]), groups=np.array([{"episode": 1}, {"episode": 2}], dtype=object))
+    with pytest.raises(HSIDataError, match=r"d\.npz: an array cannot be read without pickle"):
+        scan(tmp_path / "d.npz")
     with pytest.raises(HSIDataError, match="`shard_size` must be a positive integer"):
         write_shards(dataset, tmp_path / "x", shard_size=0)
 

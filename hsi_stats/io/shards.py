@@ -74,9 +74,12 @@ def _read_shard(path: Path) -> _Shard:
             raise HSIDataError(f"{path}: a shard must contain attention, features, feature_names and groups (group "
                                f"labels that mean the same in every shard), but it has {sorted(members)}.")
         n_scenarios, n_heads, n_slots = _header_shape(archive, "attention", path)
-    with np.load(path, allow_pickle=False) as data:
-        small = {key: data[key] for key in ("feature_names", "groups", "steps", "head_names", "notes",
-                                            "named_steps", "step_names") if key in members}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            small = {key: data[key] for key in ("feature_names", "groups", "steps", "head_names", "notes",
+                                                "named_steps", "step_names") if key in members}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise HSIDataError(f"{path}: an array cannot be read without pickle, which is refused ({exc}).") from None
     names = small.get("head_names")
     return _Shard(
         path=path, n_scenarios=n_scenarios, n_heads=n_heads, n_slots=n_slots,
