@@ -80,8 +80,26 @@ def _head_tables(content: ReportContent, s: dict[str, ParagraphStyle]) -> list[F
     if legend is not None:
         story += [Spacer(1, 0.3 * cm), KeepTogether([  # a short legend stays whole; a long one runs over pages
             Paragraph("Head names, shortened in the tables and figures:", s["body"]),
-            word_table(legend, s["cell"], _WIDTH)])]
+            word_table(side_by_side(legend, _LEGEND_ROWS), s["cell"], _WIDTH)])]
     return story
+
+
+#: Rows of the name legend per column group: a longer legend is set in groups side by side.
+_LEGEND_ROWS = 24
+
+
+def side_by_side(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
+    """``frame`` cut into groups of ``rows`` rows placed side by side (empty cells pad the last group).
+
+    Examples
+    --------
+    >>> side_by_side(pd.DataFrame({"a": ["1", "2", "3"], "b": ["x", "y", "z"]}), 2).values.tolist()
+    [['1', 'x', '3', 'z'], ['2', 'y', '', '']]
+    """
+    if len(frame) <= rows:
+        return frame
+    groups = [frame.iloc[start:start + rows].reset_index(drop=True) for start in range(0, len(frame), rows)]
+    return pd.concat(groups, axis=1).fillna("")
 
 
 def _image(png: bytes, max_width: float, max_height: float) -> Image:

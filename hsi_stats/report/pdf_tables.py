@@ -50,8 +50,8 @@ def column_widths(frame: pd.DataFrame, font: str, size: float, available: float)
     """
     bold = _BOLD.get(font, font)
     narrowest, widest = [], []
-    for column in frame.columns:
-        cells = [str(value) for value in frame[column]]
+    for j, column in enumerate(frame.columns):  # by position: a table set in groups repeats its column names
+        cells = [str(value) for value in frame.iloc[:, j]]
         header = str(column)
         words = [_width(word, font, size) for cell in cells for word in cell.split()]
         words += [_width(word, bold, size) for word in header.split()]
