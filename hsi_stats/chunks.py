@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,8 +23,8 @@ from .group_sums import Grouping
 if TYPE_CHECKING:
     from .data import HSIDataset
 
-__all__ = ["CHUNK_VALUES", "Chunk", "ChunkSource", "chunk_scenarios", "chunks_with_codes", "entities_per_scenario",
-           "scenario_chunks", "slot_values"]
+__all__ = ["CHUNK_VALUES", "Accumulator", "Chunk", "ChunkSource", "accumulate", "chunk_scenarios", "chunks_with_codes",
+           "entities_per_scenario", "scenario_chunks", "slot_values"]
 
 #: Attention values (scenarios x heads x slots) per chunk: 2**20 values are 8 MiB of attention.
 CHUNK_VALUES = 2**20
@@ -122,6 +122,9 @@ class ChunkSource(Protocol):
     def chunks(self, values: int | None = None) -> Iterator[Chunk]:
         """The scenarios in order, in chunks of about ``values`` attention values, with global group codes."""
 
+    def accumulate(self, accumulator: AccumulatorT) -> AccumulatorT:
+        """Feed every chunk to ``accumulator`` (here or on a cluster) and return the merged result."""
+
     def select(self, *, scenarios: NDArray[np.bool_]) -> ChunkSource:
         """The scenarios where ``scenarios`` is True."""
 
@@ -138,23 +141,69 @@ class ChunkSource(Protocol):
         """A digest of the data."""
 
 
+class Accumulator(Protocol):
+    """A reduction of the scenarios: fed chunk by chunk (:meth:`add`), combined part by part (:meth:`merge`)."""
+
+    def add(self, chunk: Chunk) -> None:
+        """Add the contribution of one chunk."""
+
+    def merge(self, other: Any) -> None:
+        """Add the contribution of another part of the data (an accumulator of the same kind)."""
+
+
+AccumulatorT = TypeVar("AccumulatorT", bound=Accumulator)
+
+
+def accumulate(dataset: HSIDataset | ChunkSource, accumulator: AccumulatorT) -> AccumulatorT:
+    """Feed every chunk of ``dataset`` to ``accumulator`` and return it.
+
+    An in-memory data set is reduced here; a chunk source reduces itself (a sharded data set on a Dask cluster
+    reduces each shard in its own task and merges the parts).
+    """
+    if isinstance(dataset, ChunkSource):
+        return dataset.accumulate(accumulator)
+    for chunk in scenario_chunks(dataset):
+        accumulator.add(chunk)
+    return accumulator
+
+
+class _SlotValues:
+    def __init__(self) -> None:
+        self.found: set[int] = set()
+
+    def add(self, chunk: Chunk) -> None:
+        slots = np.arange(chunk.mask.shape[1]) if chunk.slots is None else chunk.slots
+        self.found.update(np.unique(slots).tolist())
+
+    def merge(self, other: _SlotValues) -> None:
+        self.found |= other.found
+
+
 def slot_values(dataset: HSIDataset | ChunkSource) -> NDArray[np.int64]:
     """The distinct entity slots (sorted); the column indices when the data have no ``slots``."""
     if not isinstance(dataset, ChunkSource):
         return np.arange(dataset.n_slots) if dataset.slots is None else np.unique(dataset.slots)
-    found: set[int] = set()
-    for chunk in dataset.chunks():
-        found.update(np.unique(np.arange(chunk.mask.shape[1]) if chunk.slots is None else chunk.slots).tolist())
-    return np.array(sorted(found), dtype=np.int64)
+    return np.array(sorted(accumulate(dataset, _SlotValues()).found), dtype=np.int64)
+
+
+class _EntityCounts:
+    def __init__(self) -> None:
+        self.total, self.count, self.low, self.high = 0, 0, np.iinfo(np.int64).max, 0
+
+    def add(self, chunk: Chunk) -> None:
+        present = chunk.mask.sum(axis=1)
+        self.total += int(present.sum())
+        self.count += present.size
+        self.low, self.high = min(self.low, int(present.min())), max(self.high, int(present.max()))
+
+    def merge(self, other: _EntityCounts) -> None:
+        self.total += other.total
+        self.count += other.count
+        self.low, self.high = min(self.low, other.low), max(self.high, other.high)
 
 
 def entities_per_scenario(dataset: HSIDataset | ChunkSource) -> dict[str, float]:
     """Valid entities per scenario: ``total``, ``min``, ``mean`` and ``max``."""
-    total, low, high, count = 0, None, None, 0
-    for chunk in scenario_chunks(dataset):
-        present = chunk.mask.sum(axis=1)
-        total += int(present.sum())
-        count += present.size
-        low = int(present.min()) if low is None else min(low, int(present.min()))
-        high = int(present.max()) if high is None else max(high, int(present.max()))
-    return {"total": total, "min": low or 0, "mean": total / max(count, 1), "max": high or 0}
+    counts = accumulate(dataset, _EntityCounts())
+    return {"total": counts.total, "min": counts.low if counts.count else 0,
+            "mean": counts.total / max(counts.count, 1), "max": counts.high}

@@ -184,9 +184,18 @@ def _written(out: Path, paths: Sequence[Path]) -> str:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    dataset, _ = load_input(args)
-    result = run_analysis(dataset, args)
-    evolution = run_evolution(dataset, args)
+    from .cluster import connect
+
+    dataset, source = load_input(args)
+    cluster = args.scheduler is not None or args.workers is not None
+    if cluster and not _is_shards(str(args.path or "")):
+        raise CommandError(f"--scheduler and --workers reduce .npz shards (a folder or a glob), but the input is "
+                           f"{source}")
+    with connect(args.scheduler, args.workers) as client:
+        if client is not None and hasattr(dataset, "on_cluster"):
+            dataset = dataset.on_cluster(client)
+        result = run_analysis(dataset, args)
+        evolution = run_evolution(dataset, args)
     paths = write_outputs(result, Path(args.out), args, evolution=evolution)
     print(result.summary())
     if evolution is not None:
@@ -389,6 +398,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_step_options(analyze)
     _add_analysis_options(analyze)
     _add_report_options(analyze)
+    where = analyze.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="reduce the shards on the Dask scheduler at ADDRESS (tcp://host:port; extra "
+                            "hsi_stats[dask]); the shards must be readable at the same path on its workers")
+    where.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="reduce the shards on a Dask LocalCluster of N worker processes started for this run")
     analyze.set_defaults(handler=cmd_analyze)
 
     registry = commands.add_parser("registry", help="validate the labels and export head_functions.json")

@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 from scipy.stats import rankdata
 
 from ._validation import ConstantInputWarning, OptionError, StepPoolingWarning
-from .chunks import Chunk, ChunkSource, scenario_chunks
+from .chunks import Chunk, ChunkSource, accumulate, scenario_chunks
 from .chunks import slot_values as chunk_slot_values
 from .data import HSIDataset
 from .group_sums import CentredSums, FisherSums, Grouping, GroupSums, GroupTotals, PooledSums
@@ -228,6 +228,41 @@ def _slot_onehot(chunk: Chunk, slot_values: NDArray[np.int64]) -> FloatArray:
     return np.eye(slot_values.size)[np.searchsorted(slot_values, slots)]
 
 
+class _SumsReduction:
+    """The per-group rows of one estimator, the pairs used and the values left out, chunk by chunk."""
+
+    def __init__(self, n_groups: int, n_heads: int, names: tuple[str, ...], estimator: str, correlation: str,
+                 fisher_clip: float, slot_values: NDArray[np.int64] | None) -> None:
+        self.names, self.estimator, self.correlation = names, estimator, correlation
+        self.fisher_clip, self.slot_values = fisher_clip, slot_values
+        self.totals = GroupTotals(n_groups)
+        self.n_used = np.zeros((n_heads, len(names)), dtype=np.int64)
+        self.counts = np.zeros((3, len(names)), dtype=np.int64)  # missing, infinite, infinite left out
+
+    def add(self, chunk: Chunk) -> None:
+        grouping = chunk.grouping()
+        slot_onehot = None if self.slot_values is None else _slot_onehot(chunk, self.slot_values)
+        for f, feature in enumerate(_feature_inputs(chunk.features, chunk.mask, self.names, self.correlation)):
+            self.counts[:, f] += (feature.missing, feature.infinite, feature.infinite_left_out)
+            if self.estimator == "within":
+                rows = _within_rows(chunk.attention, feature, self.correlation, slot_onehot, grouping)
+                present = feature.valid.sum(axis=1)
+                self.n_used[:, f] += present[present >= 2].sum()
+            elif self.estimator == "pooled":
+                rows = _pooled_rows(chunk.attention, feature, self.correlation, grouping)
+                self.n_used[:, f] += feature.valid.sum()
+            else:
+                rows = _fisher_rows(chunk.attention, feature, self.correlation, self.fisher_clip, grouping)
+                self.n_used[:, f] += rows.pop("pairs").astype(np.int64)
+            for key, value in rows.items():
+                self.totals.add((key, f), grouping, value)
+
+    def merge(self, other: _SumsReduction) -> None:
+        self.totals.merge(other.totals)
+        self.n_used += other.n_used
+        self.counts += other.counts
+
+
 def _group_sums(dataset: HSIDataset | ChunkSource, estimator: str, correlation: str, adjust_name: str,
                 fisher_clip: float) -> tuple[GroupSums, NDArray[np.int64], pd.DataFrame]:
     """Per-group sums of ``dataset`` for one estimator, pairs used (H, F) and left-out counts per feature.
@@ -236,29 +271,16 @@ def _group_sums(dataset: HSIDataset | ChunkSource, estimator: str, correlation: 
     time (:mod:`hsi_stats.chunks`), so memory beyond the data stays that of one chunk; ``pooled`` centres and ranks
     over every pair at once, so it takes the data in one piece.
     """
-    totals = GroupTotals(dataset.n_groups)
     slot_values = chunk_slot_values(dataset) if adjust_name == "slot" else None
-    names = dataset.feature_names
-    n_used = np.zeros((dataset.n_heads, dataset.n_features), dtype=np.int64)
-    counts = np.zeros((3, dataset.n_features), dtype=np.int64)  # missing, infinite, infinite left out
     whole = dataset.n_scenarios * dataset.n_heads * dataset.n_slots if estimator == "pooled" else None
-    for chunk in scenario_chunks(dataset, values=whole):
-        grouping = chunk.grouping()
-        slot_onehot = None if slot_values is None else _slot_onehot(chunk, slot_values)
-        for f, feature in enumerate(_feature_inputs(chunk.features, chunk.mask, names, correlation)):
-            counts[:, f] += (feature.missing, feature.infinite, feature.infinite_left_out)
-            if estimator == "within":
-                rows = _within_rows(chunk.attention, feature, correlation, slot_onehot, grouping)
-                present = feature.valid.sum(axis=1)
-                n_used[:, f] += present[present >= 2].sum()
-            elif estimator == "pooled":
-                rows = _pooled_rows(chunk.attention, feature, correlation, grouping)
-                n_used[:, f] += feature.valid.sum()
-            else:
-                rows = _fisher_rows(chunk.attention, feature, correlation, fisher_clip, grouping)
-                n_used[:, f] += rows.pop("pairs").astype(np.int64)
-            for key, value in rows.items():
-                totals.add((key, f), grouping, value)
+    reduction = _SumsReduction(dataset.n_groups, dataset.n_heads, dataset.feature_names, estimator, correlation,
+                               fisher_clip, slot_values)
+    if whole is None:
+        reduction = accumulate(dataset, reduction)
+    else:  # pooled: one piece (the refusal for chunk sources is in estimate_with)
+        for chunk in scenario_chunks(dataset, values=whole):
+            reduction.add(chunk)
+    totals, n_used, counts, names = reduction.totals, reduction.n_used, reduction.counts, dataset.feature_names
 
     def stack(key: str) -> FloatArray:
         # Per-feature rows are (G, ...) with the feature axis missing; put it after the head axis.
@@ -368,14 +390,26 @@ def selectivity(dataset: HSIDataset | ChunkSource) -> FloatArray:
     >>> selectivity(HSIDataset(attention, {"x": np.zeros((1, 4))})).round(6).tolist()
     [0.0, 1.0]
     """
-    total = np.zeros(dataset.n_heads)
-    count = np.zeros(dataset.n_heads)
-    for chunk in scenario_chunks(dataset):
-        per_scenario, usable = _scenario_selectivity(chunk.attention, chunk.mask)
-        total += per_scenario.sum(axis=0)
-        count += usable.sum(axis=0)
+    reduction = accumulate(dataset, _SelectivityReduction(dataset.n_heads))
+    total, count = reduction.total, reduction.count
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+class _SelectivityReduction:
+    """Sum of the per-scenario selectivity and the scenarios counted, per head."""
+
+    def __init__(self, n_heads: int) -> None:
+        self.total, self.count = np.zeros(n_heads), np.zeros(n_heads)
+
+    def add(self, chunk: Chunk) -> None:
+        per_scenario, usable = _scenario_selectivity(chunk.attention, chunk.mask)
+        self.total += per_scenario.sum(axis=0)
+        self.count += usable.sum(axis=0)
+
+    def merge(self, other: _SelectivityReduction) -> None:
+        self.total += other.total
+        self.count += other.count
 
 
 def _scenario_selectivity(attention: FloatArray, mask: BoolArray) -> tuple[FloatArray, BoolArray]:

@@ -34,7 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._validation import HSIDataError
-from .chunks import ChunkSource, scenario_chunks
+from .chunks import Chunk, ChunkSource, accumulate
 from .data import HSIDataset
 from .group_sums import GroupTotals, Weights, weighted_total
 
@@ -115,21 +115,8 @@ def focus_sums(dataset: HSIDataset | ChunkSource, directions: NDArray[np.int_]) 
         raise HSIDataError(f"`directions` must be an (H, F) = ({dataset.n_heads}, {dataset.n_features}) array of "
                            f"+1 and -1, but an array of shape {directions.shape} was passed.")
     indicators = feature_indicators(dataset)
-    totals = GroupTotals(dataset.n_groups)
-    for chunk in scenario_chunks(dataset):
-        grouping = chunk.grouping()
-        mass = np.abs(np.where(chunk.mask[:, None, :], chunk.attention, 0.0))
-        for f, name in enumerate(dataset.feature_names):
-            values = chunk.features[name]
-            valid = chunk.mask & ~np.isnan(values)
-            for direction in (-1, 1):
-                heads = np.flatnonzero(directions[:, f] == direction)
-                if heads.size == 0:
-                    continue
-                focus, counted = _scenario_focus(mass[:, heads, :], valid,
-                                                 _targets(values, valid, indicators[f], direction))
-                totals.add(("total", f, direction), grouping, grouping.sum(focus))
-                totals.add(("count", f, direction), grouping, grouping.sum(counted))
+    totals = accumulate(dataset, _FocusReduction(dataset.n_groups, dataset.feature_names, directions,
+                                                 indicators)).totals
     shape = (dataset.n_groups, dataset.n_heads, dataset.n_features)
     total, count = np.zeros(shape), np.zeros(shape)
     for f in range(dataset.n_features):
@@ -141,13 +128,53 @@ def focus_sums(dataset: HSIDataset | ChunkSource, directions: NDArray[np.int_]) 
     return FocusSums(total, count)
 
 
-def feature_indicators(dataset: HSIDataset | ChunkSource) -> list[bool]:
-    """Per feature, whether it is an indicator (:func:`is_indicator` over its valid values), chunk by chunk."""
-    flags, seen = [True] * dataset.n_features, [False] * dataset.n_features
-    for chunk in scenario_chunks(dataset):
-        for f, name in enumerate(dataset.feature_names):
+class _FocusReduction:
+    """Per-group sums of the scenario focus and of the scenarios counted, per (feature, direction) and head."""
+
+    def __init__(self, n_groups: int, names: tuple[str, ...], directions: NDArray[np.int_],
+                 indicators: list[bool]) -> None:
+        self.names, self.directions, self.indicators = names, directions, indicators
+        self.totals = GroupTotals(n_groups)
+
+    def add(self, chunk: Chunk) -> None:
+        grouping = chunk.grouping()
+        mass = np.abs(np.where(chunk.mask[:, None, :], chunk.attention, 0.0))
+        for f, name in enumerate(self.names):
+            values = chunk.features[name]
+            valid = chunk.mask & ~np.isnan(values)
+            for direction in (-1, 1):
+                heads = np.flatnonzero(self.directions[:, f] == direction)
+                if heads.size == 0:
+                    continue
+                focus, counted = _scenario_focus(mass[:, heads, :], valid,
+                                                 _targets(values, valid, self.indicators[f], direction))
+                self.totals.add(("total", f, direction), grouping, grouping.sum(focus))
+                self.totals.add(("count", f, direction), grouping, grouping.sum(counted))
+
+    def merge(self, other: _FocusReduction) -> None:
+        self.totals.merge(other.totals)
+
+
+class _IndicatorReduction:
+    """Whether every valid value of each feature seen so far is 0 or 1, and whether any was seen."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        self.flags, self.seen = [True] * len(names), [False] * len(names)
+
+    def add(self, chunk: Chunk) -> None:
+        for f, name in enumerate(self.names):
             values = chunk.features[name]
             chosen = values[chunk.mask & ~np.isnan(values)]
-            seen[f] = seen[f] or bool(chosen.size)
-            flags[f] = flags[f] and bool(np.isin(chosen, (0.0, 1.0)).all())
-    return [flag and present for flag, present in zip(flags, seen, strict=True)]
+            self.seen[f] = self.seen[f] or bool(chosen.size)
+            self.flags[f] = self.flags[f] and bool(np.isin(chosen, (0.0, 1.0)).all())
+
+    def merge(self, other: _IndicatorReduction) -> None:
+        self.flags = [a and b for a, b in zip(self.flags, other.flags, strict=True)]
+        self.seen = [a or b for a, b in zip(self.seen, other.seen, strict=True)]
+
+
+def feature_indicators(dataset: HSIDataset | ChunkSource) -> list[bool]:
+    """Per feature, whether it is an indicator (:func:`is_indicator` over its valid values), chunk by chunk."""
+    reduction = accumulate(dataset, _IndicatorReduction(dataset.feature_names))
+    return [flag and present for flag, present in zip(reduction.flags, reduction.seen, strict=True)]

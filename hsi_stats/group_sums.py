@@ -68,6 +68,14 @@ class GroupTotals:
             total = self._totals[key] = np.zeros((self.n_groups, *rows.shape[1:]))
         total[grouping.codes] += rows
 
+    def merge(self, other: GroupTotals) -> None:
+        """Add the totals of ``other`` (of the same groups), key by key."""
+        for key, total in other._totals.items():
+            if key in self._totals:
+                self._totals[key] += total
+            else:
+                self._totals[key] = total.copy()
+
     def __getitem__(self, key: object) -> FloatArray:
         return self._totals[key]
 

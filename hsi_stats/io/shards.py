@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._validation import HSIDataError
-from ..chunks import Chunk, chunks_with_codes
+from ..chunks import AccumulatorT, Chunk, chunks_with_codes
 from ..data import HSIDataset
 from .npz import load_npz, write_npz
 
@@ -50,6 +50,31 @@ class _Shard:
     has_slots: bool
     notes: tuple[str, ...]
     step_names: Mapping[int, str]
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """What a task needs to reduce one shard: the file, its expected shape, which scenarios and their codes."""
+
+    path: Path
+    n_scenarios: int
+    head_names: tuple[str, ...]
+    feature_names: tuple[str, ...]
+    keep: NDArray[np.bool_] | None
+    codes: NDArray[np.intp]
+
+
+def _reduce_piece(piece: _Piece, accumulator: AccumulatorT) -> AccumulatorT:
+    """Load one shard (on whichever process runs this) and feed its chunks to ``accumulator``."""
+    dataset = load_npz(piece.path)
+    if (dataset.n_scenarios, dataset.head_names, dataset.feature_names) != (
+            piece.n_scenarios, piece.head_names, piece.feature_names):
+        raise HSIDataError(f"{piece.path}: the shard changed since it was scanned; scan the shards again.")
+    if piece.keep is not None:
+        dataset = dataset.select(scenarios=piece.keep)
+    for chunk in chunks_with_codes(dataset, piece.codes):
+        accumulator.add(chunk)
+    return accumulator
 
 
 def _header_shape(archive: zipfile.ZipFile, name: str, path: Path) -> tuple[int, ...]:
@@ -141,6 +166,7 @@ class ShardedDataset:
         if groups is None:
             groups = np.concatenate([shard.groups for shard in self._shards])[self._keep]
         self.groups = groups
+        self._client: Any = None
         self._codes = np.unique(self.groups, return_inverse=True)[1].reshape(-1)
         steps = [shard.steps for shard in self._shards if shard.steps is not None]
         self.steps: NDArray[np.int64] | None = np.concatenate(steps)[self._keep] if steps else None
@@ -198,6 +224,33 @@ class ShardedDataset:
         for dataset, codes in self._kept_shards():
             yield from chunks_with_codes(dataset, codes, values)
 
+    def _pieces(self) -> list[_Piece]:
+        """One piece of work per shard with a kept scenario: its path, which scenarios and their group codes."""
+        pieces, code_start = [], 0
+        for shard, start, stop in zip(self._shards, self._starts[:-1], self._starts[1:], strict=True):
+            keep = self._keep[start:stop]
+            n_kept = int(keep.sum())
+            if n_kept:
+                pieces.append(_Piece(shard.path, shard.n_scenarios, self.head_names, self.feature_names,
+                                     None if n_kept == shard.n_scenarios else keep,
+                                     self._codes[code_start:code_start + n_kept]))
+                code_start += n_kept
+        return pieces
+
+    def accumulate(self, accumulator: AccumulatorT) -> AccumulatorT:
+        """Feed every chunk to ``accumulator``, one shard at a time from an empty copy of it, and merge the parts
+        in shard order: here, or one task per shard on the Dask cluster of :meth:`on_cluster` (same numbers).
+        """
+        from ..cluster import reduce_on_cluster
+
+        return reduce_on_cluster(self._client, self._pieces(), accumulator, _reduce_piece)
+
+    def on_cluster(self, client: Any) -> ShardedDataset:
+        """The same data set, reduced on the Dask cluster of ``client`` (a ``distributed.Client``; None: here)."""
+        copy = ShardedDataset(self._shards, self._keep, self.groups)
+        copy._client = client
+        return copy
+
     def select(self, *, scenarios: NDArray[np.bool_]) -> ShardedDataset:
         """The scenarios where ``scenarios`` (a boolean array over the kept scenarios) is True."""
         chosen = np.asarray(scenarios, dtype=bool)
@@ -208,7 +261,7 @@ class ShardedDataset:
         keep[np.flatnonzero(self._keep)[~chosen]] = False
         if not keep.any():
             raise HSIDataError("the selection is empty: no scenario matches.")
-        return ShardedDataset(self._shards, keep, self.groups[chosen])
+        return ShardedDataset(self._shards, keep, self.groups[chosen]).on_cluster(self._client)
 
     def with_groups(self, groups: NDArray[Any]) -> ShardedDataset:
         """The same scenarios with other group labels (S,), as :meth:`hsi_stats.HSIDataset.with_groups`."""
@@ -216,7 +269,7 @@ class ShardedDataset:
         if labels.shape != (self.n_scenarios,):
             raise HSIDataError(f"`groups` must have shape (S,) = ({self.n_scenarios},), but it has shape "
                                f"{labels.shape}.")
-        return ShardedDataset(self._shards, self._keep, labels)
+        return ShardedDataset(self._shards, self._keep, labels).on_cluster(self._client)
 
     def sample(self, max_scenarios: int = DEFAULT_SAMPLE) -> HSIDataset:
         """The first ``max_scenarios`` kept scenarios in memory (for figures that show raw attention values)."""
