@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from tqdm import tqdm
+
 from ._validation import OptionError
 
 __all__ = ["connect", "reduce_on_cluster"]
@@ -54,18 +56,23 @@ def connect(scheduler: str | None = None, workers: int | None = None) -> Iterato
         yield client
 
 
-def reduce_on_cluster(client: Any, pieces: Sequence[P], accumulator: T, reduce_piece: Callable[[P, T], T]) -> T:
+def reduce_on_cluster(client: Any, pieces: Sequence[P], accumulator: T, reduce_piece: Callable[[P, T], T], *,
+                      progress: bool = False) -> T:
     """``accumulator`` with the parts ``reduce_piece(piece, empty copy)`` of every piece merged in, in order.
 
-    With ``client`` None the pieces are reduced here one after the other; otherwise each is a task on the cluster
-    (with the cluster's progress bar when it shows one), and the parts are merged in piece order either way.
+    With ``client`` None the pieces are reduced here one after the other (a tqdm bar with ``progress``); otherwise
+    each is a task on the cluster (the cluster's own progress bar with ``progress``), and the parts are merged in
+    piece order either way.
     """
     empty = copy.deepcopy(accumulator)  # every part starts from nothing, whatever is merged meanwhile
     if client is None:
-        for piece in pieces:  # one part at a time: the memory of one shard and one part
+        # one part at a time: the memory of one shard and one part
+        for piece in tqdm(pieces, desc="shards", unit="shard", disable=not progress):
             accumulator.merge(reduce_piece(piece, copy.deepcopy(empty)))  # type: ignore[attr-defined]
         return accumulator
     futures = client.map(reduce_piece, list(pieces), accumulator=empty, pure=False)
+    if progress:
+        _distributed().progress(futures)
     for future in futures:  # in piece order, each part fetched when it is merged
         accumulator.merge(future.result())  # type: ignore[attr-defined]
         future.release()

@@ -355,6 +355,8 @@ def analyze(
     """
     settings = AnalysisSettings.from_options(settings, options)
     _check_dataset(dataset)
+    if progress and hasattr(dataset, "with_progress"):  # a sharded data set: a bar over its shards too
+        dataset = dataset.with_progress(True)
     dataset, selection = select_step(dataset, step=step, pool_steps=pool_steps)
     dataset = _check_dataset(dataset)
     batch_size = check_batch(batch, dataset.n_groups)

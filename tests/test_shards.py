@@ -137,3 +137,12 @@ def test_the_evolution_over_training_of_a_scan(tmp_path: Path) -> None:
         np.testing.assert_allclose(left[numeric].to_numpy(float), right[numeric].to_numpy(float), rtol=0, atol=1e-9,
                                    equal_nan=True, err_msg=table)
     assert a.emergence == b.emergence
+
+
+def test_progress_shows_the_shards(shards: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    quiet = analyze(scan(shards), n_resamples=99, rng=0)
+    assert "shards" not in capsys.readouterr().err
+    shown = analyze(scan(shards), n_resamples=99, rng=0, progress=True)
+    err = capsys.readouterr().err
+    assert "shards: 100%" in err and "7/7" in err  # a bar over the 7 shards (for each reduction)
+    pd.testing.assert_frame_equal(shown.pairs, quiet.pairs, check_exact=True)

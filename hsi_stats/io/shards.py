@@ -167,6 +167,7 @@ class ShardedDataset:
             groups = np.concatenate([shard.groups for shard in self._shards])[self._keep]
         self.groups = groups
         self._client: Any = None
+        self._progress = False
         self._codes = np.unique(self.groups, return_inverse=True)[1].reshape(-1)
         steps = [shard.steps for shard in self._shards if shard.steps is not None]
         self.steps: NDArray[np.int64] | None = np.concatenate(steps)[self._keep] if steps else None
@@ -243,12 +244,19 @@ class ShardedDataset:
         """
         from ..cluster import reduce_on_cluster
 
-        return reduce_on_cluster(self._client, self._pieces(), accumulator, _reduce_piece)
+        return reduce_on_cluster(self._client, self._pieces(), accumulator, _reduce_piece, progress=self._progress)
 
     def on_cluster(self, client: Any) -> ShardedDataset:
         """The same data set, reduced on the Dask cluster of ``client`` (a ``distributed.Client``; None: here)."""
+        return self._with(client, self._progress)
+
+    def with_progress(self, progress: bool = True) -> ShardedDataset:
+        """The same data set, showing a progress bar over the shards of each reduction."""
+        return self._with(self._client, bool(progress))
+
+    def _with(self, client: Any, progress: bool) -> ShardedDataset:
         copy = ShardedDataset(self._shards, self._keep, self.groups)
-        copy._client = client
+        copy._client, copy._progress = client, progress
         return copy
 
     def select(self, *, scenarios: NDArray[np.bool_]) -> ShardedDataset:
@@ -261,7 +269,7 @@ class ShardedDataset:
         keep[np.flatnonzero(self._keep)[~chosen]] = False
         if not keep.any():
             raise HSIDataError("the selection is empty: no scenario matches.")
-        return ShardedDataset(self._shards, keep, self.groups[chosen]).on_cluster(self._client)
+        return ShardedDataset(self._shards, keep, self.groups[chosen])._with(self._client, self._progress)
 
     def with_groups(self, groups: NDArray[Any]) -> ShardedDataset:
         """The same scenarios with other group labels (S,), as :meth:`hsi_stats.HSIDataset.with_groups`."""
@@ -269,7 +277,7 @@ class ShardedDataset:
         if labels.shape != (self.n_scenarios,):
             raise HSIDataError(f"`groups` must have shape (S,) = ({self.n_scenarios},), but it has shape "
                                f"{labels.shape}.")
-        return ShardedDataset(self._shards, self._keep, labels).on_cluster(self._client)
+        return ShardedDataset(self._shards, self._keep, labels)._with(self._client, self._progress)
 
     def sample(self, max_scenarios: int = DEFAULT_SAMPLE) -> HSIDataset:
         """The first ``max_scenarios`` kept scenarios in memory (for figures that show raw attention values)."""
