@@ -51,7 +51,7 @@ def connect(scheduler: str | None = None, workers: int | None = None) -> Iterato
         return
     if workers is None or workers < 1:
         raise OptionError(f"the number of workers must be at least 1, but {workers} was given")
-    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None,
+    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0",
                                   processes=True) as cluster, distributed.Client(cluster) as client:
         yield client
 
