@@ -97,8 +97,11 @@ def _scenario_focus(mass: FloatArray, valid: BoolArray, targets: BoolArray) -> t
     return focus, counted.astype(float)
 
 
-def focus_sums(dataset: HSIDataset | ChunkSource, directions: NDArray[np.int_]) -> FocusSums:
+def focus_sums(dataset: HSIDataset | ChunkSource, directions: NDArray[np.int_],
+               indicators: list[bool] | None = None) -> FocusSums:
     """Per-group focus sums of every (head, feature) in its direction (``directions`` (H, F) of +1 or -1).
+
+    ``indicators`` are the features' :func:`feature_indicators`, computed here when not given.
 
     Examples
     --------
@@ -114,7 +117,7 @@ def focus_sums(dataset: HSIDataset | ChunkSource, directions: NDArray[np.int_]) 
     if directions.shape != (dataset.n_heads, dataset.n_features) or not np.isin(directions, (-1, 1)).all():
         raise HSIDataError(f"`directions` must be an (H, F) = ({dataset.n_heads}, {dataset.n_features}) array of "
                            f"+1 and -1, but an array of shape {directions.shape} was passed.")
-    indicators = feature_indicators(dataset)
+    indicators = feature_indicators(dataset) if indicators is None else indicators
     totals = accumulate(dataset, _FocusReduction(dataset.n_groups, dataset.feature_names, directions,
                                                  indicators)).totals
     shape = (dataset.n_groups, dataset.n_heads, dataset.n_features)

@@ -226,9 +226,9 @@ def _focus_directions(rho: np.ndarray, feature_names: tuple[str, ...], catalog: 
     return np.where(expected[None, :] != 0, expected[None, :], observed)
 
 
-def _focus_targets(directions: np.ndarray, dataset: Any) -> list[str]:
-    """What the focus of each (head, feature) counts as the target, in words, head-major."""
-    kinds = feature_indicators(dataset)
+def _focus_targets(directions: np.ndarray, kinds: list[bool]) -> list[str]:
+    """What the focus of each (head, feature) counts as the target, in words, head-major (``kinds``: whether each
+    feature is an indicator)."""
     words = {(True, 1): "flagged", (True, -1): "not flagged", (False, 1): "highest", (False, -1): "lowest"}
     return [words[(kinds[f], int(directions[h, f]))] for h in range(directions.shape[0])
             for f in range(directions.shape[1])]
@@ -365,7 +365,8 @@ def analyze(
 
     est = estimate_with(dataset, settings)
     directions = _focus_directions(est.rho, est.feature_names, settings.feature_catalog)
-    focus = focus_sums(dataset, directions)
+    indicators = feature_indicators(dataset)  # one pass over the data, for the focus and its target's name
+    focus = focus_sums(dataset, directions, indicators)
     boot = run_cluster_bootstrap(est.sums, settings.n_resamples, settings.confidence_level, settings.ci_method,
                                  generator, batch_size, progress, focus)
     if scheme in PERMUTATION_SCHEMES and isinstance(dataset, ChunkSource):
@@ -384,7 +385,7 @@ def analyze(
         "versions": _versions(), "data_fingerprint": dataset.fingerprint(), "seed": seed,
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
-    targets = _focus_targets(directions, dataset)
+    targets = _focus_targets(directions, indicators)
     return HSIResult(
         pairs=_pairs_frame(est, boot, test, pair_adjusted, focus.focus(), targets),
         heads=_heads_frame(est, boot, test, pair_adjusted, head_adjusted, selectivity(dataset), used, focus.focus(),

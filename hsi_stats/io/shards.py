@@ -64,15 +64,19 @@ class _Piece:
     codes: NDArray[np.intp]
 
 
-def _reduce_piece(piece: _Piece, accumulator: AccumulatorT) -> AccumulatorT:
-    """Load one shard (on whichever process runs this) and feed its chunks to ``accumulator``."""
+def _load_piece(piece: _Piece) -> HSIDataset:
+    """One shard, loaded (on whichever process runs this), checked against its scan and restricted to the kept
+    scenarios."""
     dataset = load_npz(piece.path)
     if (dataset.n_scenarios, dataset.head_names, dataset.feature_names) != (
             piece.n_scenarios, piece.head_names, piece.feature_names):
         raise HSIDataError(f"{piece.path}: the shard changed since it was scanned; scan the shards again.")
-    if piece.keep is not None:
-        dataset = dataset.select(scenarios=piece.keep)
-    for chunk in chunks_with_codes(dataset, piece.codes):
+    return dataset if piece.keep is None else dataset.select(scenarios=piece.keep)
+
+
+def _reduce_piece(piece: _Piece, accumulator: AccumulatorT) -> AccumulatorT:
+    """Feed the chunks of one shard to ``accumulator``."""
+    for chunk in chunks_with_codes(_load_piece(piece), piece.codes):
         accumulator.add(chunk)
     return accumulator
 
@@ -202,23 +206,8 @@ class ShardedDataset:
     # ------------------------------------------------------------- reading
     def _kept_shards(self) -> Iterator[tuple[HSIDataset, NDArray[np.intp]]]:
         """Each shard with a kept scenario, loaded and restricted to them, and their global group codes."""
-        code_start = 0
-        for shard, start, stop in zip(self._shards, self._starts[:-1], self._starts[1:], strict=True):
-            keep = self._keep[start:stop]
-            n_kept = int(keep.sum())
-            if n_kept == 0:
-                continue
-            dataset = load_npz(shard.path)
-            self._check_loaded(dataset, shard)
-            if n_kept < shard.n_scenarios:
-                dataset = dataset.select(scenarios=keep)
-            yield dataset, self._codes[code_start:code_start + n_kept]
-            code_start += n_kept
-
-    def _check_loaded(self, dataset: HSIDataset, shard: _Shard) -> None:
-        if dataset.n_scenarios != shard.n_scenarios or dataset.head_names != self.head_names or (
-                dataset.feature_names != self.feature_names):
-            raise HSIDataError(f"{shard.path}: the shard changed since it was scanned; scan the shards again.")
+        for piece in self._pieces():
+            yield _load_piece(piece), piece.codes
 
     def chunks(self, values: int | None = None) -> Iterator[Chunk]:
         """The kept scenarios in order, shard by shard, in chunks of about ``values`` attention values."""
