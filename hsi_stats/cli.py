@@ -121,8 +121,11 @@ def _check_input_options(args: argparse.Namespace) -> None:
                                f"{'an .npz file' if kind == 'npz' else 'an extraction'}; leave it out")
 
 
-def load_input(args: argparse.Namespace) -> tuple[HSIDataset | ShardedDataset, str]:
-    """The dataset named by the input options of ``analyze``/``convert``, restricted to ``--step-range``."""
+def load_input(args: argparse.Namespace, *, lazy: bool = False) -> tuple[HSIDataset | ShardedDataset, str]:
+    """The dataset named by the input options of ``analyze``/``convert``, restricted to ``--step-range``.
+
+    Shards are always scanned; with ``lazy``, logs and extractions are scanned too (read one file at a time).
+    """
     from .io import load_extraction, load_logs, load_npz, scan
 
     given = [bool(args.path), bool(args.feature_dir or args.attention_dir), bool(args.extraction)]
@@ -139,9 +142,12 @@ def load_input(args: argparse.Namespace) -> tuple[HSIDataset | ShardedDataset, s
             raise CommandError("--feature-dir and --attention-dir must be given together")
         options = {k: v for k, v in (("pair_by", args.pair_by), ("attention_key", args.attention_key))
                    if v is not None}
-        logs = load_logs(args.feature_dir, args.attention_dir, step_range=step_range,
-                         trust_pickle=args.trust_pickle, **options)
-        return logs, f"{args.feature_dir} + {args.attention_dir}"
+        source = f"{args.feature_dir} + {args.attention_dir}"
+        if lazy:
+            return scan(args.feature_dir, attention_dir=args.attention_dir, step_range=step_range,
+                        trust_pickle=args.trust_pickle, **options), source
+        return load_logs(args.feature_dir, args.attention_dir, step_range=step_range,
+                         trust_pickle=args.trust_pickle, **options), source
     dataset: HSIDataset | ShardedDataset
     if args.path and _is_shards(str(args.path)):
         if args.command == "convert":
@@ -152,8 +158,8 @@ def load_input(args: argparse.Namespace) -> tuple[HSIDataset | ShardedDataset, s
         dataset, source = load_npz(args.path), str(args.path)
     else:
         # The catalog the labels are judged against also says which features an extraction's scenarios give.
-        dataset = load_extraction(args.extraction, catalog=getattr(args, "catalog", None),
-                                  trust_pickle=args.trust_pickle)
+        read = scan if lazy else load_extraction
+        dataset = read(args.extraction, catalog=getattr(args, "catalog", None), trust_pickle=args.trust_pickle)
         source = str(args.extraction)
     if step_range is not None:
         if dataset.steps is None:
@@ -186,11 +192,12 @@ def _written(out: Path, paths: Sequence[Path]) -> str:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from .cluster import connect
 
-    dataset, source = load_input(args)
     cluster = args.scheduler is not None or args.workers is not None
-    if cluster and not _is_shards(str(args.path or "")):
-        raise CommandError(f"--scheduler and --workers reduce .npz shards (a folder or a glob), but the input is "
-                           f"{source}")
+    dataset, source = load_input(args, lazy=args.stream or cluster)
+    if cluster and not hasattr(dataset, "on_cluster"):
+        raise CommandError(f"--scheduler and --workers reduce shards (a folder or glob of .npz shards, logs or "
+                           f"extractions), but the input is one .npz file, {source}: write it as shards with "
+                           f"hsi-stats convert --shard-size")
     with connect(args.scheduler, args.workers) as client:
         if client is not None and hasattr(dataset, "on_cluster"):
             dataset = dataset.on_cluster(client)
@@ -221,10 +228,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .data import HSIDataset
     from .io import write_npz, write_shards
 
-    dataset, _ = load_input(args)
-    if not isinstance(dataset, HSIDataset):  # load_input refuses shards for convert; this keeps it so
-        raise CommandError("convert reads one .npz file, logs or an extraction")
+    dataset, _ = load_input(args, lazy=args.shard_size is not None)  # shards are written a file at a time
     if args.shard_size is None:
+        if not isinstance(dataset, HSIDataset):  # load_input refuses shards for convert; this keeps it so
+            raise CommandError("convert reads one .npz file, logs or an extraction")
         write_npz(dataset, args.output)
         print(f"wrote {args.output}: {dataset!r}")
     else:
@@ -398,12 +405,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_step_options(analyze)
     _add_analysis_options(analyze)
     _add_report_options(analyze)
+    analyze.add_argument("--stream", action="store_true",
+                         help="read logs or extractions one file (pair) at a time, as shards are read: memory for "
+                              "one file, but every file is read again by each pass over the data (implied by "
+                              "--scheduler and --workers)")
     where = analyze.add_mutually_exclusive_group()
     where.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                       help="reduce the shards on the Dask scheduler at ADDRESS (tcp://host:port; extra "
-                            "hsi_stats[dask]); the shards must be readable at the same path on its workers")
+                       help="reduce the shards (or the files of logs and extractions) on the Dask scheduler at "
+                            "ADDRESS (tcp://host:port; extra hsi_stats[dask]); they must be readable at the same "
+                            "path on its workers")
     where.add_argument("--workers", type=int, default=None, metavar="N",
-                       help="reduce the shards on a Dask LocalCluster of N worker processes started for this run")
+                       help="reduce the shards (or the files of logs and extractions) on a Dask LocalCluster of N "
+                            "worker processes started for this run")
     analyze.set_defaults(handler=cmd_analyze)
 
     registry = commands.add_parser("registry", help="validate the labels and export head_functions.json")

@@ -362,6 +362,11 @@ def analyze(
     batch_size = check_batch(batch, dataset.n_groups)
     seed, generator = seeded_generator(rng)
     scheme = resolve_scheme(settings.scheme, dataset.n_groups, permutable=settings.permutable)
+    if scheme in PERMUTATION_SCHEMES and isinstance(dataset, ChunkSource):
+        raise OptionError(f"`scheme={scheme!r}` shuffles the entities of every scenario at once, which a data set "
+                              "read shard by shard does not hold; use scheme='sign-flip' (it needs at least "
+                              f"{MIN_SIGN_FLIP_GROUPS} groups; the data have {dataset.n_groups}) or load the data "
+                              "in memory.")
 
     est = estimate_with(dataset, settings)
     directions = _focus_directions(est.rho, est.feature_names, settings.feature_catalog)
@@ -369,11 +374,6 @@ def analyze(
     focus = focus_sums(dataset, directions, indicators)
     boot = run_cluster_bootstrap(est.sums, settings.n_resamples, settings.confidence_level, settings.ci_method,
                                  generator, batch_size, progress, focus)
-    if scheme in PERMUTATION_SCHEMES and isinstance(dataset, ChunkSource):
-        raise OptionError(f"`scheme={scheme!r}` shuffles the entities of every scenario at once, which a data set "
-                              "read shard by shard does not hold; use scheme='sign-flip' (it needs at least "
-                              f"{MIN_SIGN_FLIP_GROUPS} groups; the data have {dataset.n_groups}) or load the data "
-                              "in memory.")
     inputs = (PermutationInputs.from_dataset(dataset, est.correlation)
               if scheme in PERMUTATION_SCHEMES and isinstance(dataset, HSIDataset) else None)
     test = run_randomisation_test(est.sums, scheme, inputs, settings.n_resamples, generator, batch_size, progress)

@@ -457,3 +457,29 @@ def test_convert_to_shards_then_analyze_the_folder(tmp_path: Path, logs: tuple[P
     assert main(["convert", str(shards), "-o", str(tmp_path / "x.npz")]) == 2
     assert "names shards" in capsys.readouterr().err
     assert main([*base, "-o", str(tmp_path / "y"), "--shard-size", "0"]) == 2
+
+
+def test_logs_and_extractions_are_streamed_and_converted_a_file_at_a_time(tmp_path: Path, logs: tuple[Path, Path],
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from hsi_stats import scan
+    from hsi_stats.io.extraction import write_extraction
+
+    base = ["analyze", "--feature-dir", str(logs[0]), "--attention-dir", str(logs[1]), "--seed", "1", "--format",
+            "", *FAST]
+    assert main([*base, "--out", str(tmp_path / "memory")]) == 0
+    assert main([*base, "--out", str(tmp_path / "stream"), "--stream"]) == 0
+    a, b = pd.read_csv(tmp_path / "stream" / "pairs.csv"), pd.read_csv(tmp_path / "memory" / "pairs.csv")
+    numbers = ["rho", "ci_low", "ci_high", "p_value", "p_adjusted", "focus"]
+    np.testing.assert_allclose(a[numbers].to_numpy(), b[numbers].to_numpy(), rtol=0, atol=1e-9)
+    # an extraction with model_final, converted to shards file by file: the steps' names and the notes are kept
+    run = generate(n_episodes=6, n_steps=3, checkpoints=(100, 200), rng=2).dataset
+    named = HSIDataset(run.attention, run.features, mask=run.mask, groups=run.groups, steps=run.steps,
+                       head_names=run.head_names, step_names={200: "final"})
+    write_extraction(named, tmp_path / "run", kind="snapshot")
+    assert main(["convert", "--extraction", str(tmp_path / "run"), "-o", str(tmp_path / "shards"),
+                 "--shard-size", "10"]) == 0
+    assert "wrote 4 shard(s)" in capsys.readouterr().out  # 18 scenarios per file: 10 + 8, twice
+    shards = scan(tmp_path / "shards")
+    # model_final is stored as step -1 and read as the step after the last numbered one, as load_extraction does
+    assert dict(shards.step_names) == {101: "final"} and shards.notes[0].startswith("Step 101 is the final")
+    np.testing.assert_array_equal(shards.steps, np.repeat([100, 101], 18))

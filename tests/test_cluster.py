@@ -17,10 +17,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hsi_stats import analyze, scan, write_shards
+from hsi_stats import analyze, analyze_evolution, scan, write_shards
 from hsi_stats.cli import main
 from hsi_stats.cluster import connect
-from hsi_stats.synthetic import generate
+from hsi_stats.synthetic import generate, write_driving_logs
 
 distributed = pytest.importorskip("distributed", reason="the dask extra (hsi_stats[dask]) is not installed")
 
@@ -32,6 +32,14 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("shards")
     write_shards(generate(n_episodes=14, n_steps=9, rng=6).dataset, folder, shard_size=20)  # episodes span shards
     return folder
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("logs")
+    run = generate(n_episodes=14, n_steps=4, checkpoints=(0, 1, 2), specialise=(0, 2), rng=7)
+    write_driving_logs(run, root / "features", root / "attention", rng=0)  # a file pair per checkpoint
+    return root / "features", root / "attention"
 
 
 def _free_port() -> int:
@@ -76,13 +84,19 @@ def scheduler_and_workers(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.mark.slow  # starting a cluster takes seconds
-def test_a_local_cluster_gives_the_numbers_of_this_process(shards: Path) -> None:
+def test_a_local_cluster_gives_the_numbers_of_this_process(shards: Path, logs: tuple[Path, Path]) -> None:
     here = analyze(scan(shards), n_resamples=199, rng=3)
+    logs_here = analyze_evolution(scan(logs[0], attention_dir=logs[1]), n_resamples=99, trend_resamples=99, rng=3)
     with connect(workers=2) as client:
         assert len(client.scheduler_info()["workers"]) == 2
         there = analyze(scan(shards).on_cluster(client), n_resamples=199, rng=3)
+        # the file pairs of driving logs are read, paired and reduced on the workers
+        logs_there = analyze_evolution(scan(logs[0], attention_dir=logs[1]).on_cluster(client), n_resamples=99,
+                                       trend_resamples=99, rng=3)
     pd.testing.assert_frame_equal(there.pairs, here.pairs, check_exact=True)
     pd.testing.assert_frame_equal(there.heads, here.heads, check_exact=True)
+    pd.testing.assert_frame_equal(logs_there.per_step, logs_here.per_step, check_exact=True)
+    pd.testing.assert_frame_equal(logs_there.trends, logs_here.trends, check_exact=True)
 
 
 @pytest.mark.slow
@@ -98,7 +112,7 @@ def test_separate_scheduler_and_workers_give_the_same_pairs(shards: Path, schedu
 def test_a_cluster_needs_shards(shards: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     single = sorted(shards.glob("*.npz"))[0]
     assert main(["analyze", str(single), "--out", str(tmp_path / "x"), "--workers", "2", *ARGS]) == 2
-    assert "--scheduler and --workers reduce .npz shards" in capsys.readouterr().err
+    assert "--scheduler and --workers reduce shards" in capsys.readouterr().err
 
 
 def test_no_cluster_imports_no_dask(shards: Path) -> None:

@@ -109,7 +109,7 @@ def test_bad_shards_are_refused_with_the_file_named(tmp_path: Path, dataset: HSI
     write_npz(dataset.select(heads=["h0", "h1"] if "h0" in dataset.head_names else list(dataset.head_names[:2])),
               tmp_path / "a.npz")
     write_npz(dataset, tmp_path / "b.npz")
-    with pytest.raises(HSIDataError, match=r"same heads: a\.npz"):
+    with pytest.raises(HSIDataError, match=r"same heads: \S*a\.npz has"):
         scan(tmp_path)
     (tmp_path / "b.npz").unlink()
     (tmp_path / "c.npz").write_text("not a zip")

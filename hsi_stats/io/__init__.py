@@ -7,7 +7,8 @@ from .driving_logs import load_logs, write_logs
 from .extraction import load_extraction, write_extraction
 from .npz import load_npz, write_npz
 from .safe_pickle import UnsafePickleError, safe_load_pickle
-from .shards import ShardedDataset, scan, write_shards
+from .scanning import scan
+from .shards import ShardedDataset, write_shards
 
 __all__ = [
     "ShardedDataset",

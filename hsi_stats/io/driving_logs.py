@@ -18,10 +18,11 @@ format-free helpers live in :mod:`hsi_stats.io._common`.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,10 @@ from ._common import (
     token_weights,
 )
 from .safe_pickle import safe_load_pickle
+from .shards import ShardedDataset, check_alike, shard_of
+from .shards import no_loader as _no_loader
 
-__all__ = ["RawLogPair", "load_logs", "load_logs_with_raw", "write_logs"]
+__all__ = ["RawLogPair", "load_logs", "load_logs_with_raw", "scan_logs", "write_logs"]
 
 FEATURE_PATTERN = "attention_log_*.pkl"
 ATTENTION_PATTERN = "attention_scenario_*.pkl"
@@ -132,7 +135,7 @@ def _read_feature_log(path: Path, trust_pickle: bool) -> _FeatureLog:
     return _FeatureLog(path, step, raw_shape, mask, features, boundaries, object_ids, episodes, log)
 
 
-def _check_unique_steps(logs: Sequence[_FeatureLog]) -> None:
+def _check_unique_steps(logs: Sequence[_LogRef]) -> None:
     seen: dict[int, Path] = {}
     for log in logs:
         if log.step in seen:
@@ -229,9 +232,9 @@ def _pair_block(
 
 # ------------------------------------------------------------------------------ pairing
 def _pairs_by_step(
-    logs: Sequence[_FeatureLog], attention_files: Sequence[Path],
+    logs: Sequence[_LogRef], attention_files: Sequence[Path],
     in_range: Callable[[int], bool], trust_pickle: bool,
-) -> Iterator[tuple[_FeatureLog, Path, Mapping[Any, Any]]]:
+) -> Iterator[tuple[_LogRef, Path, Mapping[Any, Any]]]:
     """Yield each feature log with the attention file of its step, one attention file at a time."""
     by_step = {log.step: log for log in logs}
     seen: dict[int, Path] = {}
@@ -260,9 +263,9 @@ def _pairs_by_step(
 
 
 def _pairs_by_order(
-    logs: Sequence[_FeatureLog], keep: Sequence[bool], attention_files: Sequence[Path],
+    logs: Sequence[_LogRef], keep: Sequence[bool], attention_files: Sequence[Path],
     trust_pickle: bool,
-) -> Iterator[tuple[_FeatureLog, Path, Mapping[Any, Any]]]:
+) -> Iterator[tuple[_LogRef, Path, Mapping[Any, Any]]]:
     """Yield the i-th feature log with the i-th attention file, reading only kept partners."""
     for log, kept, path in zip(logs, keep, attention_files, strict=True):
         if not kept:
@@ -419,11 +422,31 @@ def load_logs_with_raw(
     return _load_logs(feature_dir, attention_dir, keep_raw=True, **options)
 
 
-def _load_logs(
-    feature_dir: str | os.PathLike[str], attention_dir: str | os.PathLike[str], *, pair_by: str = "auto",
-    step_range: tuple[int, int] | None = None, attention_key: str = "other_traj", trust_pickle: bool = False,
-    keep_raw: bool = False,
-) -> tuple[HSIDataset, list[RawLogPair]]:
+@dataclass(frozen=True)
+class _LogRef:
+    """What pairing needs of a feature log: its file, its step and whether it names its episodes."""
+
+    path: Path
+    step: int
+    has_episodes: bool
+
+
+@dataclass(frozen=True)
+class _Pairing:
+    """The pairs of a log folder (in pairing order), how they were paired, and the kept feature logs."""
+
+    pair_by: str
+    kept: list[_LogRef]
+    pairs: Iterator[tuple[_LogRef, Path, Mapping[Any, Any]]]
+
+
+def _pairing(
+    feature_dir: str | os.PathLike[str], attention_dir: str | os.PathLike[str], *, pair_by: str,
+    step_range: tuple[int, int] | None, attention_key: str, trust_pickle: bool,
+    held: dict[Path, _FeatureLog] | None,
+) -> _Pairing:
+    """Check the options and the folders and pair the files. Feature logs are read once here and kept in
+    ``held`` when it is given (an in-memory load), else dropped after their step is known (a scan)."""
     pair_by, in_range = _load_logs_iv(pair_by, step_range, attention_key)
     feature_files = list_files(feature_dir, FEATURE_PATTERN, "feature_dir")
     attention_files = list_files(attention_dir, ATTENTION_PATTERN, "attention_dir")
@@ -435,36 +458,86 @@ def _load_logs(
                            f"{feature_dir} has {len(feature_files)} files matching "
                            f"{FEATURE_PATTERN!r} and {attention_dir} has {len(attention_files)} "
                            f"matching {ATTENTION_PATTERN!r}.")
-    logs = [_read_feature_log(path, trust_pickle) for path in feature_files]
-    _check_unique_steps(logs)
-    keep = [in_range(log.step) for log in logs]
+    refs = []
+    for path in feature_files:
+        log = _read_feature_log(path, trust_pickle)
+        refs.append(_LogRef(path, log.step, log.episode_ids is not None))
+        if held is not None:
+            held[path] = log
+    _check_unique_steps(refs)
+    keep = [in_range(ref.step) for ref in refs]
     if not any(keep):
         raise HSIDataError(f"{feature_dir}: no feature log has a step in "
                            f"step_range={step_range!r} (steps found: "
-                           f"{sorted(log.step for log in logs)}).")
-    kept = [log for log, k in zip(logs, keep, strict=True) if k]
+                           f"{sorted(ref.step for ref in refs)}).")
+    kept = [ref for ref, k in zip(refs, keep, strict=True) if k]
     if pair_by == "order":
-        pairs = _pairs_by_order(logs, keep, attention_files, trust_pickle)
-    else:
-        pairs = _pairs_by_step(kept, attention_files, in_range, trust_pickle)
+        return _Pairing(pair_by, kept, _pairs_by_order(refs, keep, attention_files, trust_pickle))
+    return _Pairing(pair_by, kept, _pairs_by_step(kept, attention_files, in_range, trust_pickle))
+
+
+def _load_logs(
+    feature_dir: str | os.PathLike[str], attention_dir: str | os.PathLike[str], *, pair_by: str = "auto",
+    step_range: tuple[int, int] | None = None, attention_key: str = "other_traj", trust_pickle: bool = False,
+    keep_raw: bool = False,
+) -> tuple[HSIDataset, list[RawLogPair]]:
+    held: dict[Path, _FeatureLog] = {}
+    pairing = _pairing(feature_dir, attention_dir, pair_by=pair_by, step_range=step_range,
+                       attention_key=attention_key, trust_pickle=trust_pickle, held=held)
     results, raw = [], []
-    for log, path, content in pairs:
+    for ref, path, content in pairing.pairs:
+        log = held[ref.path]
         results.append(_pair_block(log, path, content, attention_key))
         if keep_raw:
             raw.append(RawLogPair(log.step, log.path, path, log.raw, content))
     aligned = [by_ids for _, by_ids in results]
-    dataset = assemble([block for block, _ in results], _notes(pair_by, aligned, kept))
-    _warn_assumptions(pair_by, aligned)
+    dataset = assemble([block for block, _ in results], _notes(pairing.pair_by, aligned, pairing.kept))
+    _warn_assumptions(pairing.pair_by, aligned)
     return dataset, sorted(raw, key=lambda pair: pair.step)
 
 
-def _notes(pair_by: str, aligned: Sequence[bool], logs: Sequence[_FeatureLog]) -> list[str]:
+def _load_pair(feature_path: Path, attention_path: Path, attention_key: str, trust_pickle: bool,
+               notes: Sequence[str] = ()) -> HSIDataset:
+    """One feature log and its attention file, paired by :func:`scan_logs`, as a dataset with the notes of the
+    whole scan (a shard's loader)."""
+    log = _read_feature_log(feature_path, trust_pickle)
+    content = _read_attention_file(attention_path, trust_pickle)
+    block, _ = _pair_block(log, attention_path, content, attention_key)
+    return assemble([block], notes=notes)
+
+
+def scan_logs(
+    feature_dir: str | os.PathLike[str], attention_dir: str | os.PathLike[str], *, pair_by: str = "auto",
+    step_range: tuple[int, int] | None = None, attention_key: str = "other_traj", trust_pickle: bool = False,
+) -> ShardedDataset:
+    """The logs :func:`load_logs` reads (same options, checks, warnings and notes) as a lazy data set whose shards
+    are the file pairs, in step order: each pair is read here once, for its metadata, and again by every
+    reduction, so memory holds one pair at a time. See :func:`hsi_stats.io.scan`.
+    """
+    pairing = _pairing(feature_dir, attention_dir, pair_by=pair_by, step_range=step_range,
+                       attention_key=attention_key, trust_pickle=trust_pickle, held=None)
+    described, aligned = [], []  # (step, the pair's files, its dataset's metadata)
+    for ref, path, content in pairing.pairs:
+        block, by_ids = _pair_block(_read_feature_log(ref.path, trust_pickle), path, content, attention_key)
+        described.append((block.step, (ref.path, path), shard_of(assemble([block], notes=()), block.source,
+                                                                 (ref.path, path), _no_loader)))
+        aligned.append(by_ids)
+    described.sort(key=lambda item: item[0])  # as load_logs concatenates them: in (stable) step order
+    notes = tuple(_notes(pairing.pair_by, aligned, pairing.kept))
+    shards = [replace(shard, notes=notes, load=functools.partial(_load_pair, *files, attention_key, trust_pickle,
+                                                                 notes)) for _, files, shard in described]
+    check_alike(shards)
+    _warn_assumptions(pairing.pair_by, aligned)
+    return ShardedDataset(shards)
+
+
+def _notes(pair_by: str, aligned: Sequence[bool], logs: Sequence[_LogRef]) -> list[str]:
     notes = []
     if pair_by == "order":
         notes.append(ORDER_NOTE)
     if not all(aligned):
         notes.append(NO_OBJECT_IDS_NOTE)
-    if any(log.episode_ids is None for log in logs):
+    if not all(log.has_episodes for log in logs):
         notes.append(NO_EPISODES_NOTE)
     return notes
 

@@ -14,8 +14,9 @@ loader and never writes anything that loader would refuse."""
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,10 @@ from ._common import (
     token_weights,
 )
 from .safe_pickle import safe_load_pickle
+from .shards import ShardedDataset, check_alike, shard_of
+from .shards import no_loader as _no_loader
 
-__all__ = ["FINAL_STEP", "METADATA_KEYS", "load_extraction", "write_extraction"]
+__all__ = ["FINAL_STEP", "METADATA_KEYS", "load_extraction", "scan_extraction", "write_extraction"]
 
 EXTRACTION_PATTERN = "extraction_*.pkl"
 
@@ -236,23 +239,70 @@ def _file_blocks(path: Path, trust_pickle: bool, reading: _Reading) -> Iterator[
                                f"fields {sorted(map(str, scenario))}.")
 
 
-def _final_last(blocks: list[Block]) -> tuple[list[Block], list[str], dict[int, str]]:
-    """Blocks with model_final moved after every numbered checkpoint, the note that says so and its name.
+def _final_step(steps: Collection[int]) -> tuple[int, list[str], dict[int, str]]:
+    """The step ``model_final`` takes among ``steps``, the note that says so and its name.
 
     Steps stay integers, and the analysis takes the last one by default, so model_final becomes the
     step after the last numbered checkpoint; alone, it keeps its own step. Either way it is shown as "final".
     """
-    if all(block.step != FINAL_STEP for block in blocks):
-        return blocks, [], {}
-    numbered = [block.step for block in blocks if block.step != FINAL_STEP]
+    if FINAL_STEP not in steps:
+        return FINAL_STEP, [], {}
+    numbered = [step for step in steps if step != FINAL_STEP]
     if not numbered:
-        return blocks, [f"Step {FINAL_STEP} is the final checkpoint (model_final), shown as 'final'."], {
+        return FINAL_STEP, [f"Step {FINAL_STEP} is the final checkpoint (model_final), shown as 'final'."], {
             FINAL_STEP: FINAL_NAME}
     final = max(numbered) + 1
-    moved = [replace(block, step=final) if block.step == FINAL_STEP else block for block in blocks]
-    return moved, [f"Step {final} is the final checkpoint (model_final, stored as step {FINAL_STEP}), shown "
+    return final, [f"Step {final} is the final checkpoint (model_final, stored as step {FINAL_STEP}), shown "
                    f"as 'final': it follows every numbered checkpoint, the last of which is {max(numbered)}."], {
         final: FINAL_NAME}
+
+
+def _with_final(blocks: Sequence[Block], final: int) -> list[Block]:
+    return [replace(block, step=final) if block.step == FINAL_STEP else block for block in blocks]
+
+
+def _left_out_notes(reading: _Reading) -> list[str]:
+    if not reading.left_out:
+        return []
+    return [f"per-vehicle entries outside the feature catalog were not taken as features: "
+            f"{sorted(reading.left_out)} (pass features= to take them)"]
+
+
+def _load_file(path: Path, features: tuple[str, ...] | None, catalog: FeatureCatalog, trust_pickle: bool,
+               final: int = FINAL_STEP, notes: Sequence[str] = (), step_names: Mapping[int, str] | None = None,
+               ) -> HSIDataset:
+    """One extraction file as a dataset, model_final at step ``final``, with the notes and step names of the whole
+    scan (a shard's loader for :func:`scan_extraction`)."""
+    blocks = _with_final(list(_file_blocks(path, trust_pickle, _Reading(features, catalog))), final)
+    present = {block.step for block in blocks}
+    return assemble(blocks, notes=notes, step_names={step: name for step, name in (step_names or {}).items()
+                                                      if step in present})
+
+
+def scan_extraction(
+    path: str | os.PathLike[str], *, features: Sequence[str] | None = None,
+    catalog: FeatureCatalog | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    trust_pickle: bool = False,
+) -> ShardedDataset:
+    """The extraction files :func:`load_extraction` reads (same options, checks and notes) as a lazy data set
+    whose shards are the files, in step order: each file is read here once, for its metadata, and again by every
+    reduction, so memory holds one file at a time. See :func:`hsi_stats.io.scan`.
+    """
+    reading = _load_extraction_iv(features, catalog)
+    described = []  # (step, file, its dataset's metadata)
+    for file in _extraction_files(path):
+        dataset = assemble(list(_file_blocks(file, trust_pickle, reading)), notes=())
+        described.append((int(dataset.steps[0]) if dataset.steps is not None else FINAL_STEP, file,
+                          shard_of(dataset, str(file), (file,), _no_loader)))
+    final, notes, names = _final_step({step for step, _, _ in described})
+    notes += _left_out_notes(reading)
+    shards = [replace(shard, steps=np.full(shard.n_scenarios, final if step == FINAL_STEP else step),
+                      notes=tuple(notes), step_names=names, load=functools.partial(
+                          _load_file, file, reading.features, reading.catalog, trust_pickle, final, notes, names))
+              # as load_extraction concatenates them: in (stable) step order
+              for step, file, shard in sorted(described, key=lambda item: final if item[0] == FINAL_STEP else item[0])]
+    check_alike(shards)
+    return ShardedDataset(shards)
 
 
 def load_extraction(
@@ -333,13 +383,9 @@ def load_extraction(
     ("Step 501 is the final checkpoint (model_final, stored as step -1), shown as 'final'", 'final')
     """
     reading = _load_extraction_iv(features, catalog)
-    files = _extraction_files(path)
-    blocks, notes, names = _final_last([block for file in files
-                                        for block in _file_blocks(file, trust_pickle, reading)])
-    if reading.left_out:
-        notes.append(f"per-vehicle entries outside the feature catalog were not taken as features: "
-                     f"{sorted(reading.left_out)} (pass features= to take them)")
-    return assemble(blocks, notes=notes, step_names=names)
+    blocks = [block for file in _extraction_files(path) for block in _file_blocks(file, trust_pickle, reading)]
+    final, notes, names = _final_step({block.step for block in blocks})
+    return assemble(_with_final(blocks, final), notes=notes + _left_out_notes(reading), step_names=names)
 
 
 # ------------------------------------------------------------------------------ writer

@@ -1,8 +1,9 @@
-"""Data sets larger than memory: ``.npz`` shards on disk, read one at a time (:func:`scan`, :func:`write_shards`).
+"""Data sets larger than memory: shards on disk, read one at a time (:func:`scan`, :func:`write_shards`).
 
 Every statistic of an analysis is a function of per-group sums (:mod:`hsi_stats.chunks`), so a data set split
-into shards can be reduced shard by shard, holding one shard and the sums at a time. :func:`scan` reads only the
-shards' metadata (group labels, steps, names and array headers); :class:`ShardedDataset` then yields the scenarios
+into shards can be reduced shard by shard, holding one shard and the sums at a time. A shard is an ``.npz`` file
+(:func:`write_shards`), or one file (or file pair) of the driving formats (:func:`hsi_stats.io.scan`). A scan reads
+only the shards' metadata (group labels, steps, names, sizes); :class:`ShardedDataset` then yields the scenarios
 shard by shard to :func:`hsi_stats.estimate` and :func:`hsi_stats.analyze`, which give the same numbers as for the
 shards concatenated in memory (the same seed: the same intervals and p-values). A group (episode) may span
 shards: the group labels are pooled over every shard first.
@@ -13,11 +14,12 @@ What needs every scenario at once is refused with a message rather than read who
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import os
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -31,15 +33,19 @@ from ..chunks import AccumulatorT, Chunk, chunks_with_codes
 from ..data import HSIDataset
 from .npz import load_npz, write_npz
 
-__all__ = ["DEFAULT_SAMPLE", "ShardedDataset", "scan", "write_shards"]
+__all__ = ["DEFAULT_SAMPLE", "ShardedDataset", "check_alike", "no_loader", "scan_npz", "shard_of", "write_shards"]
 
 #: Scenarios :meth:`ShardedDataset.sample` reads for the figures that show raw attention.
 DEFAULT_SAMPLE = 100_000
 
 
 @dataclass(frozen=True)
-class _Shard:
-    path: Path
+class Shard:
+    """One shard's metadata and how to load it (a picklable callable, so that a Dask task can run it)."""
+
+    source: str  # named in messages: a file, or a feature log and its attention file
+    files: tuple[Path, ...]  # the files it is read from (hashed by the fingerprint)
+    load: Callable[[], HSIDataset]
     n_scenarios: int
     n_heads: int
     n_slots: int
@@ -54,9 +60,10 @@ class _Shard:
 
 @dataclass(frozen=True)
 class _Piece:
-    """What a task needs to reduce one shard: the file, its expected shape, which scenarios and their codes."""
+    """What a task needs to reduce one shard: its loader, its expected shape, which scenarios and their codes."""
 
-    path: Path
+    source: str
+    load: Callable[[], HSIDataset]
     n_scenarios: int
     head_names: tuple[str, ...]
     feature_names: tuple[str, ...]
@@ -67,10 +74,10 @@ class _Piece:
 def _load_piece(piece: _Piece) -> HSIDataset:
     """One shard, loaded (on whichever process runs this), checked against its scan and restricted to the kept
     scenarios."""
-    dataset = load_npz(piece.path)
+    dataset = piece.load()
     if (dataset.n_scenarios, dataset.head_names, dataset.feature_names) != (
             piece.n_scenarios, piece.head_names, piece.feature_names):
-        raise HSIDataError(f"{piece.path}: the shard changed since it was scanned; scan the shards again.")
+        raise HSIDataError(f"{piece.source}: the shard changed since it was scanned; scan the shards again.")
     return dataset if piece.keep is None else dataset.select(scenarios=piece.keep)
 
 
@@ -93,7 +100,23 @@ def _header_shape(archive: zipfile.ZipFile, name: str, path: Path) -> tuple[int,
     return tuple(int(n) for n in shape)
 
 
-def _read_shard(path: Path) -> _Shard:
+def no_loader() -> HSIDataset:
+    """The loader of a shard described before its loader is known (replaced before any reduction)."""
+    raise HSIDataError("this shard was described without a loader; scan the files again.")
+
+
+def shard_of(dataset: HSIDataset, source: str, files: Sequence[Path], load: Callable[[], HSIDataset], *,
+             notes: Sequence[str] = (), step_names: Mapping[int, str] | None = None) -> Shard:
+    """The metadata of a shard read whole once (``dataset``, as ``load`` gives it back), for formats with no
+    header to read on its own. ``notes`` and ``step_names`` are the whole data set's."""
+    return Shard(
+        source=source, files=tuple(files), load=load, n_scenarios=dataset.n_scenarios, n_heads=dataset.n_heads,
+        n_slots=dataset.n_slots, head_names=dataset.head_names, feature_names=dataset.feature_names,
+        groups=dataset.groups, steps=dataset.steps, has_slots=dataset.slots is not None, notes=tuple(notes),
+        step_names=dict(step_names or dataset.step_names))
+
+
+def _read_shard(path: Path) -> Shard:
     """A shard's metadata: its small arrays and the shape of its attention, without reading the large arrays."""
     if not path.is_file() or not zipfile.is_zipfile(path):
         raise HSIDataError(f"`{path}` must be an .npz file (as write_npz or write_shards writes it), but it is not.")
@@ -110,8 +133,9 @@ def _read_shard(path: Path) -> _Shard:
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise HSIDataError(f"{path}: an array cannot be read without pickle, which is refused ({exc}).") from None
     names = small.get("head_names")
-    return _Shard(
-        path=path, n_scenarios=n_scenarios, n_heads=n_heads, n_slots=n_slots,
+    return Shard(
+        source=str(path), files=(path,), load=functools.partial(load_npz, path), n_scenarios=n_scenarios,
+        n_heads=n_heads, n_slots=n_slots,
         head_names=tuple(f"h{h}" for h in range(n_heads)) if names is None else tuple(str(n) for n in names),
         feature_names=tuple(str(n) for n in small["feature_names"]),
         groups=small["groups"], steps=None if "steps" not in small else small["steps"].astype(np.int64),
@@ -140,28 +164,29 @@ def _paths(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) ->
     return found
 
 
-def _check_alike(shards: list[_Shard]) -> None:
+def check_alike(shards: Sequence[Shard]) -> None:
+    """Refuse shards that do not fit together (heads, features, slots; steps and slots in all or none)."""
     first = shards[0]
     for shard in shards[1:]:
         for field, what in (("head_names", "heads"), ("feature_names", "features"), ("n_slots", "entity slots")):
             if getattr(shard, field) != getattr(first, field):
-                raise HSIDataError(f"every shard must have the same {what}: {first.path.name} has "
-                                   f"{getattr(first, field)!r}, {shard.path.name} has {getattr(shard, field)!r}.")
+                raise HSIDataError(f"every shard must have the same {what}: {first.source} has "
+                                   f"{getattr(first, field)!r}, {shard.source} has {getattr(shard, field)!r}.")
         for present, what in ((lambda x: x.steps is not None, "`steps`"), (lambda x: x.has_slots, "`slots`")):
             if present(shard) != present(first):
-                raise HSIDataError(f"either every shard or none must have {what}: {first.path.name} and "
-                                   f"{shard.path.name} differ.")
+                raise HSIDataError(f"either every shard or none must have {what}: {first.source} and "
+                                   f"{shard.source} differ.")
 
 
 class ShardedDataset:
-    """A data set held in ``.npz`` shards, read one shard at a time (:func:`scan` builds it).
+    """A data set held in shards, read one shard at a time (:func:`hsi_stats.io.scan` builds it).
 
     It offers what the analysis reads of an :class:`~hsi_stats.HSIDataset` (names, sizes, group labels, steps,
     :meth:`select`, :meth:`fingerprint`) and yields its scenarios in chunks (:meth:`chunks`) with the group codes
     of the whole data set, so that a group may span shards. Memory: one shard and the metadata.
     """
 
-    def __init__(self, shards: Sequence[_Shard], keep: NDArray[np.bool_] | None = None,
+    def __init__(self, shards: Sequence[Shard], keep: NDArray[np.bool_] | None = None,
                  groups: NDArray[Any] | None = None) -> None:
         self._shards = tuple(shards)
         sizes = [shard.n_scenarios for shard in self._shards]
@@ -186,7 +211,8 @@ class ShardedDataset:
     # ------------------------------------------------------------- sizes
     @property
     def paths(self) -> tuple[Path, ...]:
-        return tuple(shard.path for shard in self._shards)
+        """The files read, shard by shard."""
+        return tuple(path for shard in self._shards for path in shard.files)
 
     @property
     def n_scenarios(self) -> int:
@@ -221,7 +247,7 @@ class ShardedDataset:
             keep = self._keep[start:stop]
             n_kept = int(keep.sum())
             if n_kept:
-                pieces.append(_Piece(shard.path, shard.n_scenarios, self.head_names, self.feature_names,
+                pieces.append(_Piece(shard.source, shard.load, shard.n_scenarios, self.head_names, self.feature_names,
                                      None if n_kept == shard.n_scenarios else keep,
                                      self._codes[code_start:code_start + n_kept]))
                 code_start += n_kept
@@ -287,14 +313,14 @@ class ShardedDataset:
             head_names=self.head_names, notes=self.notes, copy=False)
 
     def fingerprint(self) -> str:
-        """SHA-256 of the shards' bytes (in order) and of the scenarios kept: equal files give equal fingerprints.
+        """SHA-256 of the shards' files (in order) and of the scenarios kept: equal files give equal fingerprints.
 
         It differs from the fingerprint of the same scenarios held as one :class:`~hsi_stats.HSIDataset` (which
         hashes the arrays, not the files).
         """
         digest = hashlib.sha256()
-        for shard in self._shards:
-            with open(shard.path, "rb") as handle:
+        for path in self.paths:
+            with open(path, "rb") as handle:
                 for block in iter(lambda: handle.read(2**22), b""):
                     digest.update(block)
         digest.update(np.packbits(self._keep).tobytes())
@@ -306,47 +332,31 @@ class ShardedDataset:
                 f"steps={'yes' if self.steps is not None else 'no'})")
 
 
-def scan(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> ShardedDataset:
-    """A lazy data set over ``.npz`` shards: a folder of them, a glob pattern or a list of files.
-
-    Only the shards' metadata is read (group labels, steps, names, array headers); :func:`hsi_stats.estimate` and
-    :func:`hsi_stats.analyze` then read the shards one at a time and give the numbers of the concatenated data set
-    (shards in sorted path order). Shards must share heads, features and slots, and carry group labels that mean
-    the same in every shard (an episode may span shards).
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from hsi_stats import analyze, scan, write_shards
-    >>> from hsi_stats.synthetic import generate
-    >>> folder = tempfile.mkdtemp()
-    >>> dataset = generate(n_episodes=12, n_steps=5, rng=0).dataset
-    >>> len(write_shards(dataset, folder, shard_size=25))
-    3
-    >>> sharded = scan(folder)
-    >>> sharded.n_scenarios, sharded.n_groups
-    (60, 12)
-    >>> a, b = analyze(sharded, n_resamples=99, rng=1), analyze(dataset, n_resamples=99, rng=1)
-    >>> bool(abs(a.pairs["ci_low"] - b.pairs["ci_low"]).max() < 1e-9)
-    True
+def scan_npz(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> ShardedDataset:
+    """A lazy data set over ``.npz`` shards (a folder of them, a glob pattern or a list of files), in sorted path
+    order; only their metadata is read (group labels, steps, names, array headers). See :func:`hsi_stats.io.scan`.
     """
     shards = [_read_shard(path) for path in _paths(source)]
-    _check_alike(shards)
+    check_alike(shards)
     return ShardedDataset(shards)
 
 
-def write_shards(dataset: HSIDataset, folder: str | os.PathLike[str], shard_size: int) -> list[Path]:
+def write_shards(dataset: HSIDataset | ShardedDataset, folder: str | os.PathLike[str], shard_size: int) -> list[Path]:
     """Write ``dataset`` as ``.npz`` shards of ``shard_size`` scenarios (``shard-00000.npz``, ...) into ``folder``.
 
-    Consecutive scenarios go to the same shard, so an episode may span two shards; :func:`scan` reads them back.
+    Consecutive scenarios go to the same shard, so an episode may span two shards; :func:`hsi_stats.io.scan` reads
+    them back. A :class:`ShardedDataset` (logs or extractions scanned) is written one of its shards at a time, so
+    that memory holds one source file: each source file then starts a new shard.
     """
     if isinstance(shard_size, bool) or not isinstance(shard_size, (int, np.integer)) or shard_size < 1:
         raise HSIDataError(f"`shard_size` must be a positive integer, but {shard_size!r} was passed.")
     out = Path(folder)
-    paths = []
-    for number, start in enumerate(range(0, dataset.n_scenarios, int(shard_size))):
-        part = dataset.select(scenarios=np.arange(start, min(start + int(shard_size), dataset.n_scenarios)))
-        path = out / f"shard-{number:05d}.npz"
-        write_npz(part, path)
-        paths.append(path)
+    parts = (part for part, _ in dataset._kept_shards()) if isinstance(dataset, ShardedDataset) else [dataset]
+    paths: list[Path] = []
+    for part in parts:
+        for start in range(0, part.n_scenarios, int(shard_size)):
+            piece = part.select(scenarios=np.arange(start, min(start + int(shard_size), part.n_scenarios)))
+            path = out / f"shard-{len(paths):05d}.npz"
+            write_npz(piece, path)
+            paths.append(path)
     return paths
