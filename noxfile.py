@@ -15,8 +15,18 @@ nox.options.reuse_existing_virtualenvs = True
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the whole test suite (doctests included) with hypothesis derandomized."""
+    _install_torch(session)
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs, env={"CI": os.environ.get("CI", "true")})
+
+
+#: The PyTorch release the tests install first: a CPU build where the machine holds one (a range left to the test
+#: extra would let pip pick a larger CUDA build).
+TORCH = "torch==2.13.0"
+
+
+def _install_torch(session: nox.Session) -> None:
+    session.install(TORCH)
 
 
 @nox.session
@@ -29,6 +39,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """Mypy on the package."""
+    _install_torch(session)
     session.install("-e", ".[dev]")
     session.run("mypy")
 
@@ -45,6 +56,7 @@ def latex(session: nox.Session) -> None:
     are skipped with a reason.
     """
     _install_system_tools(session, {"pdflatex": TEXLIVE})
+    _install_torch(session)
     session.install("-e", ".[test]")
     session.run("pytest", "tests/test_latex.py", *session.posargs)
 
@@ -161,6 +173,7 @@ def render(session: nox.Session) -> None:
     an existing report).
     """
     _install_system_tools(session, {"pdftoppm": ("poppler-utils",), "chromium": ("chromium",)})
+    _install_torch(session)
     session.install("-e", ".[test]")
     session.run("pytest", "tests/test_render.py", env={"CI": "true"})
     out = session.posargs or ["--out", str(session.create_tmp() + "/rendered")]

@@ -18,6 +18,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..kinematics import FEATURE_NAMES as KINEMATIC_FEATURES
+from ..kinematics import TTC_MAX
+from ..kinematics import driving_features as kinematic_features
+
 __all__ = [
     "FEATURE_NAMES",
     "LANE_WIDTH",
@@ -31,10 +35,7 @@ __all__ = [
     "to_slots",
 ]
 
-FEATURE_NAMES: tuple[str, ...] = (
-    "ttc", "distance_to_ego", "closing_speed", "is_ahead", "is_behind", "is_left", "is_right",
-    "agent_speeds",
-)
+FEATURE_NAMES: tuple[str, ...] = KINEMATIC_FEATURES
 """The driving features, in the order of the dataset."""
 
 LANE_WIDTH = 3.7
@@ -43,8 +44,6 @@ LANE_WIDTH = 3.7
 WINDOW_SPARSE, WINDOW_DENSE = 80.0, 40.0
 """Half-width in metres of the window around the ego at density 0 and at density 1."""
 
-_TTC_MAX = 5.0
-_TTC_MIN_CLOSING = 0.5
 _CAR_LENGTH = 4.5
 # Intelligent driver model (Treiber, Hennecke and Helbing 2000, doi:10.1103/PhysRevE.62.1805):
 # maximum acceleration, comfortable braking, time headway, jam distance.
@@ -256,25 +255,12 @@ def simulate(episodes: Mapping[str, NDArray[Any]], *, n_steps: int, n_slots: int
 
 
 # -------------------------------------------------------------------------------------- features
-def _ttc(distance: NDArray[np.float64], closing: NDArray[np.float64]) -> NDArray[np.float64]:
-    """TTC censored as in the driving logs: d / c when c > 0.5 m/s, else 5 s; clipped to [0, 5]."""
-    approaching = closing > _TTC_MIN_CLOSING
-    raw = np.where(approaching, distance / np.where(approaching, closing, 1.0), _TTC_MAX)
-    return np.clip(raw, 0.0, _TTC_MAX)
-
-
 def driving_features(record: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[np.float64]]:
-    """The driving features of every simulated vehicle, with the definitions of the driving logs."""
-    dx, dy = record["dx"], record["dy"]
-    distance = np.hypot(dx, dy)
-    closing = -(dx * record["dvx"] + dy * record["dvy"]) / np.maximum(distance, 1e-9)
-    half_lane = LANE_WIDTH / 2
-    values = {
-        "ttc": _ttc(distance, closing), "distance_to_ego": distance, "closing_speed": closing,
-        "is_ahead": dx > 0, "is_behind": dx < 0, "is_left": dy > half_lane,
-        "is_right": dy < -half_lane, "agent_speeds": record["speed"],
-    }
-    return {name: np.asarray(values[name], dtype=np.float64) for name in FEATURE_NAMES}
+    """The driving features of every simulated vehicle (:func:`hsi_stats.kinematics.driving_features`; the road
+    is straight, so the road frame is the Cartesian one)."""
+    return kinematic_features(dx=record["dx"], dy=record["dy"], dvx=record["dvx"], dvy=record["dvy"],
+                              speed=record["speed"], longitudinal=record["dx"], lateral=record["dy"],
+                              half_lane=LANE_WIDTH / 2)
 
 
 def slot_order(distance: NDArray[np.float64], active: NDArray[np.bool_]) -> NDArray[np.intp]:
@@ -290,4 +276,4 @@ def to_slots(values: NDArray[Any], order: NDArray[np.intp], mask: NDArray[np.boo
 
 def collision_risk(ttc: NDArray[np.float64], mask: NDArray[np.bool_]) -> NDArray[np.float64]:
     """Largest ``1 - ttc / 5`` over the present vehicles of each scenario: 0 when nobody closes within 5 s."""
-    return np.max(np.where(mask, 1.0 - ttc / _TTC_MAX, 0.0), axis=-1, initial=0.0)
+    return np.max(np.where(mask, 1.0 - ttc / TTC_MAX, 0.0), axis=-1, initial=0.0)
