@@ -1,0 +1,30 @@
+"""The README's examples run as written: each code block after an ``<!-- example: NAME -->`` marker is executed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+#: Example -> the packages it needs (the test extra installs them; elsewhere the example is skipped).
+NEEDS = {"highway": ("torch", "highway_env"), "flax": ("jax", "flax")}
+
+
+def _examples() -> dict[str, str]:
+    text = README.read_text(encoding="utf-8")
+    return dict(re.findall(r"<!-- example: (\w+) -->\n```python\n(.*?)```", text, flags=re.DOTALL))
+
+
+def test_every_marked_example_is_tested() -> None:
+    assert set(_examples()) == set(NEEDS)
+
+
+@pytest.mark.parametrize("name", sorted(NEEDS))
+def test_the_readme_example_runs(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for package in NEEDS[name]:
+        pytest.importorskip(package, reason=f"the README's {name} example needs {package}")
+    exec(compile(_examples()[name], f"README.md example {name}", "exec"), {"__name__": "__readme__"})  # noqa: S102
+    if name == "highway":
+        assert "HSI analysis" in capsys.readouterr().out
