@@ -86,11 +86,13 @@ def bench(session: nox.Session) -> None:
     """Time the estimators and the whole analysis (against per-pair scipy) on the reference workload of DESIGN 7.
 
     ``bench_analyze.py`` writes ``benchmarks/results/bench_analyze.json``. Arguments after ``--`` go to both scripts
-    (only ``--repeats`` is understood by both).
+    (only ``--repeats`` is understood by both). ``bench_explain.py`` times run-time explanations (one step, and a
+    batch of 100,000) into ``benchmarks/results/bench_explain.json``.
     """
     session.install(".")
     session.run("python", "benchmarks/bench_estimate.py", *session.posargs)
     session.run("python", "benchmarks/bench_analyze.py", *session.posargs)
+    session.run("python", "benchmarks/bench_explain.py")
 
 
 @nox.session

@@ -95,6 +95,8 @@ def write_outputs(result: HSIResult, out_dir: Path, args: argparse.Namespace,
 def check_outputs(args: argparse.Namespace) -> None:
     """Refuse, before any computation, an output that cannot be written (a file where a folder is needed, a folder
     that cannot be written into, a converted file not named .npz)."""
+    if args.command == "explain":  # prints to standard output
+        return
     sharded = args.command == "convert" and args.shard_size is not None
     if args.command == "convert" and not sharded and not str(args.output).endswith(".npz"):
         raise CommandError(f"the output must be a .npz file, but {args.output!r} was given")
@@ -221,6 +223,31 @@ def cmd_registry(args: argparse.Namespace) -> int:
     print(f"wrote {args.output}: {n_valid} validated label(s) of {len(result.heads)} heads"
           + ("; unvalidated labels kept as asked" if args.allow_unvalidated else
              "; unvalidated labels written as General Context Heads"))
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .data import HSIDataset
+    from .explain import Explainer
+
+    explainer = Explainer.from_registry(args.registry, allow_unvalidated=args.allow_unvalidated)
+    dataset, source = load_input(args)
+    if not isinstance(dataset, HSIDataset):
+        raise CommandError(f"explain reads one .npz file, logs or an extraction, but {source} names shards; explain "
+                           f"a shard file")
+    explainer.check_data(dataset.head_names, dataset.feature_names)
+    if args.scenario is not None and not 0 <= args.scenario < dataset.n_scenarios:
+        raise CommandError(f"--scenario must lie in 0..{dataset.n_scenarios - 1}, but {args.scenario} was given")
+    rows = np.arange(dataset.n_scenarios) if args.scenario is None else np.array([args.scenario])
+    explanation = explainer.explain(dataset.attention[rows], {name: values[rows] for name, values in
+                                                              dataset.features.items()}, dataset.mask[rows],
+                                    scenarios=rows)
+    if args.format == "text":
+        print(explanation.text())
+    elif args.format == "csv":
+        print(explanation.claims.to_csv(index=False), end="")
+    else:
+        print(explanation.claims.to_json(orient="records", indent=1))
     return 0
 
 
@@ -426,6 +453,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_step_options(registry)
     _add_analysis_options(registry)
     registry.set_defaults(handler=cmd_registry)
+
+    explain = commands.add_parser("explain", help="explain attention step by step with a registry's validated "
+                                                  "labels")
+    explain.add_argument("registry", help="head_functions.json (hsi-stats registry, or export_registry)")
+    _add_input_options(explain)
+    explain.add_argument("--scenario", type=int, default=None, metavar="I",
+                         help="explain scenario I only (default: every scenario)")
+    explain.add_argument("--format", choices=("text", "json", "csv"), default="text",
+                         help="claims in words (default), or one row per claim as JSON records or CSV")
+    explain.add_argument("--allow-unvalidated", action="store_true",
+                         help="accept a registry without validation evidence; every claim then says so")
+    explain.set_defaults(handler=cmd_explain)
 
     convert = commands.add_parser("convert", help="write driving logs or extractions as the .npz file")
     _add_input_options(convert)

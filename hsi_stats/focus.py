@@ -38,7 +38,7 @@ from .chunks import Chunk, ChunkSource, accumulate
 from .data import HSIDataset
 from .group_sums import GroupTotals, Weights, weighted_total
 
-__all__ = ["FocusSums", "feature_indicators", "focus_sums", "is_indicator"]
+__all__ = ["FocusSums", "feature_indicators", "focus_sums", "is_indicator", "target_entities"]
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -75,7 +75,7 @@ def is_indicator(values: FloatArray, valid: BoolArray) -> bool:
     return bool(chosen.size) and bool(np.isin(chosen, (0.0, 1.0)).all())
 
 
-def _targets(values: FloatArray, valid: BoolArray, indicator: bool, direction: int) -> BoolArray:
+def target_entities(values: FloatArray, valid: BoolArray, indicator: bool, direction: int) -> BoolArray:
     """(S, V) mask of each scenario's target entities for one feature and direction."""
     if indicator:
         return valid & (values == (1.0 if direction > 0 else 0.0))
@@ -150,7 +150,7 @@ class _FocusReduction:
                 if heads.size == 0:
                     continue
                 focus, counted = _scenario_focus(mass[:, heads, :], valid,
-                                                 _targets(values, valid, self.indicators[f], direction))
+                                                 target_entities(values, valid, self.indicators[f], direction))
                 self.totals.add(("total", f, direction), grouping, grouping.sum(focus))
                 self.totals.add(("count", f, direction), grouping, grouping.sum(counted))
 

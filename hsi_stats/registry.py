@@ -3,9 +3,11 @@
 Top-level keys are head indices as strings (``REGISTRY[str(h)]["name"]`` keeps working), each entry holding the
 original keys (``name, description, primary_feature, hsi, correlation, correlation_sign``) and the evidence
 (``head, validated, reasons, strength, hsi_ci, correlation_ci, p_value, p_adjusted, stability``, the focus of the
-same feature ``focus, focus_ci, focus_target``, plus the head-level ``hsi_p_value, hsi_p_adjusted``); run-level
-metadata sits in ``_meta``. Unvalidated labels are written as General Context Heads unless explicitly allowed.
-Files are written atomically.
+same feature ``focus, focus_ci, focus_target``, plus the head-level ``hsi_p_value, hsi_p_adjusted``) and, for a
+labelled head, what a run-time explanation quotes (``agreement``: how often its top entity was its label's target
+in the analysis data, with an interval and the chance rate; ``concentration_percentiles``: the percentiles 0..100
+of its top entity's share of attention); run-level metadata sits in ``_meta``. Unvalidated labels are written as
+General Context Heads unless explicitly allowed. Files are written atomically.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from typing import Any
 import pandas as pd
 
 from ._atomic import atomic_write_text
+from .agreement import LabelAgreement
 from .catalog import GENERAL_CONTEXT, FeatureCatalog
 from .labels import described_feature
 
-__all__ = ["build_registry", "described_pair", "judged_reasons", "write_registry"]
+__all__ = ["agreement_entry", "build_registry", "described_pair", "judged_reasons", "write_registry"]
 
 _GENERAL_DESCRIPTION = "No validated specialisation: attends to general context."
 
@@ -68,8 +71,20 @@ def judged_reasons(head: Mapping[Any, Any], feature: str | None) -> str:
     return reasons
 
 
+def agreement_entry(found: LabelAgreement | None) -> dict[str, Any] | None:
+    """The registry's ``agreement`` block of a labelled head (None for a head without a label)."""
+    if found is None:
+        return None
+    target = found.target
+    return {"target": target.words, "feature": target.feature, "direction": target.direction,
+            "indicator": target.indicator, "rate": _number(found.rate), "ci": [_number(found.ci_low),
+                                                                              _number(found.ci_high)],
+            "confidence_level": found.confidence_level, "chance": _number(found.chance),
+            "n_scenarios": found.n_scenarios}
+
+
 def _entry(head: Mapping[str, Any], pairs: pd.DataFrame, catalog: FeatureCatalog,
-           allow_unvalidated: bool) -> dict[str, Any]:
+           allow_unvalidated: bool, agreement: LabelAgreement | None) -> dict[str, Any]:
     """One head's registry entry; the pair-level fields all describe the same feature.
 
     That feature is the label's feature for a labelled head, else the primary feature.
@@ -104,19 +119,25 @@ def _entry(head: Mapping[str, Any], pairs: pd.DataFrame, catalog: FeatureCatalog
         "focus_target": pair.get("focus_target"),
         "hsi_p_value": _number(head.get("hsi_p_value")),
         "hsi_p_adjusted": _number(head.get("hsi_p_adjusted")),
+        "agreement": agreement_entry(agreement) if labelled else None,
+        "concentration_percentiles": list(agreement.concentration) if labelled and agreement else None,
     }
 
 
 def build_registry(heads: pd.DataFrame, pairs: pd.DataFrame, catalog: FeatureCatalog, *, meta: Mapping[str, Any],
-                   allow_unvalidated: bool = False) -> dict[str, Any]:
+                   allow_unvalidated: bool = False,
+                   agreement: Mapping[int, LabelAgreement] | None = None) -> dict[str, Any]:
     """Registry dictionary from the per-head and per-pair tables of a result (heads in head-index order).
 
     ``correlation``, ``correlation_ci``, ``p_value``, ``p_adjusted`` and ``stability`` describe the feature named
     in ``primary_feature``: the label's feature when the head keeps its label, else the feature of largest |rho|.
     ``hsi``, ``hsi_ci``, ``hsi_p_value`` and ``hsi_p_adjusted`` describe the head-level HSI test.
+    ``agreement`` and ``concentration_percentiles`` (:mod:`hsi_stats.agreement`, by head index) are what a run-time
+    explanation quotes for each labelled head.
     """
     records: list[dict[str, Any]] = heads.to_dict(orient="records")  # type: ignore[assignment]
-    registry: dict[str, Any] = {str(h): _entry(row, pairs, catalog, allow_unvalidated)
+    found = agreement or {}
+    registry: dict[str, Any] = {str(h): _entry(row, pairs, catalog, allow_unvalidated, found.get(h))
                                 for h, row in enumerate(records)}
     registry["_meta"] = {**meta, "allow_unvalidated": allow_unvalidated}
     return registry

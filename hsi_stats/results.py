@@ -11,7 +11,7 @@ import os
 import platform
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from types import MappingProxyType
@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from ._validation import HSIDataError, OptionError, OptionTypeError, ResamplingWarning, seeded_generator
-from .catalog import FeatureCatalog
+from .agreement import LabelAgreement, LabelTarget, label_agreement
+from .catalog import GENERAL_CONTEXT, FeatureCatalog
 from .chunks import ChunkSource, entities_per_scenario
 from .data import HSIDataset
 from .estimators import Estimate, estimate_with, selectivity
@@ -70,6 +71,10 @@ def hsi_interval_note(heads: pd.DataFrame) -> str | None:
     return (f"{subject} not contain the estimate: the HSI is the largest |rho| over the features, biased upward "
             "when no feature stands out, and its interval (BCa) corrects that bias while the estimate does not.")
 
+#: Mixed with the analysis seed for the bootstrap of the label agreement, a stream of its own.
+AGREEMENT_STREAM = 15
+
+
 @dataclass(frozen=True, eq=False)
 class HSIResult:
     """Everything :func:`analyze` found, frozen.
@@ -113,6 +118,7 @@ class HSIResult:
     test: RandomisationResult
     catalog: FeatureCatalog
     dataset: HSIDataset | ChunkSource
+    _agreement: dict[str, dict[int, LabelAgreement]] = field(default_factory=dict, repr=False, compare=False)
 
     def summary(self) -> str:
         """A readable table of the heads with the settings that produced it."""
@@ -178,7 +184,29 @@ class HSIResult:
             "data_summary": {k: v for k, v in self.data_summary.items() if k != "left_out"},
         }
         return build_registry(self.heads, self.pairs, self.catalog, meta=meta,
-                              allow_unvalidated=allow_unvalidated)
+                              allow_unvalidated=allow_unvalidated, agreement=self.label_agreement(
+                                  validated_only=not allow_unvalidated))
+
+    def label_agreement(self, *, validated_only: bool = True) -> dict[int, LabelAgreement]:
+        """By head index, the agreement of each labelled head's top entity with its label's target on the data
+        analysed, and its concentration (:func:`hsi_stats.agreement.label_agreement`; one pass over the data,
+        its bootstrap seeded from the analysis seed, so the same result gives the same numbers)."""
+        key = "validated" if validated_only else "labelled"
+        if key not in self._agreement:
+            targets = []
+            for h, head in enumerate(self.heads.to_dict(orient="records")):
+                words = head.get("label_focus_target")
+                if head["label"] == GENERAL_CONTEXT or not isinstance(words, str) or not head.get("label_feature") \
+                        or (validated_only and not head["validated"]):
+                    continue
+                targets.append(LabelTarget(h, str(head["label_feature"]), 1 if words in ("flagged", "highest")
+                                           else -1, words in ("flagged", "not flagged")))
+            seed = self.provenance.get("seed")
+            found = label_agreement(self.dataset, targets, n_resamples=self.settings.n_resamples,
+                                    confidence_level=self.settings.confidence_level,
+                                    rng=np.random.default_rng([AGREEMENT_STREAM, *([] if seed is None else [seed])]))
+            self._agreement[key] = {item.target.head: item for item in found}
+        return self._agreement[key]
 
     def export_registry(self, path: str | os.PathLike[str], *, allow_unvalidated: bool = False) -> None:
         """Write ``head_functions.json`` atomically.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import re
@@ -483,3 +484,22 @@ def test_logs_and_extractions_are_streamed_and_converted_a_file_at_a_time(tmp_pa
     # model_final is stored as step -1 and read as the step after the last numbered one, as load_extraction does
     assert dict(shards.step_names) == {101: "final"} and shards.notes[0].startswith("Step 101 is the final")
     np.testing.assert_array_equal(shards.steps, np.repeat([100, 101], 18))
+
+
+def test_explain_prints_the_claims_of_validated_heads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = generate(n_episodes=20, n_steps=6, rng=3).dataset
+    write_npz(run, tmp_path / "run.npz")
+    registry = tmp_path / "head_functions.json"
+    assert main(["registry", str(tmp_path / "run.npz"), "-o", str(registry), "--seed", "1", *FAST]) == 0
+    capsys.readouterr()
+    assert main(["explain", str(registry), str(tmp_path / "run.npz"), "--scenario", "7"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("scenario 7:\n  h0 (Safety Head): attends entity") and "no claim (no validated label)" in text
+    assert main(["explain", str(registry), str(tmp_path / "run.npz"), "--format", "csv"]) == 0
+    claims = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert len(claims) == run.n_scenarios * claims["head"].nunique() and set(claims["label"]) >= {"Safety Head"}
+    renamed = HSIDataset(run.attention, run.features, mask=run.mask, groups=run.groups,
+                         head_names=[f"x{h}" for h in range(run.n_heads)])
+    write_npz(renamed, tmp_path / "other.npz")
+    assert main(["explain", str(registry), str(tmp_path / "other.npz")]) == 2
+    assert "the registry names heads ['h0'" in capsys.readouterr().err

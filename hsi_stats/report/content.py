@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..catalog import GENERAL_CONTEXT
+from ..explain import example_explanations
 from ..formatting import format_interval, format_number, format_p
 from ..labels import STRENGTH_BANDS
 from ..results import HSIResult, hsi_interval_note
@@ -87,6 +88,7 @@ class ReportContent:
     figures: list[Figure]
     evolution_table: pd.DataFrame | None
     emergence: list[tuple[str, str]]
+    explanations: pd.DataFrame
 
     @property
     def head_classes(self) -> dict[str, str]:
@@ -203,6 +205,14 @@ def _evolution_tables(evolution: EvolutionResult | None) -> tuple[pd.DataFrame |
     return table, emergence
 
 
+def _explanations(result: HSIResult) -> pd.DataFrame:
+    """The example explanations with the heads' short names (as in the tables and figures)."""
+    table = example_explanations(result)
+    short = short_head_names([str(h) for h in result.heads["head"]])
+    texts = [text.replace(head, short[head], 1) for head, text in zip(table["head"], table["text"], strict=True)]
+    return table.assign(head=[short[head] for head in table["head"]], text=texts)
+
+
 def build_content(result: HSIResult, *, evolution: EvolutionResult | None = None,
                   title: str = "Attention-head specialisation report") -> ReportContent:
     """Assemble the report's tables, methods text and figures from the result objects."""
@@ -224,4 +234,5 @@ def build_content(result: HSIResult, *, evolution: EvolutionResult | None = None
         figures=_figures(result, evolution),
         evolution_table=evolution_table,
         emergence=emergence,
+        explanations=_explanations(result),
     )

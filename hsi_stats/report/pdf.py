@@ -154,6 +154,13 @@ def _story(content: ReportContent) -> list[Flowable]:
         story.append(Paragraph("Evolution over training", s["h2"]))
         short = short_head_names([str(name) for name in content.heads["head"]])
         story.append(word_table(_with_short_names(content.evolution_table, short), s["cell"], _WIDTH))
+    if len(content.explanations):
+        story.append(Paragraph("Explanations on example scenarios", s["h2"]))
+        story.append(Paragraph("What the registry says at run time (hsi-stats explain), for each validated head on "
+                               "two scenarios of the data: the most typical (its top entity is its label's target, "
+                               "with the largest share of its attention) and the least typical (the largest share "
+                               "on another entity).", s["body"]))
+        story.append(word_table(content.explanations.rename(columns={"text": "explanation"}), s["cell"], _WIDTH))
     story += [NextPageTemplate("figures"), PageBreak(), Paragraph("Figures", s["h2"])]
     for figure in content.figures:
         story.append(KeepTogether([
