@@ -4,7 +4,8 @@ The public API is small: the data model (:class:`HSIDataset`), the loaders (:fun
 :func:`load_logs`, :func:`load_extraction`), the writer of the interchange file (:func:`write_npz`), data sets
 larger than memory in shards (:func:`write_shards`, :func:`scan`), the options
 of an analysis (:class:`AnalysisSettings`), the estimators (:func:`estimate`) and the full analysis with inference
-and validated labels (:func:`analyze`, returning an :class:`HSIResult`).
+and validated labels (:func:`analyze`, returning an :class:`HSIResult`), and run-time explanations from the
+registry it exports (:class:`Explainer`). Recording attention from a live model is :mod:`hsi_stats.capture`.
 """
 
 from importlib import import_module
@@ -27,6 +28,7 @@ _EXPORTS = {
     "load_extraction": "io", "load_logs": "io", "load_npz": "io", "write_npz": "io",
     "ShardedDataset": "io", "scan": "io", "write_shards": "io",
     "HSIResult": "results", "analyze": "results",
+    "Explainer": "explain",
     "write_report": "report",
 }
 
@@ -35,6 +37,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .data import HSIDataset
     from .estimators import Estimate, estimate
     from .evolution import analyze_evolution
+    from .explain import Explainer
     from .io import ShardedDataset, load_extraction, load_logs, load_npz, scan, write_npz, write_shards
     from .report import write_report
     from .results import HSIResult, analyze
@@ -57,6 +60,7 @@ __all__ = [
     "DRIVING_CATALOG",
     "AnalysisSettings",
     "Estimate",
+    "Explainer",
     "FeatureCatalog",
     "FeatureMeaning",
     "HSIDataset",

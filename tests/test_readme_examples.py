@@ -9,7 +9,7 @@ import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 #: Example -> the packages it needs (the test extra installs them; elsewhere the example is skipped).
-NEEDS = {"highway": ("torch", "highway_env"), "flax": ("jax", "flax")}
+NEEDS = {"highway": ("torch", "highway_env"), "flax": ("jax", "flax"), "explain": ()}
 
 
 def _examples() -> dict[str, str]:
@@ -22,9 +22,14 @@ def test_every_marked_example_is_tested() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(NEEDS))
-def test_the_readme_example_runs(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_readme_example_runs(name: str, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # an example may write files
     for package in NEEDS[name]:
         pytest.importorskip(package, reason=f"the README's {name} example needs {package}")
     exec(compile(_examples()[name], f"README.md example {name}", "exec"), {"__name__": "__readme__"})  # noqa: S102
+    printed = capsys.readouterr().out
     if name == "highway":
-        assert "HSI analysis" in capsys.readouterr().out
+        assert "HSI analysis" in printed
+    if name == "explain":
+        assert "h0 (Safety Head): attends" in printed and "no claim (no validated label)" in printed

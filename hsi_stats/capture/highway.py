@@ -9,7 +9,9 @@ about the vehicle in row ``v`` at that step, so the features must be those of ex
 makes), checks that they reproduce the observation the policy saw, and computes their features from the
 simulator state with :func:`hsi_stats.kinematics.driving_features` (distance, closing speed, TTC, ahead/behind and
 left/right in the ego lane's frame, speed). Any mismatch (a wrapper that reorders, shuffled rows, another
-observation) stops the recording with the episode and step named.
+observation) stops the recording with the episode and step named. Environments that change the road after computing
+the observation (``intersection-v*`` removes and spawns vehicles at the end of its step) are refused that way too:
+the vehicles behind the rows are then no longer on the road.
 
 References
 ----------
@@ -51,6 +53,9 @@ def _observation_type(env: Any) -> KinematicObservation:
     if not isinstance(observation, KinematicObservation):
         raise OptionError(f"`env` must use highway-env's Kinematics observation (config 'observation': {{'type': "
                           f"'Kinematics'}}), but it uses {type(observation).__name__}.")
+    if observation.vehicles_count < 2:
+        raise OptionError(f"`env` must observe at least one vehicle besides the ego (vehicles_count >= 2), but its "
+                          f"observation has vehicles_count={observation.vehicles_count}.")
     if observation.order != "sorted":
         raise OptionError(f"`env` must observe vehicles in order='sorted' (rows by distance), but its observation "
                           f"has order={observation.order!r}: shuffled rows cannot be matched to vehicles.")
@@ -64,7 +69,7 @@ def observed_vehicles(env: Any) -> tuple[Any, list[Any]]:
     close = road.close_objects_to(ego, env.unwrapped.PERCEPTION_DISTANCE, count=observation.vehicles_count - 1,
                                   see_behind=observation.see_behind, sort=True,
                                   vehicles_only=not observation.include_obstacles)
-    return ego, list(close[-observation.vehicles_count + 1:]) if observation.vehicles_count > 1 else []
+    return ego, list(close[-observation.vehicles_count + 1:])
 
 
 def _reproduced(env: Any, ego: Any, vehicles: Sequence[Any]) -> NDArray[np.float64]:
