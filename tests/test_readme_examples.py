@@ -27,7 +27,7 @@ def test_the_readme_example_runs(name: str, capsys: pytest.CaptureFixture[str], 
     monkeypatch.chdir(tmp_path)  # an example may write files
     for package in NEEDS[name]:
         pytest.importorskip(package, reason=f"the README's {name} example needs {package}")
-    exec(compile(_examples()[name], f"README.md example {name}", "exec"), {"__name__": "__readme__"})  # noqa: S102
+    exec(compile(_examples()[name], f"README.md example {name}", "exec"), {"__name__": "__readme__"})
     printed = capsys.readouterr().out
     if name == "highway":
         assert "HSI analysis" in printed

@@ -19,7 +19,7 @@ from hsi_stats import analyze, analyze_evolution, estimate, scan
 from hsi_stats._validation import DataAlignmentWarning, HSIDataError, OptionError
 from hsi_stats.io import load_extraction, load_logs, write_extraction
 from hsi_stats.synthetic import generate, write_driving_logs
-from tests.test_shards import SUPPORTED, _assert_same_analysis
+from tests.test_shards import SUPPORTED, _assert_same_analysis, _assert_same_evolution
 
 CHECKPOINTS = (0, 1, 2)
 
@@ -83,12 +83,7 @@ def test_a_scan_of_extractions_gives_the_numbers_and_the_final_step(extractions:
 def test_the_evolution_of_a_scan_of_logs(logs: tuple[Path, Path]) -> None:
     a = analyze_evolution(scan(logs[0], attention_dir=logs[1]), n_resamples=99, trend_resamples=99, rng=2)
     b = analyze_evolution(load_logs(*logs), n_resamples=99, trend_resamples=99, rng=2)
-    for table in ("per_step", "trends"):
-        left, right = getattr(a, table), getattr(b, table)
-        numeric = right.select_dtypes("number").columns
-        np.testing.assert_allclose(left[numeric].to_numpy(float), right[numeric].to_numpy(float), rtol=0, atol=1e-9,
-                                   equal_nan=True, err_msg=table)
-    assert a.emergence == b.emergence
+    _assert_same_evolution(a, b)
 
 
 def test_a_scan_of_logs_warns_and_notes_as_the_loader(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]

@@ -52,6 +52,16 @@ def _assert_same_analysis(sharded, in_memory) -> None:
     assert sharded.data_summary["left_out"] == in_memory.data_summary["left_out"]
 
 
+def _assert_same_evolution(a, b) -> None:  # type: ignore[no-untyped-def]
+    """Two evolution results with the same numbers (to 1e-9) and the same emergence."""
+    for table in ("per_step", "trends"):
+        left, right = getattr(a, table), getattr(b, table)
+        numeric = right.select_dtypes("number").columns
+        np.testing.assert_allclose(left[numeric].to_numpy(float), right[numeric].to_numpy(float), rtol=0, atol=1e-9,
+                                   equal_nan=True, err_msg=table)
+    assert a.emergence == b.emergence
+
+
 def test_episodes_span_shards(shards: Path, dataset: HSIDataset) -> None:
     sharded = scan(shards)
     assert sharded.n_scenarios == dataset.n_scenarios and sharded.n_groups == dataset.n_groups
@@ -131,12 +141,7 @@ def test_the_evolution_over_training_of_a_scan(tmp_path: Path) -> None:
     write_shards(run, tmp_path, shard_size=50)
     a = analyze_evolution(scan(tmp_path), n_resamples=99, trend_resamples=99, rng=2)
     b = analyze_evolution(run, n_resamples=99, trend_resamples=99, rng=2)
-    for table in ("per_step", "trends"):
-        left, right = getattr(a, table), getattr(b, table)
-        numeric = right.select_dtypes("number").columns
-        np.testing.assert_allclose(left[numeric].to_numpy(float), right[numeric].to_numpy(float), rtol=0, atol=1e-9,
-                                   equal_nan=True, err_msg=table)
-    assert a.emergence == b.emergence
+    _assert_same_evolution(a, b)
 
 
 def test_progress_shows_the_shards(shards: Path, capsys: pytest.CaptureFixture[str]) -> None:
