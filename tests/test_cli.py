@@ -494,7 +494,8 @@ def test_explain_prints_the_claims_of_validated_heads(tmp_path: Path, capsys: py
     capsys.readouterr()
     assert main(["explain", str(registry), str(tmp_path / "run.npz"), "--scenario", "7"]) == 0
     text = capsys.readouterr().out
-    assert text.startswith("scenario 7:\n  h0 (Safety Head): attends entity") and "no claim (no validated label)" in text
+    assert text.startswith("scenario 7:\n  h0 (Safety Head): attends entity")
+    assert "no claim (no validated label)" in text
     assert main(["explain", str(registry), str(tmp_path / "run.npz"), "--format", "csv"]) == 0
     claims = pd.read_csv(io.StringIO(capsys.readouterr().out))
     assert len(claims) == run.n_scenarios * claims["head"].nunique() and set(claims["label"]) >= {"Safety Head"}
