@@ -95,6 +95,7 @@ def test_the_alignment_check_fires_on_a_misaligned_observation() -> None:
                                 weights=lambda m, a, k, out: out[1], layout="b h k")
 
 
+@pytest.mark.slow  # 14 episodes of highway-env
 def test_a_policy_that_looks_at_the_nearest_vehicle_is_a_proximity_head() -> None:
     model = NearestVehicleAttention(normalized=True)
     default = {"type": "Kinematics", "vehicles_count": V, "features": ["presence", "x", "y", "vx", "vy"]}  # normalised

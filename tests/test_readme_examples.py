@@ -21,7 +21,8 @@ def test_every_marked_example_is_tested() -> None:
     assert set(_examples()) == set(NEEDS)
 
 
-@pytest.mark.parametrize("name", sorted(NEEDS))
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name == "highway" else name
+                                  for name in sorted(NEEDS)])
 def test_the_readme_example_runs(name: str, capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # an example may write files
