@@ -89,7 +89,10 @@ def chunks_with_codes(dataset: HSIDataset, codes: NDArray[np.intp], values: int 
     size = chunk_scenarios(dataset.n_heads, dataset.n_slots, values)
     for start in range(0, dataset.n_scenarios, size):
         part = slice(start, start + size)
-        yield Chunk(dataset.attention[part], {name: values[part] for name, values in dataset.features.items()},
+        # A feature may be a strided view (load_npz keeps the file's (S, F, V) array): a contiguous copy of the
+        # chunk's rows costs one pass over them and makes every product of the reductions run at full speed.
+        yield Chunk(np.ascontiguousarray(dataset.attention[part]),
+                    {name: np.ascontiguousarray(values[part]) for name, values in dataset.features.items()},
                     dataset.mask[part], None if dataset.slots is None else dataset.slots[part], codes[part])
 
 

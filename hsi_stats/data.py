@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -257,15 +258,19 @@ class HSIDataset:
         """Number of features F."""
         return len(self.features)
 
-    @property
+    @cached_property
     def group_codes(self) -> NDArray[np.intp]:
-        """Integer code 0..G-1 of each scenario's group, in order of first appearance of the sorted labels."""
-        return np.unique(self.groups, return_inverse=True)[1].reshape(-1)
+        """Integer code 0..G-1 of each scenario's group, in order of first appearance of the sorted labels
+        (computed once: a sort of the labels; read-only)."""
+        codes = np.unique(self.groups, return_inverse=True)[1].reshape(-1)
+        codes.flags.writeable = False
+        return codes
 
     @property
     def n_groups(self) -> int:
         """Number of distinct groups G."""
-        return int(np.unique(self.groups).size)
+        codes = self.group_codes
+        return int(codes.max()) + 1 if codes.size else 0
 
     def feature_array(self) -> NDArray[np.float64]:
         """All features stacked as one (S, F, V) array in :attr:`feature_names` order."""
