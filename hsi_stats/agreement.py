@@ -32,6 +32,7 @@ from .data import HSIDataset
 from .focus import target_entities
 from .group_sums import GroupTotals
 from .inference.bootstrap import bootstrap_weights
+from .inference.resampling import batch_sizes, check_batch
 
 __all__ = ["PERCENTILES", "LabelAgreement", "LabelTarget", "label_agreement", "target_words", "top_entities"]
 
@@ -155,12 +156,18 @@ def label_agreement(dataset: HSIDataset | ChunkSource, targets: Sequence[LabelTa
     """
     generator = np.random.default_rng() if rng is None else rng
     reduction = accumulate(dataset, _AgreementReduction(dataset.n_groups, targets))
-    weights = bootstrap_weights(generator, n_resamples, dataset.n_groups)
+    sums = {(name, i): reduction.totals[(name, i)] for name in ("counted", "agree") for i in range(len(targets))}
+    parts: list[list[FloatArray]] = [[] for _ in targets]
+    # the resamples in batches of bounded memory, drawn as one stream (the same numbers whatever the batch)
+    for size in batch_sizes(n_resamples, check_batch(None, dataset.n_groups)):
+        weights = bootstrap_weights(generator, size, dataset.n_groups)
+        for i in range(len(targets)):
+            parts[i].append(_ratio(weights @ sums[("agree", i)], weights @ sums[("counted", i)]))
     tail = (1.0 - confidence_level) / 2
     found = []
     for i, target in enumerate(targets):
         counted, agree, chance = (reduction.totals[(name, i)] for name in ("counted", "agree", "chance"))
-        replicates = _ratio(weights @ agree, weights @ counted)
+        replicates = np.concatenate(parts[i]) if parts[i] else np.array([])
         replicates = replicates[~np.isnan(replicates)]
         low, high = (np.quantile(replicates, [tail, 1 - tail]) if replicates.size else (np.nan, np.nan))
         shares = np.concatenate(reduction.shares[i]) if reduction.shares[i] else np.array([])
