@@ -287,6 +287,14 @@ class Explanation:
         self._top, self._share, self._percentile = top, share, percentile
         self._value, self._consistent, self._targets = value, consistent, list(targets)
 
+    @property
+    def arrays(self) -> dict[str, NDArray[Any]]:
+        """The claims as numpy arrays (B, C), C the claiming heads in :attr:`Explainer.heads` order, for run-time
+        loops that cannot pay for a DataFrame: ``entity``, ``share``, ``focus_percentile``, ``value`` and
+        ``consistent`` (1, 0, or NaN where the step has no single target)."""
+        return {"entity": self._top, "share": self._share, "focus_percentile": self._percentile,
+                "value": self._value, "consistent": self._consistent}
+
     @cached_property
     def claims(self) -> pd.DataFrame:
         """One row per (scenario, claiming head): the columns of :data:`CLAIM_COLUMNS`, ``scenario`` first in a

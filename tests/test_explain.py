@@ -82,6 +82,9 @@ def test_a_batch_gives_the_claims_of_each_step(analysed, registry_path: Path) ->
     one_by_one = pd.concat([explainer.explain(dataset.attention[r], {k: v[i] for k, v in features.items()},
                                               dataset.mask[r]).claims for i, r in enumerate(rows)], ignore_index=True)
     pd.testing.assert_frame_equal(batch.drop(columns="scenario"), one_by_one)
+    arrays = explainer.explain(dataset.attention[rows], features, dataset.mask[rows]).arrays
+    np.testing.assert_array_equal(arrays["entity"].reshape(-1), batch["entity"])
+    np.testing.assert_array_equal(arrays["share"].reshape(-1), batch["share"])
 
 
 def test_agreement_and_concentration_agree_with_a_brute_force_loop(analysed) -> None:  # type: ignore[no-untyped-def]
