@@ -205,7 +205,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             dataset = dataset.on_cluster(client)
         result = run_analysis(dataset, args)
         evolution = run_evolution(dataset, args)
-    paths = write_outputs(result, Path(args.out), args, evolution=evolution)
+        # the registry's label agreement and the report's examples read the data again: while the cluster is up
+        paths = write_outputs(result, Path(args.out), args, evolution=evolution)
     print(result.summary())
     if evolution is not None:
         print()

@@ -60,11 +60,13 @@ def reduce_on_cluster(client: Any, pieces: Sequence[P], accumulator: T, reduce_p
                       progress: bool = False) -> T:
     """``accumulator`` with the parts ``reduce_piece(piece, empty copy)`` of every piece merged in, in order.
 
-    With ``client`` None the pieces are reduced here one after the other (a tqdm bar with ``progress``); otherwise
-    each is a task on the cluster (the cluster's own progress bar with ``progress``), and the parts are merged in
-    piece order either way.
+    With ``client`` None (or closed, as when a result is read again after its cluster stopped) the pieces are
+    reduced here one after the other (a tqdm bar with ``progress``); otherwise each is a task on the cluster (the
+    cluster's own progress bar with ``progress``), and the parts are merged in piece order either way.
     """
     empty = copy.deepcopy(accumulator)  # every part starts from nothing, whatever is merged meanwhile
+    if client is not None and getattr(client, "status", "running") in ("closing", "closed"):
+        client = None  # a result read again after its cluster stopped: the same reduction, here
     if client is None:
         # one part at a time: the memory of one shard and one part
         for piece in tqdm(pieces, desc="shards", unit="shard", disable=not progress):

@@ -95,6 +95,9 @@ def test_a_local_cluster_gives_the_numbers_of_this_process(shards: Path, logs: t
                                        trend_resamples=99, rng=3)
     pd.testing.assert_frame_equal(there.pairs, here.pairs, check_exact=True)
     pd.testing.assert_frame_equal(there.heads, here.heads, check_exact=True)
+    # read again after the cluster stopped (the registry's label agreement passes over the data): here, same numbers
+    assert [entry.get("agreement") for entry in there.registry().values()] == [
+        entry.get("agreement") for entry in here.registry().values()]
     pd.testing.assert_frame_equal(logs_there.per_step, logs_here.per_step, check_exact=True)
     pd.testing.assert_frame_equal(logs_there.trends, logs_here.trends, check_exact=True)
 
