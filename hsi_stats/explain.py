@@ -27,7 +27,7 @@ from numpy.typing import ArrayLike, NDArray
 from ._validation import HSIDataError, OptionError
 from .agreement import PERCENTILES, target_words, top_entities
 from .catalog import GENERAL_CONTEXT
-from .focus import is_indicator
+from .focus import is_indicator, target_entities
 
 FloatArray = NDArray[np.float64]
 
@@ -258,10 +258,7 @@ class Explainer:
         for i, c in enumerate(judged):
             if words[c] is None:  # a registry without the evidence: the step's values tell an indicator
                 words[c] = target_words(str(self._claimants[c].feature), int(direction[0, i, 0]), bool(indicator[i]))
-        # the targets of focus.target_entities, for every claim at once: flagged (or not), else the extreme value
-        signed = np.where(usable, chosen * direction, -np.inf)
-        targets = usable & np.where(indicator[None, :, None], chosen == (direction > 0),
-                                    signed == signed.max(axis=2, keepdims=True))
+        targets = target_entities(chosen, usable, indicator[None, :, None], direction)  # every claim at once
         k, n = targets.sum(axis=2), usable.sum(axis=2)
         steps, claims = np.arange(n_steps)[:, None], np.arange(len(judged))[None, :]
         at = top[:, judged]

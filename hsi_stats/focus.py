@@ -75,13 +75,21 @@ def is_indicator(values: FloatArray, valid: BoolArray) -> bool:
     return bool(chosen.size) and bool(np.isin(chosen, (0.0, 1.0)).all())
 
 
-def target_entities(values: FloatArray, valid: BoolArray, indicator: bool, direction: int) -> BoolArray:
-    """(S, V) mask of each scenario's target entities for one feature and direction."""
-    if indicator:
-        return valid & (values == (1.0 if direction > 0 else 0.0))
-    filled = np.where(valid, values, -np.inf if direction > 0 else np.inf)
-    extreme = filled.max(axis=1, keepdims=True) if direction > 0 else filled.min(axis=1, keepdims=True)
-    return valid & (values == extreme)
+def target_entities(values: FloatArray, valid: BoolArray, indicator: bool | BoolArray,
+                    direction: int | FloatArray) -> BoolArray:
+    """(..., V) mask of each scenario's target entities (entities on the last axis).
+
+    ``indicator`` and ``direction`` are one feature's, or arrays that broadcast against ``values`` (one per claim
+    of :mod:`hsi_stats.explain`, with a trailing axis of 1).
+    """
+    signs = np.asarray(direction, dtype=float)
+    if np.ndim(indicator) == 0 and indicator:
+        return valid & (values == (signs > 0))
+    signed = np.where(valid, values * signs, -np.inf)  # the most extreme value in direction d is the largest
+    extreme = signed == signed.max(axis=-1, keepdims=True)
+    if np.ndim(indicator) == 0:
+        return valid & extreme
+    return valid & np.where(indicator, values == (signs > 0), extreme)
 
 
 def _scenario_focus(mass: FloatArray, valid: BoolArray, targets: BoolArray) -> tuple[FloatArray, FloatArray]:

@@ -24,6 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._atomic import atomic_path
 from .._validation import HSIDataError, OptionError, OptionTypeError
+from ..capture.entities import entity_attention as capture_entity_attention
 from ..data import HSIDataset
 
 
@@ -206,10 +207,8 @@ def entity_attention(
         raise HSIDataError(f"{source}: `{field}` has {n_entity_tokens} entity tokens, which is not "
                            f"a multiple of V = {n_slots} entities: T_obs = {n_entity_tokens} / "
                            f"{n_slots} must be an integer.")
-    n_samples, _, _, n_heads = weights.shape
-    per_token = weights[:, :, tokens, :].sum(axis=1, dtype=np.float64)  # (n, tokens, H)
-    per_entity = per_token.reshape(n_samples, n_slots, -1, n_heads).sum(axis=2)  # (n, V, H)
-    return np.ascontiguousarray(per_entity.transpose(0, 2, 1))
+    return capture_entity_attention(weights, "b q k h", query=None, entities=tokens,
+                                    tokens_per_entity=n_entity_tokens // n_slots)
 
 
 def check_compatible(block: Block, first: Block) -> None:
