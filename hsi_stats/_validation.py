@@ -14,6 +14,7 @@ import numpy as np
 
 __all__ = [
     "ConstantInputWarning",
+    "ConvergenceWarning",
     "DataAlignmentWarning",
     "HSIDataError",
     "InputError",
@@ -56,6 +57,10 @@ class ResamplingWarning(UserWarning):
 
 class StepPoolingWarning(UserWarning):
     """Scenarios of several training steps (different networks) were pooled into one estimate."""
+
+
+class ConvergenceWarning(RuntimeWarning):
+    """An iterative fit stopped before its convergence rule held."""
 
 
 class DataAlignmentWarning(UserWarning):

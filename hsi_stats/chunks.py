@@ -23,8 +23,9 @@ from .group_sums import Grouping
 if TYPE_CHECKING:
     from .data import HSIDataset
 
-__all__ = ["CHUNK_VALUES", "Accumulator", "Chunk", "ChunkSource", "accumulate", "chunk_scenarios", "chunks_with_codes",
-           "entities_per_scenario", "scenario_chunks", "slot_values"]
+__all__ = ["CHUNK_VALUES", "Accumulator", "Chunk", "ChunkSource", "EntityCounts", "Fused", "accumulate",
+           "chunk_scenarios", "chunks_with_codes", "entities_per_scenario", "entity_summary", "scenario_chunks",
+           "slot_onehot", "slot_values"]
 
 #: Attention values (scenarios x heads x slots) per chunk: 2**20 values are 8 MiB of attention.
 CHUNK_VALUES = 2**20
@@ -157,6 +158,25 @@ class Accumulator(Protocol):
 AccumulatorT = TypeVar("AccumulatorT", bound=Accumulator)
 
 
+class Fused:
+    """Several reductions in one pass over the data: each chunk is fed to every part, parts merge part by part.
+
+    Reductions that do not depend on one another's results share the reading and splitting of the data (one
+    pass over the shards instead of one per reduction); each part ends as it would alone.
+    """
+
+    def __init__(self, parts: list[Any]) -> None:
+        self.parts = list(parts)
+
+    def add(self, chunk: Chunk) -> None:
+        for part in self.parts:
+            part.add(chunk)
+
+    def merge(self, other: Fused) -> None:
+        for part, theirs in zip(self.parts, other.parts, strict=True):
+            part.merge(theirs)
+
+
 def accumulate(dataset: HSIDataset | ChunkSource, accumulator: AccumulatorT) -> AccumulatorT:
     """Feed every chunk of ``dataset`` to ``accumulator`` and return it.
 
@@ -182,6 +202,14 @@ class _SlotValues:
         self.found |= other.found
 
 
+def slot_onehot(chunk: Chunk, values: NDArray[np.int64]) -> NDArray[np.float64]:
+    """One-hot (s, V, K) of each entity's slot among the distinct slots ``values``; slots default to the column
+    index."""
+    n_scenarios, n_slots = chunk.mask.shape
+    slots = chunk.slots if chunk.slots is not None else np.broadcast_to(np.arange(n_slots), (n_scenarios, n_slots))
+    return np.eye(values.size)[np.searchsorted(values, slots)]
+
+
 def slot_values(dataset: HSIDataset | ChunkSource) -> NDArray[np.int64]:
     """The distinct entity slots (sorted); the column indices when the data have no ``slots``."""
     if not isinstance(dataset, ChunkSource):
@@ -189,7 +217,9 @@ def slot_values(dataset: HSIDataset | ChunkSource) -> NDArray[np.int64]:
     return np.array(sorted(accumulate(dataset, _SlotValues()).found), dtype=np.int64)
 
 
-class _EntityCounts:
+class EntityCounts:
+    """Valid entities per scenario, summed chunk by chunk (:func:`entities_per_scenario`)."""
+
     def __init__(self) -> None:
         self.total, self.count, self.low, self.high = 0, 0, np.iinfo(np.int64).max, 0
 
@@ -199,7 +229,7 @@ class _EntityCounts:
         self.count += present.size
         self.low, self.high = min(self.low, int(present.min())), max(self.high, int(present.max()))
 
-    def merge(self, other: _EntityCounts) -> None:
+    def merge(self, other: EntityCounts) -> None:
         self.total += other.total
         self.count += other.count
         self.low, self.high = min(self.low, other.low), max(self.high, other.high)
@@ -207,6 +237,10 @@ class _EntityCounts:
 
 def entities_per_scenario(dataset: HSIDataset | ChunkSource) -> dict[str, float]:
     """Valid entities per scenario: ``total``, ``min``, ``mean`` and ``max``."""
-    counts = accumulate(dataset, _EntityCounts())
+    return entity_summary(accumulate(dataset, EntityCounts()))
+
+
+def entity_summary(counts: EntityCounts) -> dict[str, float]:
+    """:func:`entities_per_scenario` from counts already fed every scenario."""
     return {"total": counts.total, "min": counts.low if counts.count else 0,
             "mean": counts.total / max(counts.count, 1), "max": counts.high}

@@ -36,17 +36,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from scipy.stats import rankdata
 
 from ._validation import ConstantInputWarning, OptionError, StepPoolingWarning
-from .chunks import Chunk, ChunkSource, accumulate, scenario_chunks
+from .chunks import Chunk, ChunkSource, accumulate, scenario_chunks, slot_onehot
 from .chunks import slot_values as chunk_slot_values
 from .data import HSIDataset
 from .group_sums import CentredSums, FisherSums, Grouping, GroupSums, GroupTotals, PooledSums
 from .settings import AnalysisSettings, check_option, document_options
+from .within import centre_within, percentile_within, rank_within
 
-__all__ = ["ESTIMATION_OPTIONS", "Estimate", "estimate", "estimate_with", "hsi_from_rho", "rho_strength",
-           "selectivity", "within_centred"]
+__all__ = ["ESTIMATION_OPTIONS", "Estimate", "SelectivityReduction", "SumsReduction", "estimate", "estimate_with",
+           "hsi_from_rho", "rho_strength", "selectivity", "selectivity_from", "sums_reduction", "within_centred"]
 
 #: The options of :class:`~hsi_stats.settings.AnalysisSettings` that :func:`estimate` reads.
 ESTIMATION_OPTIONS = ("estimator", "correlation", "adjust", "fisher_clip")
@@ -54,46 +54,6 @@ MIN_FISHER_ENTITIES = 3
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
-
-
-# --------------------------------------------------------------------------- per-scenario transforms
-#: Up to this many entity slots, ranks come from pairwise comparisons (O(V^2) per scenario, vectorised); above it,
-#: from :func:`scipy.stats.rankdata`.
-PAIRWISE_RANK_SLOTS = 32
-
-
-def _rank_within(values: FloatArray, valid: BoolArray) -> FloatArray:
-    r"""Average-tie ranks along the last axis among valid entries (NaN elsewhere); +-inf ranks as extreme.
-
-    For V entities, the rank of :math:`x_i` is :math:`\#\{j: x_j < x_i\} + (\#\{j: x_j = x_i\} + 1)/2` over the
-    valid j (its own tie group counted): the average of the positions its ties occupy, as
-    ``scipy.stats.rankdata(method="average")`` gives. For small V the comparisons are one vectorised step.
-    """
-    valid = np.broadcast_to(valid, values.shape)
-    if values.shape[-1] > PAIRWISE_RANK_SLOTS:
-        return rankdata(np.where(valid, values, np.nan), axis=-1, nan_policy="omit")
-    mine, others = values[..., :, None], values[..., None, :]
-    counted = valid[..., None, :]
-    below = ((others < mine) & counted).sum(axis=-1)
-    tied = ((others == mine) & counted).sum(axis=-1)
-    return np.where(valid, below + (tied + 1) / 2, np.nan)
-
-
-def _centre_within(values: FloatArray, valid: BoolArray) -> FloatArray:
-    """Centre along the last axis over valid entries; 0 on invalid entries and on constant rows.
-
-    A row whose valid values are all equal is set to exactly 0 (its mean-subtracted values would otherwise be
-    rounding noise of order 1e-17 that a ratio could amplify).
-    """
-    valid = np.broadcast_to(valid, values.shape)
-    n = valid.sum(axis=-1, keepdims=True)
-    filled = np.where(valid, values, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = filled.sum(axis=-1, keepdims=True) / np.maximum(n, 1)
-    high = np.where(valid, values, -np.inf).max(axis=-1, keepdims=True)
-    low = np.where(valid, values, np.inf).min(axis=-1, keepdims=True)
-    varies = high > low
-    return np.where(valid & varies, values - mean, 0.0)
 
 
 # --------------------------------------------------------------------------- inputs per feature
@@ -124,17 +84,6 @@ def _feature_inputs(features: Mapping[str, FloatArray], mask: BoolArray, names: 
 
 
 # --------------------------------------------------------------------------- the three estimators
-def _percentile_within(values: FloatArray, valid: BoolArray) -> FloatArray:
-    """Mid-rank percentiles ``(rank - 0.5) / n`` along the last axis among the ``n`` valid entries (NaN elsewhere).
-
-    They lie in (0, 1) whatever the number of entities, so that every scenario's feature has about the same
-    spread (variance (n^2 - 1) / (12 n^2)); ties share the average rank; +-inf ranks as an extreme value.
-    """
-    n_valid = np.broadcast_to(valid, values.shape).sum(axis=-1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return (_rank_within(values, valid) - 0.5) / n_valid
-
-
 def _centred_pair(attention: FloatArray, feature: _FeatureInput,
                   correlation: str) -> tuple[FloatArray, FloatArray]:
     """Attention (S, H, V) and feature (S, V) on the correlation's scales, centred within scenario.
@@ -145,11 +94,11 @@ def _centred_pair(attention: FloatArray, feature: _FeatureInput,
     valid = feature.valid
     a, x = attention, feature.values
     if correlation == "spearman":
-        a = _rank_within(a, valid[:, None, :])
-        x = _rank_within(x, valid)
+        a = rank_within(a, valid[:, None, :])
+        x = rank_within(x, valid)
     elif correlation == "rank-feature":
-        x = _percentile_within(x, valid)
-    return _centre_within(a, valid[:, None, :]), _centre_within(x, valid)
+        x = percentile_within(x, valid)
+    return centre_within(a, valid[:, None, :]), centre_within(x, valid)
 
 
 def within_centred(dataset: HSIDataset, correlation: str) -> tuple[FloatArray, FloatArray]:
@@ -176,7 +125,7 @@ def _within_rows(
         "feature_ss": grouping.sum(np.einsum("sv,sv->s", x_c, x_c)),
     }
     if slot_onehot is not None:
-        d_c = _centre_within(np.moveaxis(slot_onehot, 2, 1), valid[:, None, :])  # (S, K, V)
+        d_c = centre_within(np.moveaxis(slot_onehot, 2, 1), valid[:, None, :])  # (S, K, V)
         rows["attention_slot"] = grouping.sum(np.einsum("shv,skv->shk", a_c, d_c))
         rows["feature_slot"] = grouping.sum(np.einsum("sv,skv->sk", x_c, d_c))
         rows["slot_slot"] = grouping.sum(np.einsum("skv,slv->skl", d_c, d_c))
@@ -190,9 +139,9 @@ def _pooled_rows(attention: FloatArray, feature: _FeatureInput, correlation: str
     x = feature.values
     if correlation == "spearman":
         n_heads = a.shape[0]
-        a = _rank_within(a.reshape(n_heads, -1), valid.reshape(1, -1)).reshape(a.shape)
+        a = rank_within(a.reshape(n_heads, -1), valid.reshape(1, -1)).reshape(a.shape)
     if correlation in ("spearman", "rank-feature"):
-        x = _rank_within(x.reshape(-1), valid.reshape(-1)).reshape(x.shape)
+        x = rank_within(x.reshape(-1), valid.reshape(-1)).reshape(x.shape)
     n_valid = max(int(valid.sum()), 1)
     # Shift by the overall means: r is shift-invariant and the raw sums stay well conditioned.
     a = np.where(valid, a - np.where(valid, a, 0.0).sum(axis=(1, 2), keepdims=True) / n_valid, 0.0)
@@ -221,15 +170,9 @@ def _fisher_rows(attention: FloatArray, feature: _FeatureInput, correlation: str
             "pairs": (usable * valid.sum(axis=1)[:, None]).sum(axis=0)}
 
 
-def _slot_onehot(chunk: Chunk, slot_values: NDArray[np.int64]) -> FloatArray:
-    """One-hot (s, V, K) of each entity's slot among ``slot_values``; slots default to the column index."""
-    n_scenarios, n_slots = chunk.mask.shape
-    slots = chunk.slots if chunk.slots is not None else np.broadcast_to(np.arange(n_slots), (n_scenarios, n_slots))
-    return np.eye(slot_values.size)[np.searchsorted(slot_values, slots)]
-
-
-class _SumsReduction:
-    """The per-group rows of one estimator, the pairs used and the values left out, chunk by chunk."""
+class SumsReduction:
+    """The per-group rows of one estimator, the pairs used and the values left out, chunk by chunk (an
+    accumulator of :mod:`hsi_stats.chunks`: :func:`sums_reduction` makes it, :func:`estimate_with` finishes it)."""
 
     def __init__(self, n_groups: int, n_heads: int, names: tuple[str, ...], estimator: str, correlation: str,
                  fisher_clip: float, slot_values: NDArray[np.int64] | None) -> None:
@@ -241,11 +184,11 @@ class _SumsReduction:
 
     def add(self, chunk: Chunk) -> None:
         grouping = chunk.grouping()
-        slot_onehot = None if self.slot_values is None else _slot_onehot(chunk, self.slot_values)
+        slots = None if self.slot_values is None else slot_onehot(chunk, self.slot_values)
         for f, feature in enumerate(_feature_inputs(chunk.features, chunk.mask, self.names, self.correlation)):
             self.counts[:, f] += (feature.missing, feature.infinite, feature.infinite_left_out)
             if self.estimator == "within":
-                rows = _within_rows(chunk.attention, feature, self.correlation, slot_onehot, grouping)
+                rows = _within_rows(chunk.attention, feature, self.correlation, slots, grouping)
                 present = feature.valid.sum(axis=1)
                 self.n_used[:, f] += present[present >= 2].sum()
             elif self.estimator == "pooled":
@@ -257,29 +200,43 @@ class _SumsReduction:
             for key, value in rows.items():
                 self.totals.add((key, f), grouping, value)
 
-    def merge(self, other: _SumsReduction) -> None:
+    def merge(self, other: SumsReduction) -> None:
         self.totals.merge(other.totals)
         self.n_used += other.n_used
         self.counts += other.counts
 
 
-def _group_sums(dataset: HSIDataset | ChunkSource, estimator: str, correlation: str, adjust_name: str,
-                fisher_clip: float) -> tuple[GroupSums, NDArray[np.int64], pd.DataFrame]:
-    """Per-group sums of ``dataset`` for one estimator, pairs used (H, F) and left-out counts per feature.
+def sums_reduction(dataset: HSIDataset | ChunkSource, settings: AnalysisSettings,
+                   slot_values: NDArray[np.int64] | None = None) -> SumsReduction:
+    """An empty reduction of ``dataset`` to the per-group sums of the estimator of ``settings``, to be fed the
+    chunks (alone, or beside other reductions in one pass); ``slot_values`` are the distinct slots
+    (:func:`hsi_stats.chunks.slot_values`), needed with ``adjust="slot"``."""
+    if settings.adjust == "slot" and slot_values is None:
+        slot_values = chunk_slot_values(dataset)
+    return SumsReduction(dataset.n_groups, dataset.n_heads, dataset.feature_names, settings.estimator,
+                         settings.correlation, settings.fisher_clip,
+                         slot_values if settings.adjust == "slot" else None)
+
+
+def _reduce(dataset: HSIDataset | ChunkSource, reduction: SumsReduction) -> SumsReduction:
+    """Feed every scenario to ``reduction``: chunk by chunk, but ``pooled`` (which ranks and centres over every pair
+    at once) in one piece (the refusal for chunk sources is in :func:`estimate_with`)."""
+    if reduction.estimator != "pooled":
+        return accumulate(dataset, reduction)
+    for chunk in scenario_chunks(dataset, values=dataset.n_scenarios * dataset.n_heads * dataset.n_slots):
+        reduction.add(chunk)
+    return reduction
+
+
+def _group_sums(dataset: HSIDataset | ChunkSource,
+                reduction: SumsReduction) -> tuple[GroupSums, NDArray[np.int64], pd.DataFrame]:
+    """Per-group sums of a finished reduction of ``dataset``, pairs used (H, F) and left-out counts per feature.
 
     Rows of the sums follow the sorted group labels. ``within`` and ``fisher`` reduce the scenarios a chunk at a
     time (:mod:`hsi_stats.chunks`), so memory beyond the data stays that of one chunk; ``pooled`` centres and ranks
     over every pair at once, so it takes the data in one piece.
     """
-    slot_values = chunk_slot_values(dataset) if adjust_name == "slot" else None
-    whole = dataset.n_scenarios * dataset.n_heads * dataset.n_slots if estimator == "pooled" else None
-    reduction = _SumsReduction(dataset.n_groups, dataset.n_heads, dataset.feature_names, estimator, correlation,
-                               fisher_clip, slot_values)
-    if whole is None:
-        reduction = accumulate(dataset, reduction)
-    else:  # pooled: one piece (the refusal for chunk sources is in estimate_with)
-        for chunk in scenario_chunks(dataset, values=whole):
-            reduction.add(chunk)
+    estimator, slot_values = reduction.estimator, reduction.slot_values
     totals, n_used, counts, names = reduction.totals, reduction.n_used, reduction.counts, dataset.feature_names
 
     def stack(key: str) -> FloatArray:
@@ -390,13 +347,17 @@ def selectivity(dataset: HSIDataset | ChunkSource) -> FloatArray:
     >>> selectivity(HSIDataset(attention, {"x": np.zeros((1, 4))})).round(6).tolist()
     [0.0, 1.0]
     """
-    reduction = accumulate(dataset, _SelectivityReduction(dataset.n_heads))
+    return selectivity_from(accumulate(dataset, SelectivityReduction(dataset.n_heads)))
+
+
+def selectivity_from(reduction: SelectivityReduction) -> FloatArray:
+    """:func:`selectivity` from a reduction already fed every scenario."""
     total, count = reduction.total, reduction.count
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-class _SelectivityReduction:
+class SelectivityReduction:
     """Sum of the per-scenario selectivity and the scenarios counted, per head."""
 
     def __init__(self, n_heads: int) -> None:
@@ -407,7 +368,7 @@ class _SelectivityReduction:
         self.total += per_scenario.sum(axis=0)
         self.count += usable.sum(axis=0)
 
-    def merge(self, other: _SelectivityReduction) -> None:
+    def merge(self, other: SelectivityReduction) -> None:
         self.total += other.total
         self.count += other.count
 
@@ -516,15 +477,20 @@ def estimate(dataset: HSIDataset | ChunkSource, settings: AnalysisSettings | Non
     return estimate_with(dataset, checked)
 
 
-def estimate_with(dataset: HSIDataset | ChunkSource, settings: AnalysisSettings) -> Estimate:
-    """:func:`estimate` for settings already checked (what :func:`hsi_stats.analyze` calls)."""
-    estimator, correlation, fisher_clip = settings.estimator, settings.correlation, settings.fisher_clip
+def estimate_with(dataset: HSIDataset | ChunkSource, settings: AnalysisSettings,
+                  reduction: SumsReduction | None = None) -> Estimate:
+    """:func:`estimate` for settings already checked (what :func:`hsi_stats.analyze` calls); ``reduction``, when
+    given, is a :func:`sums_reduction` of ``dataset`` already fed every scenario (in a pass shared with other
+    reductions)."""
+    estimator, correlation = settings.estimator, settings.correlation
     adjust_name = "none" if settings.adjust is None else settings.adjust
     if estimator == "pooled" and isinstance(dataset, ChunkSource):
         raise OptionError("estimator='pooled' centres and ranks over every (scenario, entity) pair at once, which a "
                           "data set read shard by shard does not hold; use 'within' or 'fisher', or load the data "
                           "in memory (load_npz).")
-    sums, n_used, left_out = _group_sums(dataset, estimator, correlation, adjust_name, fisher_clip)
+    if reduction is None:
+        reduction = _reduce(dataset, sums_reduction(dataset, settings))
+    sums, n_used, left_out = _group_sums(dataset, reduction)
     rho = sums.rho()
     undefined = np.isnan(rho)
     if undefined.any():

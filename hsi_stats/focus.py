@@ -38,7 +38,8 @@ from .chunks import Chunk, ChunkSource, accumulate
 from .data import HSIDataset
 from .group_sums import GroupTotals, Weights, weighted_total
 
-__all__ = ["FocusSums", "feature_indicators", "focus_sums", "is_indicator", "target_entities"]
+__all__ = ["FocusReduction", "FocusSums", "IndicatorReduction", "feature_indicators", "focus_from", "focus_reduction",
+           "focus_sums", "indicators_from", "is_indicator", "target_entities"]
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -105,11 +106,8 @@ def _scenario_focus(mass: FloatArray, valid: BoolArray, targets: BoolArray) -> t
     return focus, counted.astype(float)
 
 
-def focus_sums(dataset: HSIDataset | ChunkSource, directions: NDArray[np.int_],
-               indicators: list[bool] | None = None) -> FocusSums:
+def focus_sums(dataset: HSIDataset | ChunkSource, directions: NDArray[np.int_]) -> FocusSums:
     """Per-group focus sums of every (head, feature) in its direction (``directions`` (H, F) of +1 or -1).
-
-    ``indicators`` are the features' :func:`feature_indicators`, computed here when not given.
 
     Examples
     --------
@@ -121,30 +119,54 @@ def focus_sums(dataset: HSIDataset | ChunkSource, directions: NDArray[np.int_],
     >>> round(float(sums.focus()[0, 0]), 6)  # (0.7 - 1/4) / (1 - 1/4)
     0.6
     """
+    directions = _checked_directions(dataset, directions)
+    needed = [tuple(int(d) for d in np.unique(directions[:, f])) for f in range(dataset.n_features)]
+    return focus_from(accumulate(dataset, FocusReduction(dataset.n_groups, dataset.feature_names, needed)),
+                      directions)
+
+
+def _checked_directions(dataset: HSIDataset | ChunkSource, directions: NDArray[np.int_]) -> NDArray[np.int_]:
     directions = np.asarray(directions)
     if directions.shape != (dataset.n_heads, dataset.n_features) or not np.isin(directions, (-1, 1)).all():
         raise HSIDataError(f"`directions` must be an (H, F) = ({dataset.n_heads}, {dataset.n_features}) array of "
                            f"+1 and -1, but an array of shape {directions.shape} was passed.")
-    indicators = feature_indicators(dataset) if indicators is None else indicators
-    totals = accumulate(dataset, _FocusReduction(dataset.n_groups, dataset.feature_names, directions,
-                                                 indicators)).totals
-    shape = (dataset.n_groups, dataset.n_heads, dataset.n_features)
+    return directions
+
+
+def focus_reduction(dataset: HSIDataset | ChunkSource, expected: NDArray[np.int_]) -> FocusReduction:
+    """An empty reduction of every head's focus on each feature in the directions a head may be judged in:
+    ``expected`` (F,) is +1 or -1 where the direction is known in advance (the catalog's sign), 0 where it follows
+    the sign of rho (both are summed, :func:`focus_from` picks). Feed it the chunks, alone or beside other
+    reductions in one pass."""
+    needed = [(int(e),) if e else (-1, 1) for e in np.asarray(expected)]
+    return FocusReduction(dataset.n_groups, dataset.feature_names, needed)
+
+
+def focus_from(reduction: FocusReduction, directions: NDArray[np.int_]) -> FocusSums:
+    """The focus sums of a reduction already fed every scenario, each (head, feature) in its direction (H, F)."""
+    directions = np.asarray(directions)
+    n_heads, n_features = directions.shape
+    shape = (reduction.totals.n_groups, n_heads, n_features)
     total, count = np.zeros(shape), np.zeros(shape)
-    for f in range(dataset.n_features):
+    for f in range(n_features):
         for direction in (-1, 1):
             heads = np.flatnonzero(directions[:, f] == direction)
             if heads.size:
-                total[:, heads, f] = totals[("total", f, direction)]
-                count[:, heads, f] = totals[("count", f, direction)]
+                total[:, heads, f] = reduction.totals[("total", f, direction)][:, heads]
+                count[:, heads, f] = reduction.totals[("count", f, direction)][:, heads]
     return FocusSums(total, count)
 
 
-class _FocusReduction:
-    """Per-group sums of the scenario focus and of the scenarios counted, per (feature, direction) and head."""
+class FocusReduction:
+    """Per-group sums of the scenario focus and of the scenarios counted, per (feature, direction), every head.
 
-    def __init__(self, n_groups: int, names: tuple[str, ...], directions: NDArray[np.int_],
-                 indicators: list[bool]) -> None:
-        self.names, self.directions, self.indicators = names, directions, indicators
+    A 0/1 feature's flagged entities are exactly its most extreme ones in direction +1 (its unflagged ones in
+    direction -1), and the scenarios where that rule and the indicator rule differ (every entity flagged, or
+    none) count under neither, so the targets need not know which features are indicators.
+    """
+
+    def __init__(self, n_groups: int, names: tuple[str, ...], needed: list[tuple[int, ...]]) -> None:
+        self.names, self.needed = names, needed
         self.totals = GroupTotals(n_groups)
 
     def add(self, chunk: Chunk) -> None:
@@ -153,20 +175,16 @@ class _FocusReduction:
         for f, name in enumerate(self.names):
             values = chunk.features[name]
             valid = chunk.mask & ~np.isnan(values)
-            for direction in (-1, 1):
-                heads = np.flatnonzero(self.directions[:, f] == direction)
-                if heads.size == 0:
-                    continue
-                focus, counted = _scenario_focus(mass[:, heads, :], valid,
-                                                 target_entities(values, valid, self.indicators[f], direction))
+            for direction in self.needed[f]:
+                focus, counted = _scenario_focus(mass, valid, target_entities(values, valid, False, direction))
                 self.totals.add(("total", f, direction), grouping, grouping.sum(focus))
                 self.totals.add(("count", f, direction), grouping, grouping.sum(counted))
 
-    def merge(self, other: _FocusReduction) -> None:
+    def merge(self, other: FocusReduction) -> None:
         self.totals.merge(other.totals)
 
 
-class _IndicatorReduction:
+class IndicatorReduction:
     """Whether every valid value of each feature seen so far is 0 or 1, and whether any was seen."""
 
     def __init__(self, names: tuple[str, ...]) -> None:
@@ -180,12 +198,16 @@ class _IndicatorReduction:
             self.seen[f] = self.seen[f] or bool(chosen.size)
             self.flags[f] = self.flags[f] and bool(np.isin(chosen, (0.0, 1.0)).all())
 
-    def merge(self, other: _IndicatorReduction) -> None:
+    def merge(self, other: IndicatorReduction) -> None:
         self.flags = [a and b for a, b in zip(self.flags, other.flags, strict=True)]
         self.seen = [a or b for a, b in zip(self.seen, other.seen, strict=True)]
 
 
 def feature_indicators(dataset: HSIDataset | ChunkSource) -> list[bool]:
     """Per feature, whether it is an indicator (:func:`is_indicator` over its valid values), chunk by chunk."""
-    reduction = accumulate(dataset, _IndicatorReduction(dataset.feature_names))
+    return indicators_from(accumulate(dataset, IndicatorReduction(dataset.feature_names)))
+
+
+def indicators_from(reduction: IndicatorReduction) -> list[bool]:
+    """:func:`feature_indicators` from a reduction already fed every scenario."""
     return [flag and present for flag, present in zip(reduction.flags, reduction.seen, strict=True)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["format_interval", "format_number", "format_p", "p_statement"]
+__all__ = ["format_interval", "format_number", "format_odds_ratio", "format_p", "p_statement"]
 
 MISSING = "–"
 """What a missing or undefined number is written as (an en dash)."""
@@ -64,3 +64,23 @@ def p_statement(value: float, name: str = "p") -> str:
     """
     text = format_p(value)
     return f"{name} {text}" if text.startswith("<") else f"{name} = {text}"
+
+
+def format_odds_ratio(value: float) -> str:
+    """An odds ratio as a multiplier: two significant digits, ``>1000`` and ``<0.001`` beyond.
+
+    Examples
+    --------
+    >>> [format_odds_ratio(v) for v in (980.4, 37.2, 1.83, 0.2901, 0.00514, 3e-5, 2e6, float("nan"))]
+    ['×980', '×37', '×1.8', '×0.29', '×0.0051', '×<0.001', '×>1000', '–']
+    """
+    if value is None or not math.isfinite(value):
+        return MISSING if value is None or math.isnan(value) else ("×>1000" if value > 0 else "×<0.001")
+    if value > 1000:
+        return "×>1000"
+    if value < 0.001:
+        return "×<0.001"
+    if value >= 10:
+        digits = 10 ** (math.floor(math.log10(value)) - 1)
+        return f"×{round(value / digits) * digits:.0f}"
+    return f"×{value:.2g}" if value < 1 else f"×{value:.1f}"

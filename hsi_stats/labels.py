@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .catalog import GENERAL_CONTEXT, FeatureCatalog
 from .estimators import rho_strength
 from .inference.bootstrap import strongest_share
 from .inference.resampling import TIE_TOLERANCE
+from .joint.design import LeftOutColumn
+from .profiles import Conditional, conditional_evidence, conditional_failure
 from .settings import AnalysisSettings
 
 __all__ = ["STRENGTH_BANDS", "HeadEvidence", "StrengthBand", "Verdict", "described_feature", "judge_head",
@@ -128,6 +131,8 @@ class HeadEvidence:
     rho_ci_high: np.ndarray  # (F,)
     replicates: np.ndarray  # (B, F) bootstrap replicates of rho
     selectivity: float
+    joint_rows: pd.DataFrame | None = None  # the head's rows of the joint model, when fitted
+    left_out: tuple[LeftOutColumn, ...] = ()  # the columns the joint model left out
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,8 @@ class Verdict:
         The rules that failed, each with its numbers; the head is validated exactly when there is none.
     remarks : tuple of str
         What is worth knowing but blocks nothing (a stronger sign-inverted relation: "also: avoids ...").
+    conditional : Conditional or None
+        The joint model's evidence for the label's feature (None without the joint model or a label feature).
     """
 
     label_feature: str | None
@@ -156,6 +163,7 @@ class Verdict:
     label_stability: float
     failures: tuple[str, ...]
     remarks: tuple[str, ...] = ()
+    conditional: Conditional | None = None
 
     @property
     def validated(self) -> bool:
@@ -169,8 +177,17 @@ class Verdict:
 
     def as_row(self) -> Mapping[str, Any]:
         """The verdict's columns of :attr:`hsi_stats.HSIResult.heads`."""
+        found = self.conditional
+        joint: dict[str, Any] = {"label_joint_feature": None, "label_joint_or": np.nan, "label_joint_ci_low": np.nan,
+                                 "label_joint_ci_high": np.nan, "label_joint_p_adjusted": np.nan}
+        if found is not None and found.judged_on is not None:
+            bounds = sorted((found.sign * found.ci_low, found.sign * found.ci_high))
+            joint = {"label_joint_feature": found.judged_on, "label_joint_or": float(np.exp(found.effect)),
+                     "label_joint_ci_low": float(np.exp(bounds[0])), "label_joint_ci_high": float(np.exp(bounds[1])),
+                     "label_joint_p_adjusted": found.p_adjusted}
         return {"label_feature": self.label_feature, "label": self.label, "strength": self.strength,
-                "validated": self.validated, "reasons": self.reasons, "label_stability": self.label_stability}
+                "validated": self.validated, "reasons": self.reasons, "label_stability": self.label_stability,
+                **joint}
 
 
 def _stability_among(replicates: np.ndarray, candidates: list[int], chosen: int) -> tuple[float, int | None]:
@@ -194,6 +211,8 @@ def judge_head(evidence: HeadEvidence, feature_names: tuple[str, ...], catalog: 
     """Apply the validation rules of ``rules`` (``threshold, alpha, min_stability, min_selectivity, strict``).
 
     The label's feature is the strongest sign-consistent feature; every failed rule is a failure with its numbers.
+    With the joint model's evidence (``evidence.conditional``) the label's feature must also have a conditional
+    effect in the catalog's direction (:func:`hsi_stats.profiles.conditional_failure`).
     A stronger sign-inverted relation is a remark ("also: avoids is_behind") that does not block the label.
     """
     choice = label_feature(evidence.rho, feature_names, catalog)
@@ -238,7 +257,13 @@ def judge_head(evidence: HeadEvidence, feature_names: tuple[str, ...], catalog: 
             failures.append(f"strict: CI bound nearest zero {bound:.3f} < threshold {rules.threshold:g}")
     if not evidence.selectivity >= rules.min_selectivity:
         failures.append(f"not selective: selectivity {evidence.selectivity:.3f} < {rules.min_selectivity:g}")
+    conditional = None
+    if evidence.joint_rows is not None:
+        conditional = conditional_evidence(choice.feature, evidence.joint_rows, evidence.left_out, rules.alpha)
+        reason = conditional_failure(conditional, catalog.meaning(choice.feature), rules.alpha)
+        if reason is not None and magnitude >= rules.threshold:  # it decides a label, not the lack of one
+            failures.append(reason)
 
     label = catalog.meaning(choice.feature).label if magnitude >= rules.threshold else GENERAL_CONTEXT
     return Verdict(choice.feature, label, strength_band(magnitude) if label != GENERAL_CONTEXT else "general",
-                   stability, tuple(failures), tuple(remarks))
+                   stability, tuple(failures), tuple(remarks), conditional)

@@ -23,16 +23,19 @@ import pandas as pd
 from ._validation import HSIDataError, OptionError, OptionTypeError, ResamplingWarning, seeded_generator
 from .agreement import LabelAgreement, LabelTarget, label_agreement
 from .catalog import GENERAL_CONTEXT, FeatureCatalog
-from .chunks import ChunkSource, entities_per_scenario
+from .chunks import ChunkSource, EntityCounts, Fused, accumulate, entity_summary, slot_values
 from .data import HSIDataset
-from .estimators import Estimate, estimate_with, selectivity
-from .focus import feature_indicators, focus_sums
+from .estimators import Estimate, SelectivityReduction, estimate_with, selectivity_from, sums_reduction
+from .focus import IndicatorReduction, focus_from, focus_reduction, indicators_from
 from .formatting import MISSING, format_interval, format_number, format_p
 from .inference.bootstrap import BootstrapResult, run_cluster_bootstrap
+from .inference.joint import JointInference, ScoreBootstrap, joint_inference
 from .inference.multitest import family_adjusted, smallest_adjusted
 from .inference.randomisation import PermutationInputs, RandomisationResult, resolve_scheme, run_randomisation_test
 from .inference.resampling import check_batch
+from .joint import JointFit, fit_joint
 from .labels import HeadEvidence, judge_head
+from .profiles import profile_text
 from .registry import build_registry, write_registry
 from .settings import (
     CORRECTION_NAMES,
@@ -50,7 +53,8 @@ HEAD_COLUMNS = ("head", "hsi", "ci_low", "ci_high", "hsi_p_value", "hsi_p_adjust
                 "primary_rho", "runner_up", "primary_stability", "selectivity", "label_feature", "label", "strength",
                 "validated", "reasons", "label_rho", "label_ci_low", "label_ci_high", "label_p_value",
                 "label_p_adjusted", "label_stability", "label_focus", "label_focus_ci_low", "label_focus_ci_high",
-                "label_focus_target")
+                "label_focus_target", "label_joint_feature", "label_joint_or", "label_joint_ci_low",
+                "label_joint_ci_high", "label_joint_p_adjusted", "profile")
 
 _VERSIONED = ("hsi_stats", "numpy", "scipy", "pandas", "statsmodels")
 
@@ -94,6 +98,15 @@ class HSIResult:
         the share of bootstrap resamples in which the primary feature stays the strongest; ``label_stability``
         the label feature's among the sign-consistent features. ``label_feature`` is the feature the label is
         judged on: for a General Context Head, the candidate that failed (the ``reasons`` say why), or none.
+        With the joint model: ``profile`` (the features with a conditional effect, strongest first,
+        :mod:`hsi_stats.profiles`) and the label feature's conditional odds ratio ``label_joint_or`` with its
+        interval and adjusted p-value (``label_joint_feature`` names the feature judged: the label's, or the kept
+        feature that explains it when the joint model left it out, the sign turned where their relation is
+        inverse).
+    joint : DataFrame or None
+        The joint model (:mod:`hsi_stats.joint`): one row per head x kept feature, ``head, feature, coef, ci_low,
+        ci_high, odds_ratio, p_value, p_adjusted`` (coefficient and interval on the log odds scale, ``odds_ratio``
+        its exponential) plus ``se``, ``scale`` and ``fit``; None when ``joint=False``.
     settings : AnalysisSettings
         Every option of the analysis, resolved: ``scheme`` is the scheme used, ``scheme_requested`` what was
         asked for. ``settings.to_dict()`` is what the registry and the report record.
@@ -101,7 +114,9 @@ class HSIResult:
         Scenarios, groups, entities, heads, features, left-out values per feature and why, loader notes.
     provenance : mapping
         Package versions, data fingerprint, seed and time.
-    estimate, bootstrap, test : the underlying results (for figures and further work).
+    estimate, bootstrap, test, joint_model : the underlying results (for figures and further work);
+        ``joint_model`` (a :class:`~hsi_stats.inference.joint.JointInference`) holds the fit, its columns left out
+        and its passes over the data.
     catalog : FeatureCatalog
         The feature meanings the labels were judged against.
     dataset : HSIDataset
@@ -118,6 +133,8 @@ class HSIResult:
     test: RandomisationResult
     catalog: FeatureCatalog
     dataset: HSIDataset | ChunkSource
+    joint: pd.DataFrame | None = None
+    joint_model: JointInference | None = None
     _agreement: dict[str, dict[int, LabelAgreement]] = field(default_factory=dict, repr=False, compare=False)
 
     def summary(self) -> str:
@@ -228,9 +245,13 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _data_summary(dataset: Any, est: Estimate, selection: StepSelection) -> dict[str, Any]:
-    present = entities_per_scenario(dataset)
+def _data_summary(dataset: Any, est: Estimate, selection: StepSelection, present: Mapping[str, float], passes: int,
+                  fit: JointFit | None) -> dict[str, Any]:
     described = selection.describe()
+    joint_notes = [] if fit is None else list(fit.notes)
+    if fit is not None and fit.left_out_entities:
+        joint_notes.append(f"{fit.left_out_entities} entities with a NaN feature were left out of the joint model's "
+                           "fit of their scenario.")
     return {
         "n_scenarios": dataset.n_scenarios,
         "n_groups": dataset.n_groups,
@@ -243,7 +264,14 @@ def _data_summary(dataset: Any, est: Estimate, selection: StepSelection) -> dict
         "steps": None if dataset.steps is None else sorted(int(s) for s in np.unique(dataset.steps)),
         "step_selection": selection.as_dict(),
         "left_out": est.left_out.to_dict(orient="records"),
-        "notes": [*([described[0].upper() + described[1:] + "."] if described else []), *dataset.notes],
+        "passes": passes,
+        "joint": None if fit is None else {
+            "passes": fit.passes, "start_scenarios": fit.sample_scenarios,
+            "features_left_out": [c.name for c in fit.aliasing.left_out if c.name in dataset.feature_names],
+            "entities_left_out": fit.left_out_entities, "firth_heads": [
+                name for name, method in zip(dataset.head_names, fit.method, strict=True) if method == "firth"]},
+        "notes": [*([described[0].upper() + described[1:] + "."] if described else []), *dataset.notes,
+                  *joint_notes],
     }
 
 
@@ -279,13 +307,15 @@ def _pairs_frame(est: Estimate, boot: BootstrapResult, test: RandomisationResult
 
 def _heads_frame(est: Estimate, boot: BootstrapResult, test: RandomisationResult, pair_adjusted: np.ndarray,
                  head_adjusted: np.ndarray, selectivities: np.ndarray, settings: AnalysisSettings,
-                 focus: np.ndarray, targets: list[str]) -> pd.DataFrame:
+                 focus: np.ndarray, targets: list[str], joint: JointInference | None) -> pd.DataFrame:
     base = est.heads_frame().drop(columns="runner_up_rho")
     stability = boot.stability(est.rho)
+    left_out = () if joint is None else joint.fit.aliasing.left_out
     rows = []
-    for h in range(len(est.head_names)):
+    for h, name in enumerate(est.head_names):
+        joint_rows = None if joint is None else joint.rows(name)
         evidence = HeadEvidence(est.rho[h], pair_adjusted[h], boot.rho_low[h], boot.rho_high[h],
-                                boot.rho_distribution[:, h, :], float(selectivities[h]))
+                                boot.rho_distribution[:, h, :], float(selectivities[h]), joint_rows, left_out)
         verdict = judge_head(evidence, est.feature_names, settings.feature_catalog, settings)
         f = None if verdict.label_feature is None else est.feature_names.index(verdict.label_feature)
         def at(values: np.ndarray, f: int | None = f, h: int = h) -> float:
@@ -300,6 +330,7 @@ def _heads_frame(est: Estimate, boot: BootstrapResult, test: RandomisationResult
             "label_focus_ci_low": at(np.asarray(boot.focus_low)),
             "label_focus_ci_high": at(np.asarray(boot.focus_high)),
             "label_focus_target": None if f is None else targets[h * len(est.feature_names) + f],
+            "profile": None if joint_rows is None else profile_text(joint_rows, settings.alpha),
         })
     extra = pd.DataFrame(rows)
     frame = pd.concat([base, extra], axis=1)
@@ -396,17 +427,40 @@ def analyze(
                               f"{MIN_SIGN_FLIP_GROUPS} groups; the data have {dataset.n_groups}) or load the data "
                               "in memory.")
 
-    est = estimate_with(dataset, settings)
-    directions = _focus_directions(est.rho, est.feature_names, settings.feature_catalog)
-    indicators = feature_indicators(dataset)  # one pass over the data, for the focus and its target's name
-    focus = focus_sums(dataset, directions, indicators)
+    catalog = settings.feature_catalog
+    slots = slot_values(dataset) if settings.adjust == "slot" else None
+    passes = 1 if slots is not None and isinstance(dataset, ChunkSource) else 0
+    # The reductions that need no result of another share one pass over the data (the joint model's first).
+    sums = sums_reduction(dataset, settings, slots) if settings.estimator != "pooled" else None
+    counts, flags = EntityCounts(), IndicatorReduction(dataset.feature_names)
+    expected = np.array([{"positive": 1, "negative": -1}.get(catalog.meaning(n).sign, 0)
+                         for n in dataset.feature_names])
+    focus_part, selective = focus_reduction(dataset, expected), SelectivityReduction(dataset.n_heads)
+    extras = [part for part in (sums, counts, flags, focus_part, selective) if part is not None]
+    fit: JointFit | None = None
+    if settings.joint:
+        fit = fit_joint(dataset, priority=column_priority(dataset.feature_names, catalog, slots),
+                        slot_values=slots, extras=extras)
+        passes += fit.passes
+    else:
+        accumulate(dataset, Fused(extras))
+        passes += 1
+    est = estimate_with(dataset, settings, sums)
+    passes += sums is None  # pooled ranks every pair at once: a pass of its own
+    directions = _focus_directions(est.rho, est.feature_names, catalog)
+    indicators = indicators_from(flags)
+    focus = focus_from(focus_part, directions)
+    scores = ScoreBootstrap(fit) if fit is not None and settings.correction in ("maxt", "maxt-single-step") else None
     boot = run_cluster_bootstrap(est.sums, settings.n_resamples, settings.confidence_level, settings.ci_method,
-                                 generator, batch_size, progress, focus)
+                                 generator, batch_size, progress, focus, also=() if scores is None else (scores.add,))
     inputs = (PermutationInputs.from_dataset(dataset, est.correlation)
               if scheme in PERMUTATION_SCHEMES and isinstance(dataset, HSIDataset) else None)
     test = run_randomisation_test(est.sums, scheme, inputs, settings.n_resamples, generator, batch_size, progress)
     pair_adjusted, head_adjusted = family_adjusted(test, settings.correction)
     _warn_if_alpha_unreachable(test, settings, pair_adjusted.size)
+    joint = None if fit is None else joint_inference(
+        fit, dataset.head_names, indicators, confidence_level=settings.confidence_level,
+        correction=settings.correction, deviations=None if scores is None else scores.deviations)
 
     used = settings.with_scheme_used(scheme)
     provenance = MappingProxyType({
@@ -414,15 +468,25 @@ def analyze(
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
     targets = _focus_targets(directions, indicators)
+    summary = _data_summary(dataset, est, selection, entity_summary(counts), passes, fit)
     return HSIResult(
         pairs=_pairs_frame(est, boot, test, pair_adjusted, focus.focus(), targets),
-        heads=_heads_frame(est, boot, test, pair_adjusted, head_adjusted, selectivity(dataset), used, focus.focus(),
-                           targets),
+        heads=_heads_frame(est, boot, test, pair_adjusted, head_adjusted, selectivity_from(selective), used,
+                           focus.focus(), targets, joint),
         settings=used,
-        data_summary=MappingProxyType(_data_summary(dataset, est, selection)),
+        data_summary=MappingProxyType(summary),
         provenance=provenance,
         estimate=est, bootstrap=boot, test=test, catalog=used.feature_catalog, dataset=dataset,
+        joint=None if joint is None else joint.table, joint_model=joint,
     )
+
+
+def column_priority(names: tuple[str, ...], catalog: FeatureCatalog, slots: np.ndarray | None) -> list[int]:
+    """The joint model's columns (features in the data's order, then slots) from the first to keep to the first to
+    leave out when aliased: the slots, then the features in the catalog's order, then the others in the data's."""
+    listed = [name for name in catalog if name in names]
+    order = [names.index(name) for name in listed] + [i for i, name in enumerate(names) if name not in listed]
+    return [*range(len(names), len(names) + (0 if slots is None else slots.size)), *order]
 
 
 document_options(analyze, indent="        ")

@@ -188,6 +188,11 @@ but 'median' was passed.
         doc="Least mean 1 - H(p)/log n of the head's attention (0 = uniform) for a label.")
     strict: bool = _option(False, _flag, kind="bool",
                            doc="Also require the CI bound nearest zero to reach the threshold.")
+    joint: bool = _option(
+        True, _flag, kind="bool",
+        doc="Fit the joint model of each head (a conditional logit of its attention on every feature, the others "
+            "held fixed): its coefficients with intervals and corrected tests, each head's profile, and a label "
+            "validates only if its feature keeps a conditional effect in the expected direction.")
     catalog: FeatureCatalog | Mapping[str, Any] | str | os.PathLike[str] | None = _option(  # noqa: RUF009 - a field
         None, _catalog, kind="path", typed="None, mapping or path",
         doc="Feature meanings (head-function names, expected signs): a .toml/.json file (or, in Python, a "

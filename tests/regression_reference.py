@@ -109,6 +109,7 @@ def compute() -> dict[str, Any]:
             "registry": _without_run_specifics(result.registry(allow_unvalidated=True)),
             "pairs": result.pairs.to_dict(orient="list"),
             "heads": result.heads.to_dict(orient="list"),
+            "joint": result.joint.to_dict(orient="list"),
             "null_hsi_mean": result.test.null_hsi.mean(axis=0).tolist(),
         }
     evolution = analyze_evolution(dataset, n_resamples=N_RESAMPLES, trend_resamples=999, rng=SEED)

@@ -22,10 +22,11 @@ import hsi_stats.chunks
 from hsi_stats import HSIDataset, estimate
 from hsi_stats._validation import ConstantInputWarning
 from hsi_stats.chunks import scenario_chunks
-from hsi_stats.estimators import _rank_within, selectivity
+from hsi_stats.estimators import selectivity
 from hsi_stats.focus import feature_indicators, focus_sums
 from hsi_stats.group_sums import LEAVE_ONE_OUT
 from hsi_stats.synthetic import generate
+from hsi_stats.within import rank_within
 from tests.test_estimator_properties import COMBOS, datasets
 
 TOL = 1e-12
@@ -82,7 +83,7 @@ def test_groups_split_across_chunks_give_the_sums_of_the_whole(monkeypatch: pyte
 def test_pairwise_ranks_equal_rankdata(values: np.ndarray, valid: st.DataObject) -> None:
     mask = valid.draw(arrays(np.bool_, values.shape)) & ~np.isnan(values)
     expected = rankdata(np.where(mask, values, np.nan), axis=-1, nan_policy="omit")
-    np.testing.assert_array_equal(_rank_within(values, mask), expected)
+    np.testing.assert_array_equal(rank_within(values, mask), expected)
 
 
 @pytest.mark.parametrize("name", sorted(COMBOS))

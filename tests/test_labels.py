@@ -48,7 +48,11 @@ SAFETY = [-0.5, -0.1, 0.05, -0.05]  # a Safety Head that passes every rule
 def test_evidence_passing_every_rule_validates():
     verdict = _judge(_evidence(SAFETY))
     assert verdict.as_row() == {"label_feature": "ttc", "label": "Safety Head", "strength": "moderate",
-                                "validated": True, "label_stability": 1.0, "reasons": ""}
+                                "validated": True, "label_stability": 1.0, "reasons": "",
+                                "label_joint_feature": None, "label_joint_or": pytest.approx(np.nan, nan_ok=True),
+                                "label_joint_ci_low": pytest.approx(np.nan, nan_ok=True),
+                                "label_joint_ci_high": pytest.approx(np.nan, nan_ok=True),
+                                "label_joint_p_adjusted": pytest.approx(np.nan, nan_ok=True)}
     assert verdict.failures == () and verdict.remarks == ()
 
 

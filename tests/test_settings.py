@@ -31,7 +31,7 @@ from hsi_stats.synthetic import generate
 #: The keys of the settings mapping recorded in the registry's ``_meta`` (and the report) since the first release.
 RECORDED_KEYS = ["estimator", "correlation", "adjust", "fisher_clip", "n_resamples", "confidence_level", "ci_method",
                  "scheme", "scheme_requested", "correction", "alpha", "threshold", "min_stability",
-                 "min_selectivity", "strict", "catalog"]
+                 "min_selectivity", "strict", "joint", "catalog"]
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +108,7 @@ BAD_VALUES = [
     ("ci_method", "studentized", r"`ci_method` must be one of \{'expanded', 'bca', 'percentile', 'basic'\}"),
     ("scheme", "bootstrap", r"`scheme` must be one of \{'auto', 'sign-flip'"),
     ("correction", "hochberg", r"`correction` must be one of \{'maxt', .*'hommel', 'none'\}, but 'hochberg'"),
+    ("joint", "yes", r"`joint` must be True or False, but 'yes' was passed"),
     ("alpha", math.nan, r"`alpha` must be a number in \[0, 1\], but nan"),
     ("threshold", 1.5, r"`threshold` must be a number in \[0, 1\]"),
     ("min_stability", True, r"`min_stability`"),

@@ -37,6 +37,7 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -276,8 +277,10 @@ def cluster_bootstrap(
 
 def run_cluster_bootstrap(sums: GroupSums, n_resamples: int, confidence_level: float, method: str,
                           rng: np.random.Generator, batch: int, progress: bool,
-                          focus: FocusSums | None = None) -> BootstrapResult:
-    """:func:`cluster_bootstrap` for arguments already checked."""
+                          focus: FocusSums | None = None,
+                          also: Sequence[Callable[[FloatArray], None]] = ()) -> BootstrapResult:
+    """:func:`cluster_bootstrap` for arguments already checked; each of ``also`` is handed every batch of group
+    weights (b, G) as it is drawn (other statistics resampled with the same resamples, at no extra draw)."""
     n_groups = sums.n_groups
     if n_groups < 2:
         raise HSIDataError(f"the cluster bootstrap needs at least 2 groups, but the data have {n_groups}.")
@@ -291,6 +294,8 @@ def run_cluster_bootstrap(sums: GroupSums, n_resamples: int, confidence_level: f
     for size in tqdm(list(batch_sizes(n_resamples, batch)), desc="bootstrap", unit="batch", disable=not progress):
         weights = bootstrap_weights(rng, size, n_groups)
         replicates[done:done + size] = sums.rho(weights)
+        for consumer in also:
+            consumer(weights)
         if focus is not None and focus_replicates is not None:
             focus_replicates[done:done + size] = focus.focus(weights)
         done += size

@@ -1,0 +1,175 @@
+r"""One pass of the joint model over the data: what Newton's method needs at given coefficients, summed over scenarios.
+
+For head h with coefficients :math:`\beta`, scenario s contributes, over the entities v of its fit (the valid
+entities of :mod:`hsi_stats.joint.design`), with :math:`a_{sv}` the head's attention renormalised over them and
+:math:`p_{sv} = \exp(\beta^\top z_{sv}) / \sum_{v'} \exp(\beta^\top z_{sv'})`,
+
+.. math::
+    \ell_s = \sum_v a_{sv} \log p_{sv}, \qquad
+    g_s = \sum_v (a_{sv} - p_{sv}) z_{sv}, \qquad
+    I_s = \sum_v p_{sv} (z_{sv} - \bar z_s)(z_{sv} - \bar z_s)^\top, \quad \bar z_s = \sum_v p_{sv} z_{sv},
+
+the log-likelihood, the score and the information (minus the Hessian) of a multinomial logit with fractional
+responses (McFadden 1974; Mullahy 2015). A scenario counts when it has at least two entities in the fit and the
+head's attention there is not all zero; attention is a share of mass, so a negative value counts by its
+magnitude. For a head fitted with Firth's penalty the pass also sums the third central moments
+:math:`T_s = \sum_v p_{sv} \tilde z_{sv} \otimes \tilde z_{sv} \otimes \tilde z_{sv}`, from which the penalty's
+gradient follows. Per-group (episode) scores and informations are summed when the inference needs them (the last
+pass). The first pass of an analysis also sums what decides the fit itself: the design's within-scenario
+cross-products (aliasing), and for each head the part of them that its support (the entities with positive
+attention) lacks (whether the unpenalised estimate exists), the zeros and the entities left out.
+
+:class:`JointPass` is an accumulator of :mod:`hsi_stats.chunks` (fed chunk by chunk, merged part by part), so the
+same numbers come from memory, shards and a Dask cluster. This module sums; it decides nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..chunks import Chunk, slot_onehot
+from ..group_sums import Grouping, GroupTotals
+from .design import design_chunk, within_cross_products
+
+__all__ = ["JointPass"]
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+
+class JointPass:
+    """Sums of one pass at coefficients ``coef`` for the heads ``heads``.
+
+    Parameters
+    ----------
+    n_groups : int
+    names : sequence of str
+        The features, in the data's order (the design's first columns).
+    slot_values : ndarray or None
+        The distinct slots, for slot indicator columns (``adjust="slot"``).
+    heads : sequence of int
+        The heads evaluated (indices into the data's heads).
+    coef : ndarray (len(heads), K)
+        Their coefficients, 0 on columns left out.
+    firth, per_group : ndarray of bool (len(heads),)
+        Which heads need the third moments (Firth's penalty) and per-group sums.
+    first : bool
+        Also sum the design's cross-products, support deficits, zeros and left-out entities.
+
+    Attributes (after the data went through)
+    ----------------------------------------
+    loglik (h,), score (h, K), information (h, K, K), third (h, K, K, K) (zero for heads without Firth), used (h,)
+    scenarios counted; per group (``group_totals``): ``"score"`` (G, h', K), ``"information"`` (G, h', K, K),
+    ``"used"`` (G, h') for the heads with ``per_group``; first pass: ``cross`` (K, K), ``deficit`` (h, K, K),
+    ``zeros`` (h,), ``left_out`` and ``entities`` (int).
+    """
+
+    def __init__(self, *, n_groups: int, names: Sequence[str], slot_values: NDArray[np.int64] | None,
+                 heads: Sequence[int], coef: FloatArray, firth: BoolArray, per_group: BoolArray,
+                 first: bool) -> None:
+        self.names, self.slot_values = tuple(names), slot_values
+        self.heads = np.asarray(heads, dtype=np.intp)
+        self.coef = np.asarray(coef, dtype=np.float64)
+        self.firth, self.per_group, self.first = np.asarray(firth, bool), np.asarray(per_group, bool), bool(first)
+        n, k = self.coef.shape
+        self.loglik, self.score, self.information = np.zeros(n), np.zeros((n, k)), np.zeros((n, k, k))
+        self.third = np.zeros((n, k, k, k)) if self.firth.any() else None
+        self.used = np.zeros(n)
+        self.group_totals = GroupTotals(n_groups)
+        self.cross, self.deficit = np.zeros((k, k)), np.zeros((n, k, k))
+        self.zeros, self.left_out, self.entities = np.zeros(n, dtype=np.int64), 0, 0
+
+    def add(self, chunk: Chunk) -> None:
+        onehot = None if self.slot_values is None else slot_onehot(chunk, self.slot_values)
+        z, valid, left_out = design_chunk(chunk.features, chunk.mask, self.names, onehot)
+        mass = np.where(valid[:, None, :], np.abs(chunk.attention[:, self.heads, :]), 0.0)  # (s, h, V)
+        total = mass.sum(axis=2)
+        usable = (valid.sum(axis=1)[:, None] >= 2) & (total > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = np.where(usable[..., None], mass / np.where(total > 0, total, 1.0)[..., None], 0.0)
+        p, log_p = _softmax(z, valid, self.coef)
+        p = np.where(usable[..., None], p, 0.0)
+        self.used += usable.sum(axis=0)
+        self.loglik += (a * log_p).sum(axis=(0, 2))
+        residual = a - p
+        flat = z.reshape(-1, z.shape[2])
+        self.score += np.einsum("shv,svk->hk", residual, z)
+        mean = np.matmul(p, z)  # (s, h, K): the p-weighted mean covariate of each scenario
+        for i in range(len(self.heads)):
+            self.information[i] += (flat * p[:, i, :].reshape(-1, 1)).T @ flat - mean[:, i, :].T @ mean[:, i, :]
+        if self.third is not None:
+            for i in np.flatnonzero(self.firth):
+                self.third[i] += _third_moments(z, p[:, i, :], mean[:, i, :])
+        if self.per_group.any():
+            self._add_groups(chunk.grouping(), z, residual, p, mean, usable)
+        if self.first:
+            self._add_first(z, valid, mass, usable, left_out)
+
+    def _add_groups(self, grouping: Grouping, z: FloatArray, residual: FloatArray, p: FloatArray, mean: FloatArray,
+                    usable: BoolArray) -> None:
+        chosen = np.flatnonzero(self.per_group)
+        scores = np.matmul(residual[:, chosen, :], z)  # (s, h', K)
+        weighted = p[:, chosen, :, None] * z[:, None, :, :]  # (s, h', V, K)
+        information = (np.matmul(weighted.transpose(0, 1, 3, 2), z[:, None, :, :])
+                       - mean[:, chosen, :, None] * mean[:, chosen, None, :])
+        self.group_totals.add("score", grouping, grouping.sum(scores))
+        self.group_totals.add("information", grouping, grouping.sum(information))
+        self.group_totals.add("used", grouping, grouping.sum(usable[:, chosen].astype(np.float64)))
+
+    def _add_first(self, z: FloatArray, valid: BoolArray, mass: FloatArray, usable: BoolArray, left_out: int) -> None:
+        per_scenario = within_cross_products(z, valid)  # (s, K, K)
+        self.cross += per_scenario.sum(axis=0)
+        self.left_out += left_out
+        self.entities += int(valid.sum())
+        # a scenario a head does not count lacks all its cross-products; one where it gives an entity nothing,
+        # those of the entities outside its support
+        self.deficit += np.einsum("sh,skl->hkl", (~usable).astype(np.float64), per_scenario)
+        zero = valid[:, None, :] & (mass == 0) & usable[..., None]
+        self.zeros += zero.sum(axis=(0, 2))
+        scenarios, heads = np.nonzero(zero.any(axis=2))
+        if scenarios.size:  # the cross-products the support lacks, where a head gives some entity nothing
+            support = valid[scenarios] & (mass[scenarios, heads] > 0)
+            deficit = per_scenario[scenarios] - within_cross_products(z[scenarios], support)
+            np.add.at(self.deficit, heads, deficit)
+
+    def merge(self, other: JointPass) -> None:
+        self.loglik += other.loglik
+        self.score += other.score
+        self.information += other.information
+        if self.third is not None and other.third is not None:
+            self.third += other.third
+        self.used += other.used
+        self.group_totals.merge(other.group_totals)
+        self.cross += other.cross
+        self.deficit += other.deficit
+        self.zeros += other.zeros
+        self.left_out += other.left_out
+        self.entities += other.entities
+
+
+def _softmax(z: FloatArray, valid: BoolArray, coef: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Fitted shares p (s, h, V) over the valid entities and their logarithms (0 elsewhere)."""
+    n_scenarios, n_slots, n_columns = z.shape
+    utility = (z.reshape(-1, n_columns) @ coef.T).reshape(n_scenarios, n_slots, -1).transpose(0, 2, 1)
+    utility = np.where(valid[:, None, :], utility, -np.inf)
+    top = utility.max(axis=2, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    shifted = utility - top
+    weights = np.exp(shifted)
+    norm = weights.sum(axis=2, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(norm > 0, weights / np.where(norm > 0, norm, 1.0), 0.0)
+        log_p = np.where(valid[:, None, :], shifted - np.log(np.where(norm > 0, norm, 1.0)), 0.0)
+    return p, log_p
+
+
+def _third_moments(z: FloatArray, p: FloatArray, mean: FloatArray) -> FloatArray:
+    """:math:`\\sum_s \\sum_v p_{sv} \\tilde z \\otimes \\tilde z \\otimes \\tilde z` (K, K, K) for one head."""
+    centred = z - mean[:, None, :]  # (s, V, K)
+    weighted = (p[..., None] * centred).reshape(-1, z.shape[2])
+    flat = centred.reshape(-1, z.shape[2])
+    pairs = (weighted[:, :, None] * flat[:, None, :]).reshape(flat.shape[0], -1)  # (sV, K*K)
+    return (pairs.T @ flat).reshape(z.shape[2], z.shape[2], z.shape[2])
