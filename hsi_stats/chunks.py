@@ -12,13 +12,14 @@ This module knows nothing about estimators or files.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .group_sums import Grouping
+from .within import percentile_within
 
 if TYPE_CHECKING:
     from .data import HSIDataset
@@ -40,6 +41,20 @@ class Chunk:
     mask: NDArray[np.bool_]  # (s, V)
     slots: NDArray[np.int64] | None  # (s, V)
     codes: NDArray[np.intp]  # (s,) group codes 0..G-1 of the whole data set
+    start: int = 0  # the index of its first scenario in the data set (in the shard, for a shard's chunks)
+    _memo: dict[str, tuple[NDArray[np.bool_], NDArray[np.float64]]] = field(default_factory=dict, repr=False,
+                                                                          compare=False)
+
+    def percentiles(self, name: str, valid: NDArray[np.bool_]) -> NDArray[np.float64]:
+        """Feature ``name``'s within-scenario mid-rank percentiles over the entities ``valid`` (s, V)
+        (:func:`hsi_stats.within.percentile_within`), computed once per chunk for the reductions of a pass that
+        ask for the same ones."""
+        found = self._memo.get(name)
+        if found is not None and np.array_equal(found[0], valid):
+            return found[1]
+        result = percentile_within(self.features[name], valid)
+        self._memo[name] = (valid, result)
+        return result
 
     @property
     def n_scenarios(self) -> int:
@@ -94,7 +109,7 @@ def chunks_with_codes(dataset: HSIDataset, codes: NDArray[np.intp], values: int 
         # chunk's rows costs one pass over them and makes every product of the reductions run at full speed.
         yield Chunk(np.ascontiguousarray(dataset.attention[part]),
                     {name: np.ascontiguousarray(values[part]) for name, values in dataset.features.items()},
-                    dataset.mask[part], None if dataset.slots is None else dataset.slots[part], codes[part])
+                    dataset.mask[part], None if dataset.slots is None else dataset.slots[part], codes[part], start)
 
 
 @runtime_checkable

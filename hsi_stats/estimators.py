@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -66,6 +66,7 @@ class _FeatureInput:
     missing: int  # NaN on a present entity: always left out
     infinite: int  # +-inf on a present entity
     infinite_left_out: int  # under Pearson, the infinite values left out
+    percentiles: FloatArray | None = None  # within-scenario mid-rank percentiles over ``valid``, when computed
 
 
 def _feature_inputs(features: Mapping[str, FloatArray], mask: BoolArray, names: tuple[str, ...],
@@ -84,12 +85,12 @@ def _feature_inputs(features: Mapping[str, FloatArray], mask: BoolArray, names: 
 
 
 # --------------------------------------------------------------------------- the three estimators
-def _centred_pair(attention: FloatArray, feature: _FeatureInput,
-                  correlation: str) -> tuple[FloatArray, FloatArray]:
+def _centred_pair(attention: FloatArray, feature: _FeatureInput, correlation: str) -> tuple[FloatArray, FloatArray]:
     """Attention (S, H, V) and feature (S, V) on the correlation's scales, centred within scenario.
 
     ``spearman`` ranks both within the scenario; ``rank-feature`` keeps the attention mass and turns the feature
-    into its within-scenario mid-rank percentile; ``pearson`` keeps both.
+    into its within-scenario mid-rank percentile (``feature.percentiles``, when already computed); ``pearson`` keeps
+    both.
     """
     valid = feature.valid
     a, x = attention, feature.values
@@ -97,7 +98,7 @@ def _centred_pair(attention: FloatArray, feature: _FeatureInput,
         a = rank_within(a, valid[:, None, :])
         x = rank_within(x, valid)
     elif correlation == "rank-feature":
-        x = percentile_within(x, valid)
+        x = percentile_within(x, valid) if feature.percentiles is None else feature.percentiles
     return centre_within(a, valid[:, None, :]), centre_within(x, valid)
 
 
@@ -187,6 +188,8 @@ class SumsReduction:
         slots = None if self.slot_values is None else slot_onehot(chunk, self.slot_values)
         for f, feature in enumerate(_feature_inputs(chunk.features, chunk.mask, self.names, self.correlation)):
             self.counts[:, f] += (feature.missing, feature.infinite, feature.infinite_left_out)
+            if self.correlation == "rank-feature" and self.estimator != "pooled":  # shared with the joint model
+                feature = replace(feature, percentiles=chunk.percentiles(self.names[f], feature.valid))
             if self.estimator == "within":
                 rows = _within_rows(chunk.attention, feature, self.correlation, slots, grouping)
                 present = feature.valid.sum(axis=1)

@@ -30,14 +30,21 @@ class Grouping:
     """
 
     def __init__(self, codes: NDArray[np.intp]) -> None:
-        self.order = np.argsort(codes, kind="stable")
-        sorted_codes = codes[self.order]
+        #: Whether the rows are already in code order (scenarios of one episode together, episodes in order): then
+        #: they are summed where they lie, without a reordered copy.
+        self.in_order = bool(np.all(codes[1:] >= codes[:-1]))
+        self.order = np.arange(codes.size) if self.in_order else np.argsort(codes, kind="stable")
+        sorted_codes = codes if self.in_order else codes[self.order]
         self.starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
         self.codes = sorted_codes[self.starts]
         self.n_groups = int(self.starts.size)
 
+    def ordered(self, values: FloatArray) -> FloatArray:
+        """``values`` (rows first) in code order."""
+        return values if self.in_order else values[self.order]
+
     def sum(self, values: FloatArray) -> FloatArray:
-        return np.add.reduceat(values[self.order], self.starts, axis=0)
+        return np.add.reduceat(self.ordered(values), self.starts, axis=0)
 
 
 class GroupTotals:

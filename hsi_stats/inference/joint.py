@@ -95,8 +95,11 @@ def jackknife_covariance(scores: FloatArray, group_information: FloatArray, info
     if n_groups < 2 or not np.isfinite(information).all():
         return np.full((k, k), np.nan), n_groups
     without = information[None] - group_information[counted]
-    shifts = -np.stack([np.linalg.lstsq(m, s, rcond=None)[0] for m, s in zip(without, scores[counted],
-                                                                                  strict=True)])
+    try:
+        shifts = -np.linalg.solve(without, scores[counted][..., None])[..., 0]
+    except np.linalg.LinAlgError:  # an episode that carries all the information on some direction
+        shifts = -np.stack([np.linalg.lstsq(m, s, rcond=None)[0] for m, s in zip(without, scores[counted],
+                                                                                      strict=True)])
     centred = shifts - shifts.mean(axis=0)
     return (n_groups - 1) / n_groups * centred.T @ centred, n_groups
 
@@ -185,7 +188,8 @@ def _adjusted(p: FloatArray, correction: str, deviations: FloatArray | None) -> 
     with np.errstate(divide="ignore", invalid="ignore"):
         spread = deviations.std(axis=0, ddof=1)
         null = np.abs(deviations / spread)
-        observed = -ndtri(p / 2.0)  # the standard-normal statistic with the t test's p-value
+        # the standard-normal statistic with the t test's p-value (finite where p underflows to 0)
+        observed = np.minimum(-ndtri(p / 2.0), 1e300)
     counter = ExceedanceCounter(observed)
     counter.update(np.where(np.isfinite(null), null, np.nan))
     _, single_step, step_down = counter.p_values(exact=False)

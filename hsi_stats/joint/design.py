@@ -25,7 +25,7 @@ This module computes covariates and decides columns; it fits nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +43,8 @@ BoolArray = NDArray[np.bool_]
 MAX_VIF = 10.0
 #: An indicator's coefficient per unit of its 0/1 value is its percentile coefficient times this.
 INDICATOR_SCALE = 0.5
+#: A feature's percentiles over the entities given: ``percentiles(name, valid) -> (s, V)``.
+Percentiles = Callable[[str, BoolArray], FloatArray]
 #: A column whose within-scenario variation is below this share of the largest column's has none.
 _CONSTANT = 1e-12
 
@@ -53,11 +55,14 @@ def slot_column_names(slot_values: Sequence[int]) -> tuple[str, ...]:
 
 
 def design_chunk(features: Mapping[str, FloatArray], mask: BoolArray, names: Sequence[str],
-                 slot_onehot: FloatArray | None = None) -> tuple[FloatArray, BoolArray, int]:
+                 slot_onehot: FloatArray | None = None, percentiles: Percentiles | None = None,
+                 ) -> tuple[FloatArray, BoolArray, int]:
     """Covariates (s, V, K) of a chunk's entities, the entities the fit uses (s, V) and the entities left out.
 
     ``features`` maps each of ``names`` to (s, V); ``mask`` marks the entities present; ``slot_onehot`` (s, V, k)
     adds slot indicator columns after the features. Covariates are 0 on entities the fit does not use.
+    ``percentiles(name, valid)`` gives a feature's percentiles (default :func:`~hsi_stats.within.percentile_within`;
+    a chunk's :meth:`~hsi_stats.chunks.Chunk.percentiles` shares them with the other reductions of a pass).
 
     Examples
     --------
@@ -65,10 +70,16 @@ def design_chunk(features: Mapping[str, FloatArray], mask: BoolArray, names: Seq
     >>> z[0, :, 0].tolist(), valid.tolist(), left_out
     ([0.5, 0.16666666666666666, 0.8333333333333334, 0.0], [[True, True, True, False]], 1)
     """
-    values = np.stack([np.asarray(features[name], dtype=np.float64) for name in names], axis=1)  # (s, F, V)
-    valid = mask & ~np.isnan(values).any(axis=1)
+    valid = mask.copy()
+    for name in names:
+        valid &= ~np.isnan(features[name])
     left_out = int((mask & ~valid).sum())
-    z = np.where(valid[:, None, :], percentile_within(values, valid[:, None, :]), 0.0).transpose(0, 2, 1)
+    if percentiles is None:
+        values = np.stack([np.asarray(features[name], dtype=np.float64) for name in names], axis=1)  # (s, F, V)
+        found = percentile_within(values, valid[:, None, :])
+    else:
+        found = np.stack([percentiles(name, valid) for name in names], axis=1)
+    z = np.where(valid[:, None, :], found, 0.0).transpose(0, 2, 1)
     if slot_onehot is not None:
         z = np.concatenate([z, np.where(valid[..., None], slot_onehot, 0.0)], axis=2)
     return np.ascontiguousarray(z), valid, left_out

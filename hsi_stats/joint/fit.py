@@ -4,15 +4,15 @@ The estimate maximises :math:`\ell(\beta) = \sum_s \sum_v a_{sv} \log p_{sv}(\be
 method: from :math:`\beta_t` the step is :math:`\Delta_t = I(\beta_t)^{-1} g(\beta_t)` (:mod:`hsi_stats.joint.passes`),
 halved as long as the log-likelihood at the new point falls below the old one (a line search; an undamped Newton
 method diverges on heads with nearly all their attention on a few entities). The rule to stop is
-:math:`\max_k |\Delta_{t,k}| \le 10^{-7} \max(1, \max_k |\beta_{t,k}|)`, and the estimate is then
+:math:`\max_k |\Delta_{t,k}| \le 10^{-6} \max(1, \max_k |\beta_{t,k}|)`, and the estimate is then
 :math:`\beta_t + \Delta_t` (Newton converges quadratically: its error is of the order of
 :math:`|\Delta_t|^2`); the per-episode scores, kept for the inference, are moved to it to first order
 (:math:`s_g \leftarrow s_g - I_g \Delta_t`, so that they sum to zero).
 
 Every evaluation is one pass over the data. To keep the passes few, the fit starts from the estimate on the first
 :data:`SAMPLE_SCENARIOS` scenarios (held in memory and fitted to convergence there; the same scenarios whether the
-data are in memory or in shards), and its first pass over the whole data is fused with the other reductions of the
-analysis; two or three more passes usually follow.
+data are in memory or in shards; itself started from the first :data:`FIRST_SCENARIOS`), and its first pass over
+the whole data is fused with the other reductions of the analysis; two more passes usually follow.
 
 Existence and Firth's penalty. The unpenalised estimate exists whenever the within-scenario cross-products of the
 covariates over each scenario's *support* (the entities the head gives positive attention) have full rank: a
@@ -40,17 +40,19 @@ from .._validation import ConvergenceWarning
 from ..chunks import Accumulator, ChunkSource, Fused, accumulate
 from ..data import HSIDataset
 from .design import Aliasing, choose_columns, slot_column_names
-from .passes import JointPass
+from .passes import DesignCache, JointPass
 
 __all__ = ["FIRTH_EIGENVALUE", "MAX_PASSES", "SAMPLE_SCENARIOS", "TOLERANCE", "JointFit", "fit_joint"]
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
-#: Scenarios of the start's fit (the first ones of the data).
+#: Scenarios of the start's fit (the first ones of the data); that fit starts from one on the first
+#: :data:`FIRST_SCENARIOS`, which starts from zero.
 SAMPLE_SCENARIOS = 2**14
+FIRST_SCENARIOS = 2**11
 #: Relative size of the last Newton step at which the fit stops.
-TOLERANCE = 1e-7
+TOLERANCE = 1e-6
 #: Passes over the data (and iterations on the start's sample) at most.
 MAX_PASSES = 30
 MAX_SAMPLE_ITERATIONS = 200
@@ -235,12 +237,13 @@ class _Plan:
     dataset: HSIDataset | ChunkSource
     columns: tuple[str, ...]
     slot_values: NDArray[np.int64] | None
+    cache: DesignCache | None
 
     def run(self, heads: NDArray[np.intp], coef: FloatArray, firth: BoolArray, per_group: BoolArray, *,
             first: bool = False, extras: Sequence[Accumulator] = ()) -> JointPass:
         found = JointPass(n_groups=self.dataset.n_groups, names=self.dataset.feature_names,
                           slot_values=self.slot_values, heads=heads, coef=coef, firth=firth, per_group=per_group,
-                          first=first)
+                          first=first, cache=self.cache)
         accumulate(self.dataset, Fused([found, *extras]) if extras else found)
         return found
 
@@ -254,18 +257,17 @@ def fit_joint(dataset: HSIDataset | ChunkSource, *, priority: Sequence[int], slo
     """
     names = dataset.feature_names
     plan = _Plan(dataset, (*names, *(() if slot_values is None else slot_column_names(slot_values.tolist()))),
-                 slot_values)
+                 slot_values, DesignCache() if isinstance(dataset, HSIDataset) else None)
     n_heads, n_columns = dataset.n_heads, len(plan.columns)
     heads = np.arange(n_heads)
     coef = np.zeros((n_heads, n_columns))
     firth = np.zeros(n_heads, dtype=bool)
-    sample_size = 0
-    if dataset.n_scenarios > SAMPLE_SCENARIOS:  # start from the fit on the first scenarios, in memory
-        sample = (dataset.sample(SAMPLE_SCENARIOS) if isinstance(dataset, ChunkSource) else
-                  dataset.select(scenarios=np.arange(SAMPLE_SCENARIOS)))
+    sample_size = next((size for size in (SAMPLE_SCENARIOS, FIRST_SCENARIOS) if dataset.n_scenarios > size), 0)
+    if sample_size:  # start from the fit on the first scenarios, in memory
+        sample = (dataset.sample(sample_size) if isinstance(dataset, ChunkSource) else
+                  dataset.select(scenarios=np.arange(sample_size)))
         start = fit_joint(sample, priority=priority, slot_values=slot_values, groups=False)
         coef, firth = np.nan_to_num(start.coef), np.array([m == "firth" for m in start.method])
-        sample_size = sample.n_scenarios
     first = plan.run(heads, coef, firth, np.zeros(n_heads, dtype=bool), first=True, extras=extras)
     passes = 1
     aliasing = choose_columns(first.cross, plan.columns, priority)

@@ -25,7 +25,9 @@ same numbers come from memory, shards and a Dask cluster. This module sums; it d
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
+from itertools import pairwise
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,10 +36,36 @@ from ..chunks import Chunk, slot_onehot
 from ..group_sums import Grouping, GroupTotals
 from .design import design_chunk, within_cross_products
 
-__all__ = ["JointPass"]
+__all__ = ["DesignCache", "JointPass"]
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
+
+
+class DesignCache:
+    """The covariates of an in-memory data set's chunks, computed on the first pass and kept for the others.
+
+    A mid-rank percentile is :math:`(2r - 1)/(2n)` with :math:`2r - 1` an integer, so each is kept as that integer
+    (one byte for up to 64 entities) with :math:`n`, and decoded to the same double: the division of the same two
+    integers. Only for data held in memory (a chunk is known by its first scenario); shards compute them anew.
+    """
+
+    def __init__(self) -> None:
+        self._chunks: dict[tuple[int, int], tuple[NDArray[np.integer], NDArray[np.int16], BoolArray, int]] = {}
+
+    def design(self, chunk: Chunk, names: Sequence[str]) -> tuple[FloatArray, BoolArray, int]:
+        """The feature covariates (s, V, F) of ``chunk``, its entities in the fit and the entities left out."""
+        key = (chunk.start, chunk.n_scenarios)
+        if key not in self._chunks:
+            z, valid, left_out = design_chunk(chunk.features, chunk.mask, names, percentiles=chunk.percentiles)
+            n = valid.sum(axis=1).astype(np.int16)[:, None, None]
+            codes = np.rint(z * (2 * n)).astype(np.int8 if valid.shape[1] <= 64 else np.int16)
+            self._chunks[key] = (codes, n, valid, left_out)
+            return z, valid, left_out
+        codes, n, valid, left_out = self._chunks[key]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(valid[..., None], codes / (2.0 * n), 0.0)
+        return z, valid, left_out
 
 
 class JointPass:
@@ -58,6 +86,8 @@ class JointPass:
         Which heads need the third moments (Firth's penalty) and per-group sums.
     first : bool
         Also sum the design's cross-products, support deficits, zeros and left-out entities.
+    cache : DesignCache, optional
+        Covariates kept from an earlier pass over the same data in memory.
 
     Attributes (after the data went through)
     ----------------------------------------
@@ -69,8 +99,8 @@ class JointPass:
 
     def __init__(self, *, n_groups: int, names: Sequence[str], slot_values: NDArray[np.int64] | None,
                  heads: Sequence[int], coef: FloatArray, firth: BoolArray, per_group: BoolArray,
-                 first: bool) -> None:
-        self.names, self.slot_values = tuple(names), slot_values
+                 first: bool, cache: DesignCache | None = None) -> None:
+        self.names, self.slot_values, self.cache = tuple(names), slot_values, cache
         self.heads = np.asarray(heads, dtype=np.intp)
         self.coef = np.asarray(coef, dtype=np.float64)
         self.firth, self.per_group, self.first = np.asarray(firth, bool), np.asarray(per_group, bool), bool(first)
@@ -82,44 +112,55 @@ class JointPass:
         self.cross, self.deficit = np.zeros((k, k)), np.zeros((n, k, k))
         self.zeros, self.left_out, self.entities = np.zeros(n, dtype=np.int64), 0, 0
 
+    def _design(self, chunk: Chunk) -> tuple[FloatArray, BoolArray, int]:
+        if self.cache is not None:
+            z, valid, left_out = self.cache.design(chunk, self.names)
+        else:
+            z, valid, left_out = design_chunk(chunk.features, chunk.mask, self.names, percentiles=chunk.percentiles)
+        if self.slot_values is not None:
+            onehot = np.where(valid[..., None], slot_onehot(chunk, self.slot_values), 0.0)
+            z = np.concatenate([z, onehot], axis=2)
+        return z, valid, left_out
+
     def add(self, chunk: Chunk) -> None:
-        onehot = None if self.slot_values is None else slot_onehot(chunk, self.slot_values)
-        z, valid, left_out = design_chunk(chunk.features, chunk.mask, self.names, onehot)
-        mass = np.where(valid[:, None, :], np.abs(chunk.attention[:, self.heads, :]), 0.0)  # (s, h, V)
+        z, valid, left_out = self._design(chunk)
+        mass = np.abs(chunk.attention[:, self.heads, :])  # (s, h, V)
+        mass[~np.broadcast_to(valid[:, None, :], mass.shape)] = 0.0
         total = mass.sum(axis=2)
         usable = (valid.sum(axis=1)[:, None] >= 2) & (total > 0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            a = np.where(usable[..., None], mass / np.where(total > 0, total, 1.0)[..., None], 0.0)
+        mass /= np.where(usable, total, 1.0)[..., None]  # the attention shares a (0 where not counted)
         p, log_p = _softmax(z, valid, self.coef)
-        p = np.where(usable[..., None], p, 0.0)
+        p *= usable[..., None]
         self.used += usable.sum(axis=0)
-        self.loglik += (a * log_p).sum(axis=(0, 2))
-        residual = a - p
-        flat = z.reshape(-1, z.shape[2])
-        self.score += np.einsum("shv,svk->hk", residual, z)
+        self.loglik += np.einsum("shv,shv->h", mass, log_p)
+        residual = mass - p
+        per_scenario = np.matmul(residual, z)  # (s, h, K): each scenario's score
+        self.score += per_scenario.sum(axis=0)
         mean = np.matmul(p, z)  # (s, h, K): the p-weighted mean covariate of each scenario
-        for i in range(len(self.heads)):
-            self.information[i] += (flat * p[:, i, :].reshape(-1, 1)).T @ flat - mean[:, i, :].T @ mean[:, i, :]
+        self.information += _second_moments(p, z) - np.matmul(mean.transpose(1, 2, 0), mean.transpose(1, 0, 2))
         if self.third is not None:
             for i in np.flatnonzero(self.firth):
                 self.third[i] += _third_moments(z, p[:, i, :], mean[:, i, :])
         if self.per_group.any():
-            self._add_groups(chunk.grouping(), z, residual, p, mean, usable)
+            self._add_groups(chunk.grouping(), z, per_scenario, p, mean, usable)
         if self.first:
             self._add_first(z, valid, mass, usable, left_out)
 
-    def _add_groups(self, grouping: Grouping, z: FloatArray, residual: FloatArray, p: FloatArray, mean: FloatArray,
-                    usable: BoolArray) -> None:
+    def _add_groups(self, grouping: Grouping, z: FloatArray, per_scenario: FloatArray, p: FloatArray,
+                    mean: FloatArray, usable: BoolArray) -> None:
         chosen = np.flatnonzero(self.per_group)
-        scores = np.matmul(residual[:, chosen, :], z)  # (s, h', K)
-        weighted = p[:, chosen, :, None] * z[:, None, :, :]  # (s, h', V, K)
-        information = (np.matmul(weighted.transpose(0, 1, 3, 2), z[:, None, :, :])
-                       - mean[:, chosen, :, None] * mean[:, chosen, None, :])
-        self.group_totals.add("score", grouping, grouping.sum(scores))
-        self.group_totals.add("information", grouping, grouping.sum(information))
+        self.group_totals.add("score", grouping, grouping.sum(per_scenario[:, chosen]))
         self.group_totals.add("used", grouping, grouping.sum(usable[:, chosen].astype(np.float64)))
+        z, p, mean = grouping.ordered(z), grouping.ordered(p[:, chosen]), grouping.ordered(mean[:, chosen])
+        bounds = np.r_[grouping.starts, z.shape[0]]
+        information = np.empty((grouping.n_groups, chosen.size, z.shape[2], z.shape[2]))
+        for g, (a, b) in enumerate(pairwise(bounds)):  # one product per episode
+            information[g] = (_second_moments(p[a:b], z[a:b])
+                              - np.matmul(mean[a:b].transpose(1, 2, 0), mean[a:b].transpose(1, 0, 2)))
+        self.group_totals.add("information", grouping, information)
 
-    def _add_first(self, z: FloatArray, valid: BoolArray, mass: FloatArray, usable: BoolArray, left_out: int) -> None:
+    def _add_first(self, z: FloatArray, valid: BoolArray, shares: FloatArray, usable: BoolArray,
+                   left_out: int) -> None:
         per_scenario = within_cross_products(z, valid)  # (s, K, K)
         self.cross += per_scenario.sum(axis=0)
         self.left_out += left_out
@@ -127,11 +168,11 @@ class JointPass:
         # a scenario a head does not count lacks all its cross-products; one where it gives an entity nothing,
         # those of the entities outside its support
         self.deficit += np.einsum("sh,skl->hkl", (~usable).astype(np.float64), per_scenario)
-        zero = valid[:, None, :] & (mass == 0) & usable[..., None]
+        zero = valid[:, None, :] & (shares == 0) & usable[..., None]
         self.zeros += zero.sum(axis=(0, 2))
         scenarios, heads = np.nonzero(zero.any(axis=2))
-        if scenarios.size:  # the cross-products the support lacks, where a head gives some entity nothing
-            support = valid[scenarios] & (mass[scenarios, heads] > 0)
+        if scenarios.size:
+            support = valid[scenarios] & (shares[scenarios, heads] > 0)
             deficit = per_scenario[scenarios] - within_cross_products(z[scenarios], support)
             np.add.at(self.deficit, heads, deficit)
 
@@ -149,23 +190,35 @@ class JointPass:
         self.left_out += other.left_out
         self.entities += other.entities
 
+    def __deepcopy__(self, memo: dict[int, object]) -> JointPass:
+        # an empty copy for each part of a reduction: the cache (in-memory data only) is shared, not copied
+        copied = copy.copy(self)
+        for name, value in vars(self).items():
+            if name != "cache":
+                setattr(copied, name, copy.deepcopy(value, memo))
+        return copied
+
 
 def _softmax(z: FloatArray, valid: BoolArray, coef: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Fitted shares p (s, h, V) over the valid entities and their logarithms (0 elsewhere)."""
-    n_scenarios, n_slots, n_columns = z.shape
-    utility = (z.reshape(-1, n_columns) @ coef.T).reshape(n_scenarios, n_slots, -1).transpose(0, 2, 1)
-    utility = np.where(valid[:, None, :], utility, -np.inf)
+    utility = np.matmul(coef, z.transpose(0, 2, 1))  # (s, h, V)
+    invalid = np.broadcast_to(~valid[:, None, :], utility.shape)
+    utility[invalid] = -np.inf
     top = utility.max(axis=2, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)
-    shifted = utility - top
-    weights = np.exp(shifted)
-    norm = weights.sum(axis=2, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = np.where(norm > 0, weights / np.where(norm > 0, norm, 1.0), 0.0)
-        log_p = np.where(valid[:, None, :], shifted - np.log(np.where(norm > 0, norm, 1.0)), 0.0)
-    return p, log_p
+    utility -= np.where(np.isfinite(top), top, 0.0)
+    p = np.exp(utility)
+    norm = p.sum(axis=2, keepdims=True)
+    norm[norm == 0] = 1.0
+    p /= norm
+    utility -= np.log(norm)
+    utility[invalid] = 0.0
+    return p, utility
 
 
+def _second_moments(p: FloatArray, z: FloatArray) -> FloatArray:
+    """:math:`\\sum_s \\sum_v p_{shv} z_{sv} z_{sv}^\top` per head: (h, K, K)."""
+    weighted = p.transpose(1, 0, 2).reshape(p.shape[1], -1, 1) * z.reshape(1, -1, z.shape[2])  # (h, sV, K)
+    return np.matmul(weighted.transpose(0, 2, 1), z.reshape(-1, z.shape[2]))
 def _third_moments(z: FloatArray, p: FloatArray, mean: FloatArray) -> FloatArray:
     """:math:`\\sum_s \\sum_v p_{sv} \\tilde z \\otimes \\tilde z \\otimes \\tilde z` (K, K, K) for one head."""
     centred = z - mean[:, None, :]  # (s, V, K)
