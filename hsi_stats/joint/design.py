@@ -139,12 +139,12 @@ class Aliasing:
 
 def _regression(cross: FloatArray, target: int, others: list[int]) -> tuple[float, FloatArray]:
     """R^2 of column ``target`` on ``others`` and the standardised coefficients, from cross-products."""
-    scale = np.sqrt(np.diag(cross))
-    correlation = cross / np.outer(scale, scale)
     if not others:
         return 0.0, np.zeros(0)
-    among = correlation[np.ix_(others, others)]
-    towards = correlation[others, target]
+    columns = [target, *others]
+    scale = np.sqrt(np.diag(cross)[columns])
+    correlation = cross[np.ix_(columns, columns)] / np.outer(scale, scale)
+    among, towards = correlation[1:, 1:], correlation[1:, 0]
     coef = np.linalg.lstsq(among, towards, rcond=1e-12)[0]
     return float(np.clip(towards @ coef, 0.0, 1.0)), coef
 
