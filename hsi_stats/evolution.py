@@ -165,8 +165,8 @@ def _step_rows(step: int, result: HSIResult | None, head_names: tuple[str, ...])
 
 
 def analyze_evolution(dataset: HSIDataset | ChunkSource, settings: AnalysisSettings | None = None, *,
-                      trend_resamples: int = 9999, rng: object = None, batch: int | None = None,
-                      progress: bool = False, **options: Any) -> EvolutionResult:
+                      trend_resamples: int = 9999, joint_every_step: bool = False, rng: object = None,
+                      batch: int | None = None, progress: bool = False, **options: Any) -> EvolutionResult:
     r"""Run the analysis at every training step, test each head for a change over training, find when labels emerge.
 
     The scenarios of each distinct step are analysed with :func:`hsi_stats.analyze` (same options at every
@@ -198,6 +198,10 @@ def analyze_evolution(dataset: HSIDataset | ChunkSource, settings: AnalysisSetti
         The options of the analysis at every step; default ``AnalysisSettings()``.
     trend_resamples : int, default 9999
         Episode permutations of the trend test, and bootstrap resamples of its interval, each.
+    joint_every_step : bool, default False
+        With ``joint=True`` (the default setting), fit the joint model at every step; by default it is fitted at
+        the last step only (the policy as trained), and the labels of the other steps are judged by the marginal
+        rules alone.
     rng : seed or Generator, optional
         Turned into one Generator, which every step's analysis and then the trend test draw from in turn: the
         same seed gives the same numbers.
@@ -235,6 +239,9 @@ def analyze_evolution(dataset: HSIDataset | ChunkSource, settings: AnalysisSetti
 
     settings = AnalysisSettings.from_options(settings, options, caller="analyze_evolution")
     scenario_steps = _analyze_evolution_iv(dataset, trend_resamples)
+    if not isinstance(joint_every_step, (bool, np.bool_)):
+        raise OptionTypeError(f"The value for `joint_every_step` must be True or False, but {joint_every_step!r} was "
+                              "passed.")
     steps = np.unique(scenario_steps)
     seed, generator = seeded_generator(rng)
 
@@ -247,7 +254,8 @@ def analyze_evolution(dataset: HSIDataset | ChunkSource, settings: AnalysisSetti
             notes.append(f"step {dataset.step_label(step)}: {subset.n_groups} group(s) in {subset.n_scenarios} "
                          "scenario(s); inference needs at least 2, so its HSI is NaN and no label is validated.")
         else:
-            result = analyze(subset, settings, rng=generator, batch=batch, progress=progress)
+            joint = settings.joint and (bool(joint_every_step) or step == int(steps[-1]))
+            result = analyze(subset, settings.replace(joint=joint), rng=generator, batch=batch, progress=progress)
             results[step] = result
         frames.append(_step_rows(step, result, dataset.head_names))
     per_step = pd.concat(frames, ignore_index=True).loc[:, list(PER_STEP_COLUMNS)]

@@ -40,8 +40,11 @@ def significant_rows(rows: pd.DataFrame, alpha: float) -> pd.DataFrame:
     return chosen.iloc[order]
 
 
-def profile_text(rows: pd.DataFrame, alpha: float) -> str:
+def profile_text(rows: pd.DataFrame, alpha: float, left_out: Sequence[LeftOutColumn] = ()) -> str:
     """The profile of one head from its rows of :attr:`hsi_stats.HSIResult.joint`.
+
+    A feature the joint model left out as a function of one kept feature (``is_behind`` of ``is_ahead``) is named
+    beside it with the ratio that relation implies: ``is_ahead ×0.05 (is_behind ×21)``.
 
     Examples
     --------
@@ -54,9 +57,13 @@ def profile_text(rows: pd.DataFrame, alpha: float) -> str:
     chosen = significant_rows(rows, alpha)
     if chosen.empty:
         return NO_PROFILE
-    parts = [f"{row['feature']} {format_odds_ratio(float(row['odds_ratio']))}"
-             + (" (highest vs lowest)" if row["scale"] == "percentile" else "")
-             for row in chosen.to_dict(orient="records")]
+    parts = []
+    for row in chosen.to_dict(orient="records"):
+        text = f"{row['feature']} {format_odds_ratio(float(row['odds_ratio']))}"
+        text += " (highest vs lowest)" if row["scale"] == "percentile" else ""
+        aliases = [f"{c.name} {format_odds_ratio(math.exp(c.proxy_sign * float(row['coef'])))}" for c in left_out
+                   if c.reason == "aliased" and c.explained_by == (row["feature"],)]
+        parts.append(text + (f" ({', '.join(aliases)})" if aliases else ""))
     return ", ".join(parts)
 
 

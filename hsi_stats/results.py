@@ -330,7 +330,7 @@ def _heads_frame(est: Estimate, boot: BootstrapResult, test: RandomisationResult
             "label_focus_ci_low": at(np.asarray(boot.focus_low)),
             "label_focus_ci_high": at(np.asarray(boot.focus_high)),
             "label_focus_target": None if f is None else targets[h * len(est.feature_names) + f],
-            "profile": None if joint_rows is None else profile_text(joint_rows, settings.alpha),
+            "profile": None if joint_rows is None else profile_text(joint_rows, settings.alpha, left_out),
         })
     extra = pd.DataFrame(rows)
     frame = pd.concat([base, extra], axis=1)
