@@ -14,6 +14,10 @@ for f, its top entity :math:`t = \arg\max_v p_v` and :math:`k` targets, a scenar
 - the **concentration** of a scenario is the top share :math:`p_t`; the registry keeps its percentiles 0..100
   over the counted scenarios, against which an explanation places a new step.
 
+With the joint model (:mod:`hsi_stats.joint`), a head has a second predicted target: the entity of highest fitted
+attention :math:`\arg\max_v \hat\beta^\top z_v` among the entities with every feature of the fit
+(:class:`JointTarget`); its agreement and chance rates are defined the same way.
+
 References
 ----------
 A. C. Davison and D. V. Hinkley, *Bootstrap Methods and their Application*, Cambridge University Press, 1997.
@@ -21,7 +25,7 @@ A. C. Davison and D. V. Hinkley, *Bootstrap Methods and their Application*, Camb
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,8 +37,10 @@ from .focus import target_entities
 from .group_sums import GroupTotals
 from .inference.bootstrap import bootstrap_weights
 from .inference.resampling import batch_sizes, check_batch
+from .joint.design import fitted_targets
 
-__all__ = ["PERCENTILES", "LabelAgreement", "LabelTarget", "label_agreement", "target_words", "top_entities"]
+__all__ = ["JOINT_TARGET_WORDS", "PERCENTILES", "JointTarget", "LabelAgreement", "LabelTarget", "label_agreement",
+           "target_words", "top_entities"]
 
 #: The percentiles of the concentration kept per head (0, 1, ..., 100).
 PERCENTILES = np.arange(101, dtype=float)
@@ -55,6 +61,34 @@ class LabelTarget:
         """``"lowest ttc"``, ``"flagged by is_left"``..."""
         return target_words(self.feature, self.direction, self.indicator)
 
+    def entities(self, features: Mapping[str, FloatArray], mask: NDArray[np.bool_]) -> tuple[NDArray[np.bool_],
+                                                                                            NDArray[np.bool_]]:
+        """The targets of each scenario (S, V) and the entities they are chosen among (valid for the feature)."""
+        values = features[self.feature]
+        valid = mask & ~np.isnan(values)
+        return target_entities(values, valid, self.indicator, self.direction), valid
+
+
+@dataclass(frozen=True)
+class JointTarget:
+    """What a head's joint model predicts it attends: the entity of highest fitted attention
+    (:func:`hsi_stats.joint.design.fitted_targets`), from its coefficients ``(feature, coefficient, indicator)``."""
+
+    head: int
+    coefficients: tuple[tuple[str, float, bool], ...]
+
+    @property
+    def words(self) -> str:
+        return JOINT_TARGET_WORDS
+
+    def entities(self, features: Mapping[str, FloatArray], mask: NDArray[np.bool_]) -> tuple[NDArray[np.bool_],
+                                                                                            NDArray[np.bool_]]:
+        return fitted_targets(features, mask, self.coefficients)
+
+
+#: How the joint model's predicted entity is named.
+JOINT_TARGET_WORDS = "highest fitted attention under the joint model"
+
 
 def target_words(feature: str, direction: int, indicator: bool) -> str:
     """The target in words.
@@ -71,7 +105,7 @@ def target_words(feature: str, direction: int, indicator: bool) -> str:
 class LabelAgreement:
     """The agreement of one labelled head with its label's target on the analysis data, and its concentration."""
 
-    target: LabelTarget
+    target: LabelTarget | JointTarget
     n_scenarios: int
     rate: float
     ci_low: float
@@ -105,7 +139,7 @@ def top_entities(attention: FloatArray, valid: NDArray[np.bool_]) -> tuple[NDArr
 class _AgreementReduction:
     """Per group: scenarios counted, agreements and chance rates; and every counted scenario's top share."""
 
-    def __init__(self, n_groups: int, targets: Sequence[LabelTarget]) -> None:
+    def __init__(self, n_groups: int, targets: Sequence[LabelTarget | JointTarget]) -> None:
         self.targets = tuple(targets)
         self.totals = GroupTotals(n_groups)
         self.shares: list[list[FloatArray]] = [[] for _ in self.targets]
@@ -113,9 +147,7 @@ class _AgreementReduction:
     def add(self, chunk: Chunk) -> None:
         grouping = chunk.grouping()
         for i, target in enumerate(self.targets):
-            values = chunk.features[target.feature]
-            valid = chunk.mask & ~np.isnan(values)
-            chosen = target_entities(values, valid, target.indicator, target.direction)
+            chosen, valid = target.entities(chunk.features, chunk.mask)
             top, share, total = top_entities(chunk.attention[:, target.head:target.head + 1, :], valid)
             n, k = valid.sum(axis=1), chosen.sum(axis=1)
             counted = (n >= 2) & (k > 0) & (k < n) & (total[:, 0] > 0)
@@ -138,10 +170,12 @@ def _ratio(numerator: FloatArray, denominator: FloatArray) -> FloatArray:
         return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), np.nan)
 
 
-def label_agreement(dataset: HSIDataset | ChunkSource, targets: Sequence[LabelTarget], *, n_resamples: int = 2000,
+def label_agreement(dataset: HSIDataset | ChunkSource, targets: Sequence[LabelTarget | JointTarget], *,
+                    n_resamples: int = 2000,
                     confidence_level: float = 0.95, rng: np.random.Generator | None = None) -> list[LabelAgreement]:
     """The agreement rate (with its cluster-bootstrap percentile interval), chance rate and concentration
-    percentiles of each labelled head of ``targets`` on ``dataset`` (one pass over the data).
+    percentiles of each labelled head of ``targets`` on ``dataset`` (one pass over the data). A
+    :class:`JointTarget` measures the same for the entity the head's joint model predicts.
 
     Examples
     --------

@@ -5,7 +5,9 @@ attention (H, V) or a batch (B, H, V), says for each head whose label was valida
 and with what share of its attention, how concentrated that is against the head's own distribution in the analysis
 data (a percentile of its ``concentration_percentiles``), and, given the step's features, whether that entity is
 the one the label predicts (the lowest TTC for a Safety Head, a flagged entity for an indicator) with the head's
-agreement rate in the analysis data beside it. Heads without a validated label (General Context Heads among them)
+agreement rate in the analysis data beside it; with the joint model, also whether it is the entity the head's joint
+model predicts (the highest fitted attention from the effects of its profile), with that prediction's own
+agreement rate. Heads without a validated label (General Context Heads among them)
 make no claim. A registry without the evidence (the notebook's original format) is refused unless
 ``allow_unvalidated=True``, and then every claim says it is unvalidated.
 """
@@ -28,6 +30,7 @@ from ._validation import HSIDataError, OptionError
 from .agreement import PERCENTILES, target_words, top_entities
 from .catalog import GENERAL_CONTEXT
 from .focus import is_indicator, target_entities
+from .joint.design import fitted_targets
 
 FloatArray = NDArray[np.float64]
 
@@ -36,7 +39,9 @@ __all__ = ["CLAIM_COLUMNS", "Explainer", "Explanation", "claim_text", "example_e
 #: The columns of :attr:`Explanation.claims` (``scenario`` first for a batch).
 CLAIM_COLUMNS = ("head", "head_name", "label", "validated", "entity", "entity_name", "share", "focus_percentile",
                  "feature", "target", "value", "consistent", "agreement", "agreement_ci_low", "agreement_ci_high",
-                 "chance")
+                 "chance", "profile", "joint_entity", "joint_entity_name", "joint_tied", "joint_consistent",
+                 "joint_agreement",
+                 "joint_agreement_ci_low", "joint_agreement_ci_high", "joint_chance")
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,9 @@ class _Claimant:
     indicator: bool | None  # None: told by the step's values (a registry without the evidence)
     agreement: tuple[float, float, float, float] | None  # rate, ci low, ci high, chance
     percentiles: NDArray[np.float64] | None
+    joint: tuple[tuple[str, float, bool], ...] | None = None  # the joint model: (feature, coefficient, indicator)
+    joint_agreement: tuple[float, float, float, float] | None = None
+    profile: str | None = None
 
 
 def _load(registry: str | os.PathLike[str] | Mapping[str, Any]) -> Mapping[str, Any]:
@@ -68,6 +76,28 @@ def _load(registry: str | os.PathLike[str] | Mapping[str, Any]) -> Mapping[str, 
     return loaded
 
 
+def _rates(agreement: object) -> tuple[float, float, float, float] | None:
+    """(rate, ci low, ci high, chance) of a registry ``agreement`` block, None without one."""
+    if not isinstance(agreement, Mapping):
+        return None
+    ci = agreement.get("ci") or [None, None]
+    numbers = [agreement.get("rate"), ci[0], ci[1], agreement.get("chance")]
+    return tuple(np.nan if v is None else float(v) for v in numbers)  # type: ignore[return-value]
+
+
+def _joint(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The joint model of a registry entry: the coefficients of its profile (the effects it predicts from), its
+    agreement and profile (empty without one, or without an effect)."""
+    block = entry.get("joint")
+    if not isinstance(block, Mapping) or not block.get("coefficients"):
+        return {}
+    rows = [row for row in block["coefficients"] if row.get("in_profile")]
+    if not rows or any(row.get("coef") is None for row in rows):
+        return {}
+    return {"joint": tuple((str(row["feature"]), float(row["coef"]), row.get("scale") == "indicator") for row in rows),
+            "joint_agreement": _rates(block.get("agreement")), "profile": block.get("profile")}
+
+
 def _claimant(index: int, entry: Mapping[str, Any], allow_unvalidated: bool) -> _Claimant | None:
     label = str(entry.get("name", GENERAL_CONTEXT))
     validated = bool(entry.get("validated", False))
@@ -75,13 +105,10 @@ def _claimant(index: int, entry: Mapping[str, Any], allow_unvalidated: bool) -> 
         return None
     agreement = entry.get("agreement")
     if isinstance(agreement, Mapping):
-        ci = agreement.get("ci") or [None, None]
-        numbers = [agreement.get("rate"), ci[0], ci[1], agreement.get("chance")]
         return _Claimant(index, str(entry.get("head", f"h{index}")), label, validated, str(agreement["feature"]),
-                         int(agreement["direction"]), bool(agreement["indicator"]),
-                         tuple(np.nan if v is None else float(v) for v in numbers),  # type: ignore[arg-type]
+                         int(agreement["direction"]), bool(agreement["indicator"]), _rates(agreement),
                          np.asarray(entry["concentration_percentiles"], dtype=float)
-                         if entry.get("concentration_percentiles") else None)
+                         if entry.get("concentration_percentiles") else None, **_joint(entry))
     feature = entry.get("primary_feature")
     direction = -1 if entry.get("correlation_sign") == "negative" else 1
     return _Claimant(index, str(entry.get("head", f"h{index}")), label, validated,
@@ -102,16 +129,19 @@ class Explainer:
     >>> explainer.heads  # the validated heads; h4..h7 make no claim
     ('h0', 'h1', 'h2', 'h3')
     >>> step = explainer.explain(data.attention[0], {k: v[0] for k, v in data.features.items()}, data.mask[0])
-    >>> print(step.claims[["head_name", "label", "entity", "share", "consistent"]].round(2).to_string(index=False))
-    head_name             label  entity  share  consistent
-           h0       Safety Head       0   0.63        True
-           h1    Proximity Head       3   0.39       False
-           h2    Left Lane Head       0   0.36        <NA>
-           h3 Traffic Flow Head       6   0.37        True
+    >>> columns = ["head_name", "label", "entity", "share", "consistent", "joint_consistent"]
+    >>> print(step.claims[columns].round(2).to_string(index=False))
+    head_name             label  entity  share  consistent  joint_consistent
+           h0       Safety Head       0   0.63        True              True
+           h1    Proximity Head       3   0.39       False             False
+           h2    Left Lane Head       0   0.36        <NA>              <NA>
+           h3 Traffic Flow Head       6   0.37        True              True
     >>> print(step.text().splitlines()[0])  # doctest: +NORMALIZE_WHITESPACE
     h0 (Safety Head): attends entity 0 with 63% of its attention, more concentrated than 18% of the analysis
     scenarios; its ttc is 1.52: as its label predicts (the entity with the lowest ttc). In the analysis data its top
-    entity was the entity with the lowest ttc in 87% [75%, 97%] of scenarios (chance 19%).
+    entity was the entity with the lowest ttc in 87% [75%, 97%] of scenarios (chance 19%). Its joint model (ttc
+    ×0.0028 (highest vs lowest)) predicts this entity; in the analysis data its top entity was the predicted one in
+    87% [75%, 97%] of scenarios (chance 19%).
     """
 
     def __init__(self, claimants: Sequence[_Claimant], n_heads: int, silent: Sequence[str]) -> None:
@@ -121,6 +151,7 @@ class Explainer:
         # fixed per claim, computed once: which heads, which claims are judged on a feature, in which direction
         self._heads = np.array([c.index for c in self._claimants], dtype=np.intp)
         self._features = tuple(dict.fromkeys(c.feature for c in self._claimants if c.feature is not None))
+        self._joint_features = tuple(dict.fromkeys(f for c in self._claimants for f, _, _ in (c.joint or ())))
         self._judged = [i for i, c in enumerate(self._claimants) if c.feature is not None]
         self._direction = np.array([self._claimants[i].direction for i in self._judged], dtype=float)[None, :, None]
         self._words: list[str | None] = [None if c.feature is None or c.indicator is None else
@@ -164,16 +195,21 @@ class Explainer:
         """The features the claims are checked against."""
         return self._features
 
+    @property
+    def joint_features(self) -> tuple[str, ...]:
+        """The features the heads' joint models predict from (a claim's joint prediction needs all of its head's)."""
+        return self._joint_features
+
     def check_data(self, head_names: Sequence[str], feature_names: Sequence[str]) -> None:
         """Refuse data whose heads (by index) or features do not include those of the claims, naming them."""
         lacking = [c.name for c in self._claimants if c.index >= len(head_names) or head_names[c.index] != c.name]
         if lacking:
             raise HSIDataError(f"the registry names heads {lacking} that the data lacks at their index (the data's "
                                f"heads: {list(head_names)[:12]}{' ...' if len(head_names) > 12 else ''}).")
-        missing = [name for name in self.features if name not in feature_names]
+        missing = [name for name in dict.fromkeys([*self.features, *self.joint_features]) if name not in feature_names]
         if missing:
-            raise HSIDataError(f"the registry's labels are judged on features {missing} that the data lacks (its "
-                               f"features: {list(feature_names)}).")
+            raise HSIDataError(f"the registry's labels and joint models use features {missing} that the data lacks "
+                               f"(its features: {list(feature_names)}).")
 
     def explain(self, attention: ArrayLike, features: Mapping[str, ArrayLike] | None = None,
                 mask: ArrayLike | None = None, entity_names: Sequence[str] | None = None, *,
@@ -181,9 +217,11 @@ class Explainer:
         """The claims of one step, attention (H, V), or of a batch (B, H, V).
 
         ``features`` (name -> (V,) or (B, V)) lets each claim say whether the attended entity is its label's
-        target; ``mask`` (V,) or (B, V) marks the entities present (all by default); ``entity_names`` names the
-        V entities in the text (``entity {v}`` by default); ``scenarios`` (B,) labels the steps of a batch (their
-        position by default). Every head is handled at once (numpy over steps and heads); the claims table is
+        target, and, when they hold every feature of the head's joint model (:attr:`joint_features`), whether it
+        is among the entities the joint model predicts (``joint_entity``, ``joint_tied``, ``joint_consistent``);
+        ``mask`` (V,) or (B, V) marks the entities present (all by default); ``entity_names`` names the V entities
+        in the text (``entity {v}`` by default); ``scenarios`` (B,) labels the steps of a batch (their position by
+        default). Every head is handled at once (numpy over steps and heads); the claims table is
         built when first read.
         """
         values = np.asarray(attention, dtype=np.float64)
@@ -207,8 +245,9 @@ class Explainer:
             if claimant.percentiles is not None and claimant.percentiles.size:
                 percentile[:, c] = np.interp(share[:, c], claimant.percentiles, PERCENTILES)
         value, consistent, targets = self._checked(features, valid, top, n_steps, n_entities)
+        joint = self._joint_checked(features, valid, top, n_steps, n_entities)
         return Explanation(self._claimants, self.silent, batch, labels, names, top, share, percentile, value,
-                           consistent, targets)
+                           consistent, targets, joint)
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -232,6 +271,30 @@ class Explainer:
             raise OptionError(f"`entity_names` must name the {n_entities} entities, but {names.size} names were "
                               f"passed.")
         return names
+
+    def _joint_checked(self, features: Mapping[str, ArrayLike] | None, valid: NDArray[np.bool_],
+                       top: NDArray[np.intp], n_steps: int, n_entities: int) -> dict[str, NDArray[Any]]:
+        """Per (step, claim): ``entity``, the first entity the head's joint model predicts (-1 without one);
+        ``tied``, how many it predicts alike; ``consistent``, whether the attended entity is among them (1 or 0; NaN
+        where every entity is predicted, or without the joint model or its features)."""
+        entity = np.full(top.shape, -1, dtype=np.intp)
+        tied = np.zeros(top.shape, dtype=np.intp)
+        consistent = np.full(top.shape, np.nan)
+        found = {"entity": entity, "tied": tied, "consistent": consistent}
+        if features is None:
+            return found
+        for c, claimant in enumerate(self._claimants):
+            if claimant.joint is None or any(name not in features for name, _, _ in claimant.joint):
+                continue  # a joint prediction needs every feature of the head's joint model
+            given = {name: self._per_step(features[name], f"features[{name!r}]", n_steps, n_entities, float)
+                     for name, _, _ in claimant.joint}
+            predicted, usable = fitted_targets(given, valid, claimant.joint)
+            k, n = predicted.sum(axis=1), usable.sum(axis=1)
+            entity[:, c] = np.where(k > 0, predicted.argmax(axis=1), -1)
+            tied[:, c] = k
+            hit = predicted[np.arange(n_steps), top[:, c]]
+            consistent[:, c] = np.where((k == 0) | (k == n), np.nan, hit)
+        return found
 
     def _checked(self, features: Mapping[str, ArrayLike] | None, valid: NDArray[np.bool_], top: NDArray[np.intp],
                  n_steps: int, n_entities: int) -> tuple[FloatArray, FloatArray, list[str | None]]:
@@ -276,21 +339,25 @@ class Explanation:
     def __init__(self, claimants: Sequence[_Claimant], silent: Sequence[str], batch: bool,
                  scenarios: NDArray[Any], entity_names: NDArray[np.str_], top: NDArray[np.intp], share: FloatArray,
                  percentile: FloatArray, value: FloatArray, consistent: FloatArray,
-                 targets: Sequence[str | None]) -> None:
+                 targets: Sequence[str | None], joint: Mapping[str, NDArray[Any]]) -> None:
         self._claimants = tuple(claimants)
         self.silent = tuple(silent)
         self._batch = batch
         self._scenarios, self._entity_names = scenarios, entity_names
         self._top, self._share, self._percentile = top, share, percentile
         self._value, self._consistent, self._targets = value, consistent, list(targets)
+        self._joint = dict(joint)
 
     @property
     def arrays(self) -> dict[str, NDArray[Any]]:
         """The claims as numpy arrays (B, C), C the claiming heads in :attr:`Explainer.heads` order, for run-time
         loops that cannot pay for a DataFrame: ``entity``, ``share``, ``focus_percentile``, ``value`` and
-        ``consistent`` (1, 0, or NaN where the step has no single target)."""
+        ``consistent`` (1, 0, or NaN where the step has no single target); with the joint model, ``joint_entity``
+        (the first entity it predicts, -1 without one), ``joint_tied`` (how many it predicts alike) and
+        ``joint_consistent``."""
         return {"entity": self._top, "share": self._share, "focus_percentile": self._percentile,
-                "value": self._value, "consistent": self._consistent}
+                "value": self._value, "consistent": self._consistent,
+                **{f"joint_{key}": value for key, value in self._joint.items()}}
 
     @cached_property
     def claims(self) -> pd.DataFrame:
@@ -305,7 +372,10 @@ class Explanation:
             return column if None not in items else pd.Series(np.array(items, dtype=object)[per_claim])
 
         agreement = np.array([c.agreement or (np.nan,) * 4 for c in self._claimants], dtype=float).reshape(-1, 4)
+        joint = np.array([c.joint_agreement or (np.nan,) * 4 for c in self._claimants], dtype=float).reshape(-1, 4)
         consistent = self._consistent.reshape(-1)
+        joint_consistent = self._joint["consistent"].reshape(-1)
+        joint_entity = self._joint["entity"].reshape(-1)
         frame = pd.DataFrame({
             "scenario": np.repeat(self._scenarios, n_claims),
             "head": np.array([c.index for c in self._claimants], dtype=np.intp)[per_claim],
@@ -323,6 +393,14 @@ class Explanation:
                                    dtype="boolean"),
             "agreement": agreement[per_claim, 0], "agreement_ci_low": agreement[per_claim, 1],
             "agreement_ci_high": agreement[per_claim, 2], "chance": agreement[per_claim, 3],
+            "profile": of_claims([c.profile for c in self._claimants]),
+            "joint_entity": joint_entity,
+            "joint_entity_name": np.where(joint_entity >= 0, self._entity_names[np.maximum(joint_entity, 0)], None),
+            "joint_tied": self._joint["tied"].reshape(-1),
+            "joint_consistent": pd.array(list(np.where(np.isnan(joint_consistent), None,  # type: ignore[call-overload]
+                                                       joint_consistent == 1)), dtype="boolean"),
+            "joint_agreement": joint[per_claim, 0], "joint_agreement_ci_low": joint[per_claim, 1],
+            "joint_agreement_ci_high": joint[per_claim, 2], "joint_chance": joint[per_claim, 3],
         })
         return frame if self._batch else frame.drop(columns="scenario")
 
@@ -375,6 +453,21 @@ def claim_text(row: Mapping[str, Any]) -> str:
         said += (f". In the analysis data its top entity was {_target_phrase(str(target))} in "
                  f"{_percent(row['agreement'])} [{_percent(row['agreement_ci_low'])}, "
                  f"{_percent(row['agreement_ci_high'])}] of scenarios (chance {_percent(row['chance'])})")
+    if row.get("joint_entity", -1) >= 0:
+        found, tied = row["joint_consistent"], int(row["joint_tied"])
+        model = f". Its joint model ({row['profile']})"
+        if pd.isna(found):
+            said += f"{model} predicts every entity alike here"
+        elif found:
+            said += f"{model} predicts this entity" + (f" (one of {tied} it predicts alike)" if tied > 1 else "")
+        else:
+            others = f" and {tied - 1} more" if tied > 1 else ""
+            said += f"{model} predicts {row['joint_entity_name']}{others}, not this one"
+        if not np.isnan(row["joint_agreement"]):
+            said += (f"; in the analysis data its top entity was the predicted one in "
+                     f"{_percent(row['joint_agreement'])} [{_percent(row['joint_agreement_ci_low'])}, "
+                     f"{_percent(row['joint_agreement_ci_high'])}] of scenarios (chance "
+                     f"{_percent(row['joint_chance'])})")
     return said + "."
 
 

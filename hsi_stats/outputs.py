@@ -1,5 +1,5 @@
-"""The tables an analysis writes beside its report: ``pairs.csv``, ``heads.csv``, the registry and, with an evolution
-over training, ``evolution.csv`` and ``trends.csv``.
+"""The tables an analysis writes beside its report: ``pairs.csv``, ``heads.csv``, ``joint.csv`` (with the joint model),
+the registry and, with an evolution over training, ``evolution.csv`` and ``trends.csv``.
 
 One definition of these files for the report writer and for the command line's tables-only output
 (``--format ''``). Every file is written atomically. This module reads result objects only and imports no
@@ -21,6 +21,8 @@ __all__ = ["table_texts", "write_tables", "write_tables_into"]
 def table_texts(result: HSIResult, evolution: EvolutionResult | None = None) -> dict[str, str]:
     """File name -> CSV text of the tables (the registry is written by :func:`write_tables`)."""
     texts = {"pairs.csv": result.pairs.to_csv(index=False), "heads.csv": result.heads.to_csv(index=False)}
+    if result.joint is not None:
+        texts["joint.csv"] = result.joint.to_csv(index=False)
     if evolution is not None:
         texts["evolution.csv"] = evolution.per_step.to_csv(index=False)
         texts["trends.csv"] = evolution.trends.to_csv(index=False)

@@ -6,7 +6,9 @@ original keys (``name, description, primary_feature, hsi, correlation, correlati
 same feature ``focus, focus_ci, focus_target``, plus the head-level ``hsi_p_value, hsi_p_adjusted``) and, for a
 labelled head, what a run-time explanation quotes (``agreement``: how often its top entity was its label's target
 in the analysis data, with an interval and the chance rate; ``concentration_percentiles``: the percentiles 0..100
-of its top entity's share of attention); run-level metadata sits in ``_meta``. Unvalidated labels are written as
+of its top entity's share of attention) and, with the joint model, each head's ``profile`` and ``joint`` block
+(coefficients with intervals and adjusted p-values, and the agreement with the entity the joint model predicts);
+run-level metadata sits in ``_meta``. Unvalidated labels are written as
 General Context Heads unless explicitly allowed. Files are written atomically.
 """
 
@@ -21,11 +23,11 @@ from typing import Any
 import pandas as pd
 
 from ._atomic import atomic_write_text
-from .agreement import LabelAgreement
+from .agreement import LabelAgreement, LabelTarget
 from .catalog import GENERAL_CONTEXT, FeatureCatalog
 from .labels import described_feature
 
-__all__ = ["agreement_entry", "build_registry", "described_pair", "judged_reasons", "write_registry"]
+__all__ = ["agreement_entry", "build_registry", "described_pair", "joint_entry", "judged_reasons", "write_registry"]
 
 _GENERAL_DESCRIPTION = "No validated specialisation: attends to general context."
 
@@ -76,15 +78,32 @@ def agreement_entry(found: LabelAgreement | None) -> dict[str, Any] | None:
     if found is None:
         return None
     target = found.target
-    return {"target": target.words, "feature": target.feature, "direction": target.direction,
-            "indicator": target.indicator, "rate": _number(found.rate), "ci": [_number(found.ci_low),
-                                                                              _number(found.ci_high)],
-            "confidence_level": found.confidence_level, "chance": _number(found.chance),
-            "n_scenarios": found.n_scenarios}
+    described = ({"feature": target.feature, "direction": target.direction, "indicator": target.indicator}
+                 if isinstance(target, LabelTarget) else {})
+    return {"target": target.words, **described, "rate": _number(found.rate),
+            "ci": [_number(found.ci_low), _number(found.ci_high)], "confidence_level": found.confidence_level,
+            "chance": _number(found.chance), "n_scenarios": found.n_scenarios}
+
+
+def joint_entry(rows: pd.DataFrame | None, profile: object, agreement: LabelAgreement | None,
+                alpha: float) -> dict[str, Any] | None:
+    """The registry's ``joint`` block of a head: its fit, profile, coefficients (``in_profile``: adjusted p <
+    ``alpha``, the effects its prediction uses) and, for a labelled head, how often its top entity was the one its
+    joint model predicts (None without the joint model)."""
+    if rows is None or not len(rows):
+        return None
+    coefficients = [{"feature": str(row["feature"]), "coef": _number(row["coef"]),
+                     "ci": [_number(row["ci_low"]), _number(row["ci_high"])], "odds_ratio": _number(row["odds_ratio"]),
+                     "p_value": _number(row["p_value"]), "p_adjusted": _number(row["p_adjusted"]),
+                     "scale": str(row["scale"]), "in_profile": bool(row["p_adjusted"] < alpha)}
+                    for row in rows.to_dict(orient="records")]
+    return {"fit": str(rows["fit"].iloc[0]), "profile": profile if isinstance(profile, str) else None,
+            "coefficients": coefficients, "agreement": agreement_entry(agreement)}
 
 
 def _entry(head: Mapping[str, Any], pairs: pd.DataFrame, catalog: FeatureCatalog,
-           allow_unvalidated: bool, agreement: LabelAgreement | None) -> dict[str, Any]:
+           allow_unvalidated: bool, agreement: LabelAgreement | None, joint: pd.DataFrame | None,
+           joint_agreement: LabelAgreement | None, alpha: float) -> dict[str, Any]:
     """One head's registry entry; the pair-level fields all describe the same feature.
 
     That feature is the label's feature for a labelled head, else the primary feature.
@@ -121,23 +140,31 @@ def _entry(head: Mapping[str, Any], pairs: pd.DataFrame, catalog: FeatureCatalog
         "hsi_p_adjusted": _number(head.get("hsi_p_adjusted")),
         "agreement": agreement_entry(agreement) if labelled else None,
         "concentration_percentiles": list(agreement.concentration) if labelled and agreement else None,
+        "profile": head.get("profile") if isinstance(head.get("profile"), str) else None,
+        "joint": joint_entry(None if joint is None else joint[joint["head"] == head["head"]], head.get("profile"),
+                             joint_agreement if labelled else None, alpha),
     }
 
 
 def build_registry(heads: pd.DataFrame, pairs: pd.DataFrame, catalog: FeatureCatalog, *, meta: Mapping[str, Any],
-                   allow_unvalidated: bool = False,
-                   agreement: Mapping[int, LabelAgreement] | None = None) -> dict[str, Any]:
+                   allow_unvalidated: bool = False, agreement: Mapping[int, LabelAgreement] | None = None,
+                   joint: pd.DataFrame | None = None,
+                   joint_agreement: Mapping[int, LabelAgreement] | None = None) -> dict[str, Any]:
     """Registry dictionary from the per-head and per-pair tables of a result (heads in head-index order).
 
     ``correlation``, ``correlation_ci``, ``p_value``, ``p_adjusted`` and ``stability`` describe the feature named
     in ``primary_feature``: the label's feature when the head keeps its label, else the feature of largest |rho|.
     ``hsi``, ``hsi_ci``, ``hsi_p_value`` and ``hsi_p_adjusted`` describe the head-level HSI test.
     ``agreement`` and ``concentration_percentiles`` (:mod:`hsi_stats.agreement`, by head index) are what a run-time
-    explanation quotes for each labelled head.
+    explanation quotes for each labelled head. With the joint model (``joint``, :attr:`HSIResult.joint`), every
+    head has its ``profile`` and a ``joint`` block (fit, profile, coefficients, and for a labelled head the
+    agreement with the entity its joint model predicts, from ``joint_agreement``).
     """
     records: list[dict[str, Any]] = heads.to_dict(orient="records")  # type: ignore[assignment]
-    found = agreement or {}
-    registry: dict[str, Any] = {str(h): _entry(row, pairs, catalog, allow_unvalidated, found.get(h))
+    found, joint_found = agreement or {}, joint_agreement or {}
+    alpha = float(meta.get("settings", {}).get("alpha", 0.05))
+    registry: dict[str, Any] = {str(h): _entry(row, pairs, catalog, allow_unvalidated, found.get(h), joint,
+                                               joint_found.get(h), alpha)
                                 for h, row in enumerate(records)}
     registry["_meta"] = {**meta, "allow_unvalidated": allow_unvalidated}
     return registry

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ._validation import HSIDataError, OptionError, OptionTypeError, ResamplingWarning, seeded_generator
-from .agreement import LabelAgreement, LabelTarget, label_agreement
+from .agreement import JointTarget, LabelAgreement, LabelTarget, label_agreement
 from .catalog import GENERAL_CONTEXT, FeatureCatalog
 from .chunks import ChunkSource, EntityCounts, Fused, accumulate, entity_summary, slot_values
 from .data import HSIDataset
@@ -180,7 +180,20 @@ class HSIResult:
                     "strongest) decide the label")
         note = hsi_interval_note(self.heads)
         footnote += f"\n{note}" if note else ""
-        return f"{header}\n{table}\n{footnote}" + ("\nreasons:\n" + "\n".join(reasons) if reasons else "")
+        return (f"{header}\n{table}\n{footnote}" + ("\nreasons:\n" + "\n".join(reasons) if reasons else "")
+                + self._profiles_text())
+
+    def _profiles_text(self) -> str:
+        """The heads' profiles for the summary (empty without the joint model)."""
+        if self.joint_model is None:
+            return ""
+        fit = self.joint_model.fit
+        lines = [f"  {head}: {profile}" for head, profile in self.heads[["head", "profile"]].itertuples(index=False)]
+        left_out = [c.name for c in fit.aliasing.left_out if c.name in self.estimate.feature_names]
+        return ("\nprofiles (joint model: the features with a conditional effect, adjusted p < "
+                f"{self.settings.alpha:g}, the others held fixed; strongest first; odds ratios of attention"
+                + (f"; left out as aliased: {', '.join(left_out)}" if left_out else "")
+                + f"; {fit.passes} passes over the data):\n" + "\n".join(lines))
 
     def __repr__(self) -> str:
         d = self.data_summary
@@ -200,17 +213,28 @@ class HSIResult:
             "provenance": dict(self.provenance),
             "data_summary": {k: v for k, v in self.data_summary.items() if k != "left_out"},
         }
+        validated_only = not allow_unvalidated
         return build_registry(self.heads, self.pairs, self.catalog, meta=meta,
-                              allow_unvalidated=allow_unvalidated, agreement=self.label_agreement(
-                                  validated_only=not allow_unvalidated))
+                              allow_unvalidated=allow_unvalidated,
+                              agreement=self.label_agreement(validated_only=validated_only), joint=self.joint,
+                              joint_agreement=self.joint_agreement(validated_only=validated_only))
 
     def label_agreement(self, *, validated_only: bool = True) -> dict[int, LabelAgreement]:
         """By head index, the agreement of each labelled head's top entity with its label's target on the data
         analysed, and its concentration (:func:`hsi_stats.agreement.label_agreement`; one pass over the data,
         its bootstrap seeded from the analysis seed, so the same result gives the same numbers)."""
+        return self._agreements(validated_only)[0]
+
+    def joint_agreement(self, *, validated_only: bool = True) -> dict[int, LabelAgreement]:
+        """By head index, the agreement of each labelled head's top entity with the entity its joint model predicts
+        (highest fitted attention from the effects of its profile, those with adjusted p < alpha), computed in the
+        same pass as :meth:`label_agreement`; empty without the joint model."""
+        return self._agreements(validated_only)[1]
+
+    def _agreements(self, validated_only: bool) -> tuple[dict[int, LabelAgreement], dict[int, LabelAgreement]]:
         key = "validated" if validated_only else "labelled"
         if key not in self._agreement:
-            targets = []
+            targets: list[LabelTarget | JointTarget] = []
             for h, head in enumerate(self.heads.to_dict(orient="records")):
                 words = head.get("label_focus_target")
                 if head["label"] == GENERAL_CONTEXT or not isinstance(words, str) or not head.get("label_feature") \
@@ -218,12 +242,19 @@ class HSIResult:
                     continue
                 targets.append(LabelTarget(h, str(head["label_feature"]), 1 if words in ("flagged", "highest")
                                            else -1, words in ("flagged", "not flagged")))
+                rows = None if self.joint is None else self.joint[(self.joint["head"] == head["head"])
+                                                                  & (self.joint["p_adjusted"] < self.settings.alpha)]
+                if rows is not None and len(rows) and np.isfinite(rows["coef"]).all():
+                    targets.append(JointTarget(h, tuple((str(f), float(c), scale == "indicator") for f, c, scale in
+                                                        rows[["feature", "coef", "scale"]].itertuples(index=False))))
             seed = self.provenance.get("seed")
             found = label_agreement(self.dataset, targets, n_resamples=self.settings.n_resamples,
                                     confidence_level=self.settings.confidence_level,
                                     rng=np.random.default_rng([AGREEMENT_STREAM, *([] if seed is None else [seed])]))
-            self._agreement[key] = {item.target.head: item for item in found}
-        return self._agreement[key]
+            self._agreement[key] = {item.target.head: item for item in found if isinstance(item.target, LabelTarget)}
+            self._agreement["joint " + key] = {item.target.head: item for item in found
+                                               if isinstance(item.target, JointTarget)}
+        return self._agreement[key], self._agreement["joint " + key]
 
     def export_registry(self, path: str | os.PathLike[str], *, allow_unvalidated: bool = False) -> None:
         """Write ``head_functions.json`` atomically.

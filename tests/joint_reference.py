@@ -117,7 +117,9 @@ def reference_fit(attention: np.ndarray, z: np.ndarray, valid: np.ndarray, group
 
     found = _evaluate(attention, z, valid, groups, beta, firth)
     value, gradient = objective(found)
-    for iteration in range(max_iterations):
+    iterations = 0
+    while iterations < max_iterations:
+        iterations += 1
         step = np.linalg.solve(found[2], gradient)
         length = 1.0
         while True:
@@ -135,7 +137,7 @@ def reference_fit(attention: np.ndarray, z: np.ndarray, valid: np.ndarray, group
         total = sum(found[6].values())
         penalty = gradient - found[1]
         scores = {key: value + penalty * found[6][key] / total for key, value in scores.items()}
-    return ReferenceFit(beta, scores, dict(found[5]), found[2], iteration + 1)
+    return ReferenceFit(beta, scores, dict(found[5]), found[2], iterations)
 
 
 def reference_jackknife_se(fit: ReferenceFit) -> np.ndarray:

@@ -30,6 +30,7 @@ from hsi_stats.report import (
     forest_plot,
     hsi_bars,
     null_distributions,
+    odds_ratio_plot,
     rho_heatmap,
 )
 from hsi_stats.report.figures import COLUMN_WIDTH, MAX_HEIGHT, MIN_FONT, PAGE_WIDTH, paper_style, save_figure
@@ -97,6 +98,7 @@ DRAW: dict[str, Callable[[HSIResult], object]] = {
     "scatter": _scatter,
     "distributions": attention_distributions,
     "null": null_distributions,
+    "odds-ratios": odds_ratio_plot,
     "evolution": lambda result: evolution_plot(_per_step(result), threshold=result.settings.threshold),
 }
 
@@ -190,7 +192,8 @@ def test_seventy_two_heads_read_well(many):
     _check_all(many)
 
 
-@pytest.mark.parametrize("name", ["heatmap", "hsi", "focus", "forest", "distributions", "null", "evolution"])
+@pytest.mark.parametrize("name", ["heatmap", "hsi", "focus", "forest", "distributions", "null", "odds-ratios",
+                                  "evolution"])
 def test_heads_are_named_by_their_short_names(eight, name):
     fig = as_figure(DRAW[name](eight))
     shown = " ".join(t.get_text() for t in _shown_texts(fig))

@@ -45,9 +45,11 @@ def _data(seed: int, *, extra: bool, nan: bool, separated: bool = False, n_group
         features["lane_width"] = np.full((n_scenarios, n_slots), 3.7)  # no variation within a scenario
     if nan:
         features["distance_to_ego"] = np.where(rng.random(distance.shape) < 0.07, np.nan, distance)
+        mask[0, 2:] = False  # a scenario left with one entity in the fit: it does not count
+        features["distance_to_ego"][0, 0] = np.nan
     names = tuple(features)
     features = {name: np.where(mask, values, 0.0) for name, values in features.items()}
-    z, valid = reference_design(features, mask, list(BETA), INDICATORS)
+    z, _ = reference_design(features, mask, list(BETA), INDICATORS)
     attention = []
     for scale, concentration in ((1.0, 20.0), (0.5, 5.0), (0.0, 20.0)):
         beta = scale * np.array(list(BETA.values()))
@@ -98,6 +100,7 @@ def test_nan_entities_are_left_out_of_their_scenario_and_counted() -> None:
     ds, names = _data(2, extra=False, nan=True)
     _compare(ds, names)
     result = analyze(ds, n_resamples=99, rng=0)
+    assert (ds.mask[0] & ~np.isnan(ds.features["distance_to_ego"][0])).sum() == 1
     expected = int((np.isnan(ds.features["distance_to_ego"]) & ds.mask).sum())
     assert result.data_summary["joint"]["entities_left_out"] == expected > 0
     assert any(f"{expected} entities with a NaN feature" in note for note in result.data_summary["notes"])

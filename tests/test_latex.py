@@ -20,7 +20,7 @@ from pypdf import PdfReader
 from hsi_stats import analyze, analyze_evolution
 from hsi_stats.formatting import format_number, format_p
 from hsi_stats.report.bibliography import REFERENCES
-from hsi_stats.report.latex import LATEX_PACKAGES, head_latex, latex_escape, pairs_latex
+from hsi_stats.report.latex import LATEX_PACKAGES, head_latex, joint_latex, latex_escape, pairs_latex
 from hsi_stats.report.methods import methods_text
 from hsi_stats.report.naming import short_head_names
 from hsi_stats.synthetic import default_heads, generate
@@ -162,14 +162,27 @@ def test_tables_compile_in_a_plain_article_without_overfull_boxes(which, request
     result = request.getfixturevalue(which)
     (tmp_path / "table.tex").write_text(head_latex(result))
     (tmp_path / "pairs.tex").write_text(pairs_latex(result))
-    log = _compile(tmp_path, "\\input{table}\n\\input{pairs}")
+    (tmp_path / "joint.tex").write_text(joint_latex(result))
+    log = _compile(tmp_path, "\\input{table}\n\\input{pairs}\n\\input{joint}")
     assert "Overfull \\hbox" not in log, [line for line in log.splitlines() if "Overfull" in line]
     text = re.sub(r"\s+", " ", "\n".join(page.extract_text() for page in PdfReader(tmp_path / "doc.pdf").pages))
     short = short_head_names(list(result.heads["head"]))
     for head in result.heads.itertuples():
         assert f"{short[head.head]} " in text
         assert head.label.replace(" Head", "") in text
-    assert "Table 1:" in text and "Table 2:" in text
+    assert "Table 1:" in text and "Table 2:" in text and "Table 3:" in text and "Table 4:" in text
+    for profile in result.heads["profile"]:  # every profile whole (its words, in order)
+        assert profile.split()[0].replace("_", " ") in text.replace("_", " ")
+
+
+def test_joint_tex_prints_every_coefficient_and_profile(demo) -> None:
+    text = joint_latex(demo)
+    rows = [line for line in text.splitlines() if line.count("&") == 4 and not line.startswith("feature")]
+    assert len(rows) == len(demo.joint)
+    for profile in demo.heads["profile"]:
+        assert latex_escape(profile) in text
+    marginal = analyze(demo.dataset, n_resamples=49, rng=0, joint=False)
+    assert joint_latex(marginal).startswith("%") and "\\begin" not in joint_latex(marginal)
 
 
 def _markdown_to_latex(markdown: str) -> str:

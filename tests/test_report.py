@@ -52,8 +52,8 @@ def _normalise(text: str) -> str:
 
 
 def test_every_output_is_written(report_dir: Path) -> None:
-    expected = {"report.html", "report.pdf", "methods.md", "references.bib", "table.tex", "pairs.tex", "pairs.csv",
-                "heads.csv", "head_functions.json", "figures"}
+    expected = {"report.html", "report.pdf", "methods.md", "references.bib", "table.tex", "pairs.tex", "joint.tex",
+                "pairs.csv", "heads.csv", "joint.csv", "head_functions.json", "figures"}
     assert expected == {p.name for p in report_dir.iterdir()}
     html = (report_dir / "report.html").read_text()
     keys = re.findall(r'<figure id="fig-([^"]+)"', html)
@@ -68,7 +68,8 @@ def test_html_is_self_contained(report_dir: Path, result) -> None:
     assert "@import" not in html and "url(http" not in html
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
     n_labelled = int((result.heads["label"] != "General Context Head").sum())
-    assert len(images) == 6 + n_labelled  # heatmap, bars, focus, forest, distributions, null + one per labelled head
+    # heatmap, bars, focus, forest, odds ratios, distributions, null + one per labelled head
+    assert len(images) == 7 + n_labelled
     assert all(base64.b64decode(image).startswith(b"\x89PNG") for image in images)
 
 

@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 from ..within import centre_within, percentile_within
 
 __all__ = ["INDICATOR_SCALE", "MAX_VIF", "Aliasing", "LeftOutColumn", "choose_columns", "design_chunk",
-           "slot_column_names", "within_cross_products"]
+           "fitted_targets", "slot_column_names", "within_cross_products"]
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -197,3 +197,32 @@ def _left_out(cross: FloatArray, names: Sequence[str], column: int, kept: list[i
     proxy = str(names[kept[order[0]]]) if strongest > 0 else None
     sign = -1 if coef.size and coef[order[0]] < 0 else 1
     return LeftOutColumn(str(names[column]), "aliased", vif, explained, proxy, sign)
+
+
+def fitted_targets(features: Mapping[str, FloatArray], mask: BoolArray,
+                   coefficients: Sequence[tuple[str, float, bool]]) -> tuple[BoolArray, BoolArray]:
+    """The entities a head's joint model predicts it attends most: those of highest fitted utility.
+
+    ``coefficients`` are ``(feature, coefficient, indicator)`` triples on the reported scale (an indicator's per
+    flag, a continuous feature's per unit of within-scenario percentile); ``features`` map names to (..., V) and
+    ``mask`` marks the entities present. Returns the predicted entities (ties all predicted) and the entities
+    the prediction is made among (present, no NaN in the features used), both (..., V).
+
+    Examples
+    --------
+    >>> ahead = np.array([[0.0, 1.0, 1.0]]); distance = np.array([[5.0, 30.0, 10.0]])
+    >>> targets, valid = fitted_targets({"is_ahead": ahead, "distance_to_ego": distance}, np.ones((1, 3), bool),
+    ...                                 [("is_ahead", 3.6, True), ("distance_to_ego", -5.3, False)])
+    >>> targets.tolist()  # the nearest vehicle ahead
+    [[False, False, True]]
+    """
+    valid = np.asarray(mask, dtype=bool).copy()
+    for name, _, _ in coefficients:
+        valid &= ~np.isnan(features[name])
+    utility = np.zeros(valid.shape)
+    for name, coefficient, indicator in coefficients:
+        values = np.asarray(features[name], dtype=np.float64)
+        scaled = values if indicator else percentile_within(values, valid)
+        utility += coefficient * np.where(valid, scaled, 0.0)
+    utility = np.where(valid, utility, -np.inf)
+    return valid & (utility == utility.max(axis=-1, keepdims=True)), valid

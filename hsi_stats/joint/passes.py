@@ -128,7 +128,8 @@ class JointPass:
         mass[~np.broadcast_to(valid[:, None, :], mass.shape)] = 0.0
         total = mass.sum(axis=2)
         usable = (valid.sum(axis=1)[:, None] >= 2) & (total > 0)
-        mass /= np.where(usable, total, 1.0)[..., None]  # the attention shares a (0 where not counted)
+        mass /= np.where(usable, total, 1.0)[..., None]
+        mass *= usable[..., None]  # the attention shares a (0 in a scenario not counted)
         p, log_p = _softmax(z, valid, self.coef)
         p *= usable[..., None]
         self.used += usable.sum(axis=0)

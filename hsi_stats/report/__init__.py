@@ -12,6 +12,7 @@ from .figures import (
     forest_plot,
     hsi_bars,
     null_distributions,
+    odds_ratio_plot,
     rho_heatmap,
     save_figure,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "forest_plot",
     "hsi_bars",
     "null_distributions",
+    "odds_ratio_plot",
     "rho_heatmap",
     "save_figure",
     "write_report",

@@ -22,7 +22,7 @@ class Reference:
     ----------
     key : str
         The BibTeX key (``[@key]`` in Markdown, ``\\cite{key}`` in LaTeX).
-    kind : {"article", "book"}
+    kind : {"article", "book", "incollection"}
     authors : tuple of str
         "Last, First Middle" each, in order.
     year : int
@@ -66,7 +66,11 @@ Statistics 6(2), 65-70.'
         who = authors[0] if len(authors) == 1 else ", ".join(authors[:-1]) + " and " + authors[-1]
         f = self.fields
         if self.kind == "book":
-            where = f"{f['publisher']}, {f['address']}." if "address" in f else f"{f['publisher']}."
+            edition = f"{f['edition']} edition. " if "edition" in f else ""
+            where = edition + (f"{f['publisher']}, {f['address']}." if "address" in f else f"{f['publisher']}.")
+        elif self.kind == "incollection":
+            where = (f"In {_initials(f['editor'])} (ed.), {f['booktitle']}, {f['pages']}. {f['publisher']}, "
+                     f"{f['address']}.")
         else:
             where = f"{f['journal']} {f['volume']}" + (f"({f['number']})" if "number" in f else "")
             where += f", {f['pages']}." if "pages" in f else f", Article {f['eid']}." if "eid" in f else "."
@@ -137,6 +141,27 @@ _WORKS = (
              "4", "3-32"),
     _article("shannon1948", ("Shannon, Claude E.",), 1948, "A mathematical theory of communication",
              "The Bell System Technical Journal", "27", "3", "379-423", "10.1002/j.1538-7305.1948.tb01338.x"),
+    Reference("mcfadden1974", "incollection", ("McFadden, Daniel",), 1974,
+              "Conditional logit analysis of qualitative choice behavior",
+              {"booktitle": "Frontiers in Econometrics", "editor": "Zarembka, Paul", "pages": "105-142",
+               "publisher": "Academic Press", "address": "New York"}),
+    _article("mullahy2015", ("Mullahy, John",), 2015,
+             "Multivariate fractional regression estimation of econometric share models",
+             "Journal of Econometric Methods", "4", "1", "71-100", "10.1515/jem-2012-0006"),
+    _article("baker1994", ("Baker, Stuart G.",), 1994, "The multinomial-Poisson transformation",
+             "Journal of the Royal Statistical Society: Series D (The Statistician)", "43", "4", "495-504",
+             "10.2307/2348134"),
+    _article("firth1993", ("Firth, David",), 1993, "Bias reduction of maximum likelihood estimates", "Biometrika",
+             "80", "1", "27-38", "10.1093/biomet/80.1.27"),
+    _article("heinze2010", ("Heinze, Georg", "Puhr, Rainer"), 2010,
+             "Bias-reduced and separation-proof conditional logistic regression with small or sparse data sets",
+             "Statistics in Medicine", "29", "7-8", "770-777", "10.1002/sim.3794"),
+    _article("mackinnon2023", ("MacKinnon, James G.", "Nielsen, Morten Ørregaard", "Webb, Matthew D."), 2023,
+             "Cluster-robust inference: a guide to empirical practice", "Journal of Econometrics", "232", "2",
+             "272-299", "10.1016/j.jeconom.2022.04.001"),
+    Reference("kutner2005", "book", ("Kutner, Michael H.", "Nachtsheim, Christopher J.", "Neter, John", "Li, William"),
+              2005, "Applied Linear Statistical Models",
+              {"edition": "Fifth", "publisher": "McGraw-Hill/Irwin", "address": "Boston"}),
 )
 
 #: Every work a methods text may cite, by BibTeX key.

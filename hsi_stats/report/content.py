@@ -147,6 +147,14 @@ def _figures(result: HSIResult, evolution: EvolutionResult | None) -> list[Figur
               f"Every head x feature rho with its {level}% interval; highlighted pairs have adjusted p < {alpha:g}.",
               lambda: figures.forest_plot(result)),
     ]
+    if result.joint is not None:
+        items.append(_draw(
+            "odds-ratios", "Joint model: which features drive each head",
+            f"Attention odds ratios of each head, every other feature held fixed (the joint model), with {level}% "
+            f"intervals (cluster jackknife, t); filled markers: adjusted p < {alpha:g}, the head's profile. "
+            "Continuous features: highest against lowest value (per unit of within-scenario percentile); "
+            "indicators: flagged against not flagged. Log scale, clipped at 1/1000 and 1000.",
+            lambda: figures.odds_ratio_plot(result)))
     short = short_head_names([str(h) for h in result.heads["head"]])
     labelled = result.heads[result.heads["label"] != GENERAL_CONTEXT]
     for name, feature, label, validated in labelled[["head", "label_feature", "label", "validated"]].itertuples(

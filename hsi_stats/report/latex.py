@@ -1,4 +1,5 @@
-"""LaTeX tables of a result for a paper: ``table.tex`` (one row per head) and ``pairs.tex`` (every head x feature pair).
+"""LaTeX tables of a result for a paper: ``table.tex`` (one row per head), ``pairs.tex`` (every head x feature pair)
+and ``joint.tex`` (the joint model: each head's profile, then every head x feature odds ratio).
 
 Both are booktabs tables with siunitx ``S`` columns (numbers aligned on the decimal point, p-values such as
 "< 0.001" aligned with the others) in a compact font, sized to fit the text width of a standard ``article``
@@ -14,18 +15,19 @@ format.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
 from ..catalog import GENERAL_CONTEXT
-from ..formatting import MISSING, format_number, format_p
+from ..formatting import MISSING, format_number, format_odds_ratio, format_p
 from ..results import HSIResult, hsi_interval_note
 from ..settings import CI_METHOD_NAMES, CORRECTION_NAMES
 from .naming import name_legend, short_head_names
 
-__all__ = ["LATEX_PACKAGES", "MAX_FLOAT_ROWS", "head_latex", "latex_escape", "pairs_latex"]
+__all__ = ["LATEX_PACKAGES", "MAX_FLOAT_ROWS", "head_latex", "joint_latex", "latex_escape", "pairs_latex"]
 
 #: The packages ``table.tex`` and ``pairs.tex`` need in the preamble (siunitx loads array).
 LATEX_PACKAGES = ("booktabs", "siunitx", "longtable")
@@ -37,7 +39,7 @@ _SIZE = "\\footnotesize\\setlength{\\tabcolsep}{2.5pt}"
 _NOTE = "{\\footnotesize\\raggedright\\noindent "  # a table note, closed by "\\par}"
 _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
             "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}",
-            ">": r"\textgreater{}", "–": "--"}
+            ">": r"\textgreater{}", "–": "--", "×": r"$\times$"}
 
 
 def latex_escape(text: object) -> str:
@@ -259,3 +261,65 @@ def pairs_latex(result: HSIResult) -> str:
                f"{_test_text(result)} of $|\\rho|$; adj.\\ p: {correction} adjusted over all {len(pairs)} "
                f"pairs.{focus}")
     return _float_or_long(columns, rows, caption, "tab:hsi-pairs", "", long=True)
+
+
+def _ratio(value: float) -> str:
+    """An odds ratio in a table cell: :func:`~hsi_stats.formatting.format_odds_ratio` without its sign."""
+    return latex_escape(format_odds_ratio(value).removeprefix("×"))
+
+
+def joint_latex(result: HSIResult) -> str:
+    """``joint.tex``: the joint model, as two longtables: each head's profile, and every head x kept feature.
+
+    The first table has one row per head: its label (with a dagger when it is not validated) and its profile,
+    wrapped in a paragraph column. The second has, per head and feature, the odds ratio with its interval and the
+    raw and adjusted p-values. Empty (a comment) when the result has no joint model.
+    """
+    if result.joint is None:
+        return "% The analysis was run without the joint model (joint=False).\n"
+    heads = result.heads.to_dict(orient="records")
+    short = short_head_names([head["head"] for head in heads])
+    level = round(100 * result.settings["confidence_level"])
+    alpha = result.settings["alpha"]
+    correction = CORRECTION_NAMES[result.settings["correction"]]
+    profile_columns = [
+        _text_column("head", [short[head["head"]] for head in heads]),
+        _Column("label", ">{\\raggedright\\arraybackslash}p{8.9em}",
+                tuple(latex_escape(head["label"]) + ("" if head["validated"] or head["label"] == GENERAL_CONTEXT
+                                                     else "$^\\dagger$") for head in heads)),
+        _Column("profile", ">{\\raggedright\\arraybackslash}p{21em}",
+                tuple(latex_escape(head["profile"]) for head in heads)),
+    ]
+    profiles = _float_or_long(
+        profile_columns, _rows(profile_columns),
+        f"Head profiles (joint model): the features with a conditional effect on the head's attention (adjusted "
+        f"p < {alpha:g}, {correction}), every other feature held fixed, strongest first, as attention odds ratios: "
+        "highest against lowest value of a continuous feature, flagged against not flagged for an indicator. "
+        "$^\\dagger$Label not validated.", "tab:hsi-profiles", _legend([h["head"] for h in heads]), long=True)
+    rows_frame = result.joint.to_dict(orient="records")
+    pair_columns = [
+        _text_column("feature", [row["feature"] for row in rows_frame]),
+        _Column("{odds ratio}", "r", tuple(_ratio(math.exp(row["coef"])) for row in rows_frame)),
+        _Column(f"{{{level}\\,\\% CI}}", "l", tuple(f"[{_ratio(math.exp(row['ci_low']))}, "
+                                                    f"{_ratio(math.exp(row['ci_high']))}]" for row in rows_frame)),
+        _number_column("p", [format_p(row["p_value"]) for row in rows_frame]),
+        _number_column("adj. p", [format_p(row["p_adjusted"]) for row in rows_frame]),
+    ]
+    n_columns = sum(column.width for column in pair_columns)
+    rows: list[str] = []
+    previous = None
+    for record, row in zip(rows_frame, _rows(pair_columns), strict=True):
+        if record["head"] != previous:
+            rows += ["\\addlinespace"] if rows else []
+            rows.append(f"\\multicolumn{{{n_columns}}}{{@{{}}l}}{{head {_breakable(record['head'])}}} \\\\*")
+        previous = record["head"]
+        rows.append(row)
+    left_out = [c.name for c in result.joint_model.fit.aliasing.left_out] if result.joint_model else []
+    coefficients = _float_or_long(
+        pair_columns, rows,
+        f"Joint model of every head: attention odds ratios with {level}\\,\\% intervals (cluster jackknife over the "
+        f"{result.data_summary['n_groups']} groups, $t$ reference); p: $t$ test of no conditional effect; adj.\\ p: "
+        f"{correction} over all {len(rows_frame)} head $\\times$ feature coefficients."
+        + (f" Left out as aliased or constant: {latex_escape(', '.join(left_out))}." if left_out else ""),
+        "tab:hsi-joint", "", long=True)
+    return profiles + "\n" + coefficients.removeprefix(_HEADER)

@@ -430,6 +430,60 @@ def _third(result: HSIResult) -> list[Segment]:
     ]
 
 
+def _joint(result: HSIResult) -> list[Segment]:
+    """The joint model: the conditional logit, its fit, the features left out, its inference and the label rule."""
+    fit = result.joint_model.fit if result.joint_model is not None else None
+    assert fit is not None
+    s, d = result.settings, result.data_summary
+    left_out = [c.name for c in fit.aliasing.left_out if c.name in result.estimate.feature_names]
+    firth = [head for head, method in zip(result.estimate.head_names, fit.method, strict=True) if method == "firth"]
+    n_coefficients = len(result.joint) if result.joint is not None else 0
+    correction: list[Segment] = (
+        ["the step-down max-T procedure ", _cite("westfall1993"), " on the studentised coefficients, their joint "
+         "null distribution from the same cluster-bootstrap resamples of the groups' scores (each resample moves "
+         "the estimate by ", _m(r"I^{-1} \sum_g w_g s_g", "I^-1 sum_g w_g s_g"), "; a coefficient's observed "
+         "statistic is the standard-normal quantile of its t test's p-value, and no adjusted p-value is below the raw "
+         "one)"]
+        if s.correction in ("maxt", "maxt-single-step") else _CORRECTION_TEXT[s.correction])
+    return [
+        "Which features drive each head's attention, holding the others fixed, was estimated by a conditional logit "
+        "with fractional responses ", _cite("mcfadden1974", "mullahy2015"), ": with ",
+        _m(r"\tilde a_{hsv}", "a_hsv"), " the attention of head h renormalised over the ", _m("n_s"),
+        " entities of scenario s with every feature present (an entity with a missing feature is left out of its "
+        "scenario's fit) and ", _m("z_{sv}", "z_sv"), " their covariates (each continuous feature's mid-rank "
+        "percentile within the scenario, each indicator as 0/1"
+        + (", and indicators of the observation slot" if s["adjust"] == "slot" else "") + "),",
+        _display(r"p_{hsv} = \frac{\exp(\beta_h^\top z_{sv})}{\sum_{v'} \exp(\beta_h^\top z_{sv'})}, \qquad "
+                 r"\hat\beta_h = \arg\max_\beta \sum_s \sum_v \tilde a_{hsv} \log p_{hsv}(\beta),",
+                 " p_hsv = exp(b_h' z_sv) / sum_v' exp(b_h' z_sv'), b_h maximising sum_s sum_v a_hsv log p_hsv,"),
+        "the same estimate as a Poisson regression with scenario fixed effects ", _cite("baker1994"),
+        "; scenario-level factors cancel, and ", _m(r"e^{\beta_{hf}}", "exp(b_hf)"), " is an attention odds ratio: "
+        "per unit of percentile (the highest against the lowest value) for a continuous feature, flagged against "
+        "not flagged for an indicator. Features nearly aliased within scenarios (a variance-inflation factor above "
+        "10 ", _cite("kutner2005"), ") were left out, the one listed later in the catalog first"
+        + (f" ({', '.join(left_out)})" if left_out else " (none)") + ". The estimate was found by Newton's method "
+        "with step halving, in passes over the data from the fit on its first scenarios, stopping when no step "
+        "exceeded 1e-6 of the largest coefficient; "
+        + (f"{len(firth)} head(s) whose positive attention could not rule out an infinite estimate were fitted "
+           f"with Firth's penalty ({', '.join(firth)}) " if firth else "where the entities given positive attention "
+           "could not rule out an infinite estimate, Firth's penalty would have been used "),
+        _cite("firth1993", "heinze2010"), ". Standard errors are the cluster jackknife (CV3) over the ",
+        _m(f"G = {d['n_groups']}"), " groups ", _cite("mackinnon2023"), ", each group's removal taken as one Newton "
+        "step from the estimate,",
+        _display(r"\hat\beta_{(g)} = \hat\beta - (I - I_g)^{-1} s_g, \qquad \hat V = \frac{G-1}{G} \sum_g "
+                 r"(\hat\beta_{(g)} - \bar\beta_{(\cdot)})(\hat\beta_{(g)} - \bar\beta_{(\cdot)})^\top,",
+                 " b_(g) = b - (I - I_g)^-1 s_g, V = (G-1)/G sum_g (b_(g) - mean b_(.))(b_(g) - mean b_(.))',"),
+        "with ", _m("s_g"), " and ", _m("I_g"), " group g's score and information; ",
+        f"{round(100 * s['confidence_level'])}% intervals are ", _m(r"\hat\beta \pm t_{G-1} \hat{se}",
+                                                                    "b +- t_(G-1) se"),
+        f" and the two-sided t tests of no conditional effect were adjusted over the {n_coefficients} head x "
+        "feature coefficients with ", *correction, ". A head's profile lists its features with an adjusted p-value "
+        f"below {s['alpha']:g}, the largest odds ratio (in either direction) first; a label was validated only if "
+        "its feature (or, when left out, the kept feature that explains it, with the sign of that relation) also had "
+        "a conditional effect in the direction the catalog expects.",
+    ]
+
+
 def _evolution(evolution: EvolutionResult) -> list[Segment]:
     s = evolution.settings
     level = round(100 * s["confidence_level"])
@@ -475,8 +529,9 @@ def methods_text(result: HSIResult, evolution: EvolutionResult | None = None) ->
     bootstrap and its interval (with the HSI's bias correction where the method has one), the randomisation
     test with its p-value :math:`(1 + e)/(1 + R)`, the correction of each family (pairs over all head x feature
     tests, HSI over the heads), the validation rules with their thresholds (the selectivity
-    :math:`1 - H(p)/\log V` with H the Shannon entropy), the focus and, with ``evolution``, the trend test,
-    its interval and the emergence step; each procedure cites its reference.
+    :math:`1 - H(p)/\log V` with H the Shannon entropy), the focus, the joint model (its fit, the features left
+    out, its jackknife intervals and corrected tests, the profiles and the conditional label rule) and, with
+    ``evolution``, the trend test, its interval and the emergence step; each procedure cites its reference.
 
     Examples
     --------
@@ -489,6 +544,8 @@ def methods_text(result: HSIResult, evolution: EvolutionResult | None = None) ->
     True
     """
     paragraphs = [_first(result), _second(result), _third(result)]
+    if result.joint_model is not None:
+        paragraphs.append(_joint(result))
     if evolution is not None:
         paragraphs.append(_evolution(evolution))
     return MethodsText.from_segments([*paragraphs, _software(result)])

@@ -23,11 +23,12 @@ __all__ = [
 ]
 
 HEAD_TABLE_COLUMNS = ("head", "label", "strength", "HSI [CI]", "HSI adj. p", "primary feature", "label feature",
-                      "rho [CI]", "focus [CI]", "label adj. p", "label stability", "validated", "reasons")
+                      "rho [CI]", "focus [CI]", "label adj. p", "label stability", "validated", "profile", "reasons")
 
 #: The kind of each head-table column that is not plain text: numbers (aligned), the label, the reasons.
 HEAD_COLUMN_KINDS = {"HSI [CI]": "num", "HSI adj. p": "num", "rho [CI]": "num", "focus [CI]": "num",
-                     "label adj. p": "num", "label stability": "num", "label": "label", "reasons": "reasons"}
+                     "label adj. p": "num", "label stability": "num", "label": "label", "profile": "reasons",
+                     "reasons": "reasons"}
 
 
 def head_table(result: HSIResult) -> pd.DataFrame:
@@ -37,7 +38,8 @@ def head_table(result: HSIResult) -> pd.DataFrame:
     ``hsi_p_adjusted`` column of :attr:`~hsi_stats.results.HSIResult.heads`), ``label adj. p`` the test of the
     label feature's pair (adjusted over every head x feature pair, ``label_p_adjusted``). The rho, focus,
     adjusted p and stability after ``label feature`` describe that feature, the one the label is judged on (for a
-    General Context Head, the candidate that failed, which the reasons judge).
+    General Context Head, the candidate that failed, which the reasons judge). ``profile`` is the joint model's
+    (the features with a conditional effect, strongest first); without the joint model the column is left out.
     """
     rows = []
     for head in result.heads.to_dict(orient="records"):
@@ -60,9 +62,11 @@ def head_table(result: HSIResult) -> pd.DataFrame:
             "label adj. p": shown(format_p(head["label_p_adjusted"])),
             "label stability": shown(format_number(head["label_stability"], 2)),
             "validated": "yes" if head["validated"] else "no",
+            "profile": head.get("profile") if isinstance(head.get("profile"), str) else MISSING,
             "reasons": head["reasons"] or "all rules passed",
         })
-    return pd.DataFrame(rows, columns=list(HEAD_TABLE_COLUMNS))
+    columns = [c for c in HEAD_TABLE_COLUMNS if c != "profile" or result.joint is not None]
+    return pd.DataFrame(rows, columns=list(HEAD_TABLE_COLUMNS))[columns]
 
 
 def _left_out_reason(missing: int, infinite: int, infinite_left_out: int, ranked: bool) -> str:

@@ -12,7 +12,7 @@ from .._validation import check_choice
 from ..outputs import write_tables_into
 from ..results import HSIResult
 from .content import build_content
-from .latex import head_latex, pairs_latex
+from .latex import head_latex, joint_latex, pairs_latex
 
 if TYPE_CHECKING:
     from ..evolution import EvolutionResult
@@ -43,7 +43,8 @@ def write_report(
 
     Files: ``report.html`` (self-contained) and/or ``report.pdf`` (same content), ``methods.md`` (the methods
     paragraph in Markdown with LaTeX math and ``[@key]`` citations), ``references.bib`` (every work it cites),
-    ``table.tex`` (the head table) and ``pairs.tex`` (every head x feature pair), booktabs tables for a paper
+    ``table.tex`` (the head table), ``pairs.tex`` (every head x feature pair) and, with the joint model,
+    ``joint.tex`` (each head's profile and every odds ratio), booktabs tables for a paper
     (:mod:`hsi_stats.report.latex`; they need ``\\usepackage{booktabs,siunitx,longtable}``), and the tables of
     :func:`hsi_stats.outputs.write_tables`:
     ``pairs.csv``, ``heads.csv``, ``head_functions.json`` (the registry; unvalidated labels as General Context
@@ -83,6 +84,8 @@ def write_report(
     rendered["references.bib"] = content.methods.to_bibtex()
     rendered["table.tex"] = head_latex(result)
     rendered["pairs.tex"] = pairs_latex(result)
+    if result.joint is not None:
+        rendered["joint.tex"] = joint_latex(result)
     for figure in content.figures:
         rendered.update(figure.files)
 

@@ -28,6 +28,7 @@ from ._common import (
 from .attention import attention_distributions, attention_vs_feature
 from .estimates import focus_plot, forest_plot, hsi_bars, null_distributions, rho_heatmap
 from .evolution import evolution_plot
+from .joint import odds_ratio_plot
 
 __all__ = [
     "COLUMN_WIDTH",
@@ -44,6 +45,7 @@ __all__ = [
     "forest_plot",
     "hsi_bars",
     "null_distributions",
+    "odds_ratio_plot",
     "paper_style",
     "render_figure",
     "rho_heatmap",
