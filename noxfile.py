@@ -1,5 +1,5 @@
 """Development sessions: ``nox -s tests`` (the suite), ``lint``, ``typecheck``, ``latex``, ``render``, ``demo``,
-``notebooks``, ``bench``, ``scale``, ``calibration``, ``bands``, ``trend``."""
+``notebooks``, ``bench``, ``scale``, ``calibration``, ``bands``, ``trend``, ``joint``."""
 
 from __future__ import annotations
 
@@ -87,12 +87,17 @@ def bench(session: nox.Session) -> None:
 
     ``bench_analyze.py`` writes ``benchmarks/results/bench_analyze.json``. Arguments after ``--`` go to both scripts
     (only ``--repeats`` is understood by both). ``bench_explain.py`` times run-time explanations (one step, and a
-    batch of 100,000) into ``benchmarks/results/bench_explain.json``.
+    batch of 100,000) into ``benchmarks/results/bench_explain.json``; ``bench_joint.py`` the default analysis
+    against ``joint=False`` at 200,000 scenarios, with the passes each makes, into
+    ``benchmarks/results/bench_joint.json``. Without arguments the README's tables are rewritten from the results.
     """
     session.install(".")
     session.run("python", "benchmarks/bench_estimate.py", *session.posargs)
     session.run("python", "benchmarks/bench_analyze.py", *session.posargs)
     session.run("python", "benchmarks/bench_explain.py")
+    session.run("python", "benchmarks/bench_joint.py")
+    if not session.posargs:
+        session.run("python", "benchmarks/readme_tables.py", "joint-cost")
 
 
 @nox.session
@@ -180,3 +185,17 @@ def render(session: nox.Session) -> None:
     session.run("pytest", "tests/test_render.py", env={"CI": "true"})
     out = session.posargs or ["--out", str(session.create_tmp() + "/rendered")]
     session.run("python", "tests/render_report.py", *out)
+
+
+@nox.session
+def joint(session: nox.Session) -> None:
+    """Calibration study of the joint model: coverage, family-wise error and power with known coefficients (R = 300,
+    about 5 min on 2 cores).
+
+    Writes ``benchmarks/results/joint.json`` and ``joint.md`` and, run without arguments, the README's table;
+    arguments after ``--`` go to the script (e.g. ``nox -s joint -- --replicates 50 --n-resamples 999``).
+    """
+    session.install(".")
+    session.run("python", "benchmarks/joint_study.py", *session.posargs)
+    if not session.posargs:  # the study as the README reports it: rewrite the README's table from its results
+        session.run("python", "benchmarks/readme_tables.py", "joint")

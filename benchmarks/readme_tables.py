@@ -10,12 +10,16 @@ Each table sits in README.md between ``<!-- NAME:start -->`` and ``<!-- NAME:end
     heads that put a share m of their attention on the target, per correlation and kind of feature, and the focus;
 ``trend``
     the table and notes of ``benchmarks/results/trend.json`` (its ``markdown`` entry);
+``joint``
+    the table and notes of ``benchmarks/results/joint.json`` (the joint model's calibration study);
+``joint-cost``
+    from ``benchmarks/results/bench_joint.json``: the default analysis against ``joint=False``, with its passes;
 ``scale``
     from ``benchmarks/results/bench_scale.json``: per number of scenarios (and mode), the seconds of ``analyze`` and
     ``estimate``, the peak resident memory, its overhead above the loaded data and the data's size, then the growth
     exponents and the time ratios of consecutive sizes.
 
-Run by the ``calibration``, ``bands``, ``trend`` and ``scale`` nox sessions after their study;
+Run by the ``calibration``, ``bands``, ``trend``, ``joint``, ``bench`` and ``scale`` nox sessions after their study;
 ``python benchmarks/readme_tables.py`` rewrites all of them from the files as they are (skipping a table whose
 file does not exist yet).
 """
@@ -115,6 +119,20 @@ def scale_block(record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n\n" + " ".join(notes)
 
 
+def joint_cost_block(record: dict[str, Any]) -> str:
+    """The default analysis against ``joint=False`` at the reference workload's 200,000 scenarios."""
+    best, passes, joint = record["best"], record["passes"], record["joint"]
+    return (f"| analysis | seconds (best of {record['repeats']}) | passes over the data |\n|---|---|---|\n"
+            f"| `analyze(joint=False)` | {best['marginal']:.2f} | {passes['marginal']} |\n"
+            f"| `analyze()` (the joint model too) | {best['joint']:.2f} | {passes['joint']} |\n\n"
+            f"{record['scenarios']:,} scenarios ({record['episodes']:,} episodes of 50 steps), {record['heads']} "
+            f"heads, {record['features']} features, {record['slots']} slots, `n_resamples={record['n_resamples']}`, "
+            f"on {record['environment']['cpus']} CPUs: the joint model makes the analysis "
+            f"{record['ratio']:.2f} times as long. Its fit started from the first {joint['start_scenarios']:,} "
+            f"scenarios and took {joint['passes']} passes, the first shared with every other reduction "
+            "(`benchmarks/results/bench_joint.json`).")
+
+
 def replace_block(text: str, name: str, block: str) -> str:
     """``text`` with the content between the ``name`` markers replaced by ``block``."""
     pattern = re.compile(rf"(<!-- {name}:start -->\n)(?:.*?\n)?(<!-- {name}:end -->)", re.DOTALL)
@@ -126,13 +144,14 @@ def replace_block(text: str, name: str, block: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", type=str,
-                        help="which tables to rewrite: calibration, bands, trend, scale (default: all that have "
-                             "results)")
+                        help="which tables to rewrite: calibration, bands, trend, scale, joint, joint-cost "
+                             "(default: all that have results)")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     args = parser.parse_args(argv)
     builders = {"calibration": calibration_block, "bands": bands_block, "trend": calibration_block,
-                "scale": scale_block}
-    files = {name: RESULTS / f"{name}.json" for name in builders} | {"scale": RESULTS / "bench_scale.json"}
+                "scale": scale_block, "joint": calibration_block, "joint-cost": joint_cost_block}
+    files = {name: RESULTS / f"{name}.json" for name in builders} | {"scale": RESULTS / "bench_scale.json",
+                                                                     "joint-cost": RESULTS / "bench_joint.json"}
     unknown = sorted(set(args.names) - set(builders))
     if unknown:
         parser.error(f"the tables are {list(builders)}, but {unknown} was given")

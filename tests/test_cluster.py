@@ -95,6 +95,8 @@ def test_a_local_cluster_gives_the_numbers_of_this_process(shards: Path, logs: t
                                        trend_resamples=99, rng=3)
     pd.testing.assert_frame_equal(there.pairs, here.pairs, check_exact=True)
     pd.testing.assert_frame_equal(there.heads, here.heads, check_exact=True)
+    pd.testing.assert_frame_equal(there.joint, here.joint, check_exact=True)  # the joint model's passes too
+    assert there.data_summary["passes"] == here.data_summary["passes"] > 1
     # read again after the cluster stopped (the registry's label agreement passes over the data): here, same numbers
     assert [entry.get("agreement") for entry in there.registry().values()] == [
         entry.get("agreement") for entry in here.registry().values()]
@@ -110,6 +112,7 @@ def test_separate_scheduler_and_workers_give_the_same_pairs(shards: Path, schedu
                  *ARGS]) == 0
     assert (tmp_path / "there" / "pairs.csv").read_bytes() == (tmp_path / "here" / "pairs.csv").read_bytes()
     assert (tmp_path / "there" / "heads.csv").read_bytes() == (tmp_path / "here" / "heads.csv").read_bytes()
+    assert (tmp_path / "there" / "joint.csv").read_bytes() == (tmp_path / "here" / "joint.csv").read_bytes()
 
 
 def test_a_cluster_needs_shards(shards: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
