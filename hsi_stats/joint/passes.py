@@ -162,20 +162,29 @@ class JointPass:
 
     def _add_first(self, z: FloatArray, valid: BoolArray, shares: FloatArray, usable: BoolArray,
                    left_out: int) -> None:
-        per_scenario = within_cross_products(z, valid)  # (s, K, K)
-        self.cross += per_scenario.sum(axis=0)
+        # sum_s sum_v (z - mean_s)(z - mean_s)' = sum z z' - sum_s n_s mean_s mean_s', over the entities in the fit
+        n = valid.sum(axis=1)
+        flat = np.where(valid[..., None], z, 0.0).reshape(-1, z.shape[2])
+        totals = flat.reshape(z.shape).sum(axis=1)  # (s, K): n_s times each scenario's mean
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scaled = np.where(n[:, None] > 0, totals / np.maximum(n, 1)[:, None], 0.0)
+        self.cross += flat.T @ flat - totals.T @ scaled
         self.left_out += left_out
         self.entities += int(valid.sum())
         # a scenario a head does not count lacks all its cross-products; one where it gives an entity nothing,
         # those of the entities outside its support
-        self.deficit += np.einsum("sh,skl->hkl", (~usable).astype(np.float64), per_scenario)
         zero = valid[:, None, :] & (shares == 0) & usable[..., None]
         self.zeros += zero.sum(axis=(0, 2))
-        scenarios, heads = np.nonzero(zero.any(axis=2))
+        lacking = ~usable | zero.any(axis=2)  # (s, h)
+        scenarios = np.flatnonzero(lacking.any(axis=1))
         if scenarios.size:
-            support = valid[scenarios] & (shares[scenarios, heads] > 0)
-            deficit = per_scenario[scenarios] - within_cross_products(z[scenarios], support)
-            np.add.at(self.deficit, heads, deficit)
+            per_scenario = within_cross_products(z[scenarios], valid[scenarios])  # (s', K, K)
+            self.deficit += np.einsum("sh,skl->hkl", (~usable[scenarios]).astype(np.float64), per_scenario)
+            rows, heads = np.nonzero(zero[scenarios].any(axis=2))
+            if rows.size:
+                support = valid[scenarios[rows]] & (shares[scenarios[rows], heads] > 0)
+                deficit = per_scenario[rows] - within_cross_products(z[scenarios[rows]], support)
+                np.add.at(self.deficit, heads, deficit)
 
     def merge(self, other: JointPass) -> None:
         self.loglik += other.loglik
