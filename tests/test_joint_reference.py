@@ -143,3 +143,21 @@ def test_a_poisson_glm_with_scenario_fixed_effects_gives_the_same_coefficients()
     glm = sm.GLM(attention.reshape(-1), exog, family=sm.families.Poisson()).fit(tol=1e-14, maxiter=500)
     np.testing.assert_allclose(ours[["distance_to_ego", "agent_speeds", "is_ahead"]].to_numpy(), glm.params[:3],
                                rtol=1e-7, atol=1e-8)
+
+
+def test_a_near_separated_head_converges_to_its_exact_coefficients() -> None:
+    # attention exactly softmax(beta . z) with odds ratios of 1e5 and 1e-7: the fit recovers beta, no warning
+    rng = np.random.default_rng(6)
+    n_scenarios, n_slots = 240, 6
+    mask = np.arange(n_slots)[None, :] < rng.integers(3, n_slots + 1, n_scenarios)[:, None]
+    features = {"distance_to_ego": np.where(mask, rng.random((n_scenarios, n_slots)), 0.0),
+                "is_ahead": np.where(mask, (rng.random((n_scenarios, n_slots)) < 0.4).astype(float), 0.0)}
+    z, valid = reference_design(features, mask, ["distance_to_ego", "is_ahead"], ["is_ahead"])
+    beta = np.array([-16.0, 11.5])
+    utility = np.where(valid, z @ beta, -np.inf)
+    attention = np.exp(utility - utility.max(axis=1, keepdims=True))
+    attention /= attention.sum(axis=1, keepdims=True)
+    ds = HSIDataset(attention[:, None, :], features, mask=mask, groups=np.repeat(np.arange(24), 10))
+    joint = analyze(ds, n_resamples=99, rng=0).joint.set_index("feature")
+    assert set(joint["fit"]) == {"mle"}
+    np.testing.assert_allclose(joint.loc[["distance_to_ego", "is_ahead"], "coef"].to_numpy(), beta, rtol=1e-7)

@@ -9,7 +9,7 @@ import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 #: Example -> the packages it needs (the test extra installs them; elsewhere the example is skipped).
-NEEDS = {"highway": ("torch", "highway_env"), "flax": ("jax", "flax"), "explain": ()}
+NEEDS = {"highway": ("torch", "highway_env"), "flax": ("jax", "flax"), "explain": (), "joint": ()}
 
 
 def _examples() -> dict[str, str]:
@@ -34,3 +34,9 @@ def test_the_readme_example_runs(name: str, capsys: pytest.CaptureFixture[str], 
         assert "HSI analysis" in printed
     if name == "explain":
         assert "h0 (Safety Head): attends" in printed and "no claim (no validated label)" in printed
+    if name == "joint":  # both Proximity Heads at the margin, told apart by their profiles
+        lines = printed.splitlines()
+        lead = next(line for line in lines if line.strip().startswith("lead"))
+        nearest = next(line for line in lines if line.strip().startswith("nearest"))
+        assert "Proximity Head" in lead and "Proximity Head" in nearest
+        assert "is_ahead ×" in lead and "is_ahead" not in nearest

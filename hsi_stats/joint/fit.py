@@ -288,6 +288,8 @@ def fit_joint(dataset: HSIDataset | ChunkSource, *, priority: Sequence[int], slo
 
 def _result(dataset: HSIDataset | ChunkSource, columns: tuple[str, ...], aliasing: Aliasing, newton: _Newton,
             first: JointPass, passes: int, sample_size: int) -> JointFit:
+    """The fit's result; a head that did not converge is named in a warning (not for a start: the fit on the whole
+    data goes on from it)."""
     n_groups, n_heads, k = dataset.n_groups, dataset.n_heads, len(aliasing.kept)
     kept = list(aliasing.kept)
     coef = np.full((n_heads, len(columns)), np.nan)
@@ -310,9 +312,10 @@ def _result(dataset: HSIDataset | ChunkSource, columns: tuple[str, ...], aliasin
             scores[:, h], group_information[:, h], used[:, h] = (final["scores"], final["group_information"],
                                                                  final["used"])
     notes = [column.describe() for column in aliasing.left_out]
-    if unconverged:
+    if unconverged and newton.groups:
         warnings.warn(f"the joint model of heads {unconverged} did not converge in {passes} passes; their "
                       "intervals and tests are left undefined.", ConvergenceWarning, stacklevel=3)
+    if unconverged:
         notes.append(f"The joint model of heads {', '.join(unconverged)} did not converge in {passes} passes.")
     return JointFit(columns=columns, n_features=len(dataset.feature_names), aliasing=aliasing, coef=coef,
                     information=information, scores=scores, group_information=group_information, used=used,
