@@ -27,7 +27,7 @@ HEAD_TABLE_COLUMNS = ("head", "label", "strength", "HSI [CI]", "HSI adj. p", "pr
 
 #: The kind of each head-table column that is not plain text: numbers (aligned), the label, the reasons.
 HEAD_COLUMN_KINDS = {"HSI [CI]": "num", "HSI adj. p": "num", "rho [CI]": "num", "focus [CI]": "num",
-                     "label adj. p": "num", "label stability": "num", "label": "label", "profile": "reasons",
+                     "label adj. p": "num", "label stability": "num", "label": "label", "profile": "profile",
                      "reasons": "reasons"}
 
 
