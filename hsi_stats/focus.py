@@ -138,7 +138,7 @@ def focus_reduction(dataset: HSIDataset | ChunkSource, expected: NDArray[np.int_
     ``expected`` (F,) is +1 or -1 where the direction is known in advance (the catalog's sign), 0 where it follows
     the sign of rho (both are summed, :func:`focus_from` picks). Feed it the chunks, alone or beside other
     reductions in one pass."""
-    needed = [(int(e),) if e else (-1, 1) for e in np.asarray(expected)]
+    needed: list[tuple[int, ...]] = [(int(e),) if e else (-1, 1) for e in np.asarray(expected)]
     return FocusReduction(dataset.n_groups, dataset.feature_names, needed)
 
 

@@ -106,7 +106,8 @@ class Conditional:
 def conditional_evidence(feature: str, rows: pd.DataFrame, left_out: Sequence[LeftOutColumn],
                          alpha: float) -> Conditional:
     """The joint evidence for ``feature`` from one head's joint ``rows`` and the columns the fit left out."""
-    judged_on, sign = feature, 1
+    judged_on: str | None = feature
+    sign = 1
     if feature not in set(rows["feature"]):
         column = next((c for c in left_out if c.name == feature), None)
         judged_on, sign = (column.proxy, column.proxy_sign) if column is not None else (None, 1)

@@ -210,9 +210,10 @@ class _Newton:
 def _solve(information: FloatArray, gradient: FloatArray) -> FloatArray:
     """:math:`I^{-1} g`, by least squares when ``I`` is singular."""
     try:
-        return np.linalg.solve(information, gradient)
+        solved = np.linalg.solve(information, gradient)
     except np.linalg.LinAlgError:
-        return np.linalg.lstsq(information, gradient, rcond=None)[0]
+        solved = np.linalg.lstsq(information, gradient, rcond=None)[0]
+    return np.asarray(solved, dtype=np.float64)
 
 
 def _support_singular(found: JointPass, cols: NDArray[np.intp]) -> BoolArray:
@@ -239,7 +240,7 @@ class _Plan:
     slot_values: NDArray[np.int64] | None
     cache: DesignCache | None
 
-    def run(self, heads: NDArray[np.intp], coef: FloatArray, firth: BoolArray, per_group: BoolArray, *,
+    def run(self, heads: Sequence[int] | NDArray[np.intp], coef: FloatArray, firth: BoolArray, per_group: BoolArray, *,
             first: bool = False, extras: Sequence[Accumulator] = ()) -> JointPass:
         found = JointPass(n_groups=self.dataset.n_groups, names=self.dataset.feature_names,
                           slot_values=self.slot_values, heads=heads, coef=coef, firth=firth, per_group=per_group,

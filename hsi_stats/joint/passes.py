@@ -98,7 +98,7 @@ class JointPass:
     """
 
     def __init__(self, *, n_groups: int, names: Sequence[str], slot_values: NDArray[np.int64] | None,
-                 heads: Sequence[int], coef: FloatArray, firth: BoolArray, per_group: BoolArray,
+                 heads: Sequence[int] | NDArray[np.intp], coef: FloatArray, firth: BoolArray, per_group: BoolArray,
                  first: bool, cache: DesignCache | None = None) -> None:
         self.names, self.slot_values, self.cache = tuple(names), slot_values, cache
         self.heads = np.asarray(heads, dtype=np.intp)

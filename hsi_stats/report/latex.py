@@ -16,8 +16,9 @@ format.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -160,6 +161,20 @@ def _test_text(result: HSIResult) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ tables
+def _grouped_by_head(records: Sequence[Mapping[Any, Any]], columns: Sequence[_Column]) -> list[str]:
+    """The rows of ``columns`` (one per record), each head's run of rows after a row with its full name."""
+    n_columns = sum(column.width for column in columns)
+    rows: list[str] = []
+    previous = None
+    for record, row in zip(records, _rows(columns), strict=True):
+        if record["head"] != previous:
+            rows += ["\\addlinespace"] if rows else []
+            rows.append(f"\\multicolumn{{{n_columns}}}{{@{{}}l}}{{head {_breakable(record['head'])}}} \\\\*")
+        previous = record["head"]
+        rows.append(row)
+    return rows
+
+
 def _float_or_long(columns: Sequence[_Column], rows: list[str], caption: str, label: str, note: str,
                    long: bool) -> str:
     """A booktabs table in a float (centred) or, when ``long``, a longtable with its header on every page."""
@@ -244,15 +259,7 @@ def pairs_latex(result: HSIResult) -> str:
             _text_column("target", [p.get("focus_target") if isinstance(p.get("focus_target"), str) else None
                                     for p in pairs]),
         ]
-    n_columns = sum(column.width for column in columns)
-    rows: list[str] = []
-    previous = None
-    for pair, row in zip(pairs, _rows(columns), strict=True):
-        if pair["head"] != previous:
-            rows += ["\\addlinespace"] if rows else []
-            rows.append(f"\\multicolumn{{{n_columns}}}{{@{{}}l}}{{head {_breakable(pair['head'])}}} \\\\*")
-        previous = pair["head"]
-        rows.append(row)
+    rows = _grouped_by_head(pairs, columns)
     correction = CORRECTION_NAMES[result.settings["correction"]]
     focus = (" Focus: share of the head's attention on the feature's target entities (lowest or highest value, or "
              "flagged) in excess of uniform attention, divided by its largest possible value, with its interval."
@@ -305,15 +312,7 @@ def joint_latex(result: HSIResult) -> str:
         _number_column("p", [format_p(row["p_value"]) for row in rows_frame]),
         _number_column("adj. p", [format_p(row["p_adjusted"]) for row in rows_frame]),
     ]
-    n_columns = sum(column.width for column in pair_columns)
-    rows: list[str] = []
-    previous = None
-    for record, row in zip(rows_frame, _rows(pair_columns), strict=True):
-        if record["head"] != previous:
-            rows += ["\\addlinespace"] if rows else []
-            rows.append(f"\\multicolumn{{{n_columns}}}{{@{{}}l}}{{head {_breakable(record['head'])}}} \\\\*")
-        previous = record["head"]
-        rows.append(row)
+    rows = _grouped_by_head(rows_frame, pair_columns)
     left_out = [c.name for c in result.joint_model.fit.aliasing.left_out] if result.joint_model else []
     coefficients = _float_or_long(
         pair_columns, rows,

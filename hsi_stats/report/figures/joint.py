@@ -11,7 +11,8 @@ in colour with filled markers, the others in grey with open markers. This module
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -50,12 +51,12 @@ def _grid(n: int, ncols: int | None) -> tuple[int, int]:
     return columns, math.ceil(n / columns)
 
 
-def _draw_rows(ax: Axes, rows: list[dict[str, object]], alpha: float) -> None:
+def _draw_rows(ax: Axes, rows: Sequence[Mapping[Any, Any]], alpha: float) -> None:
     """One row per coefficient (a head's features, or a feature's heads): marker, interval, edge triangles."""
     for y, row in enumerate(rows):
-        values = [math.exp(float(row[key])) for key in ("coef", "ci_low", "ci_high")]  # type: ignore[arg-type]
+        values = [math.exp(float(row[key])) for key in ("coef", "ci_low", "ci_high")]
         shown = [min(max(v, 1 / LIMIT), LIMIT) for v in values]
-        significant = float(row["p_adjusted"]) < alpha  # type: ignore[arg-type]
+        significant = float(row["p_adjusted"]) < alpha
         colour = VALIDATED_COLOUR if significant else NOT_VALIDATED_COLOUR
         ax.plot(shown[1:], [y, y], color=colour, linewidth=1.1, solid_capstyle="butt")
         ax.plot([shown[0]], [y], marker="o", markersize=3.5, color=colour,
@@ -116,7 +117,7 @@ def odds_ratio_plot(result: HSIResult, *, heads: Sequence[str | int] | str | int
     short = result_short_names(result)
     alpha = float(result.settings.alpha)
     features = list(dict.fromkeys(result.joint["feature"]))
-    table = result.joint.set_index(["head", "feature"])
+    table = {(str(row["head"]), str(row["feature"])): row for row in result.joint.to_dict(orient="records")}
     columns, n_rows = _grid(len(chosen), ncols)
     by_head = ncols is not None or 1.0 + n_rows * _panel_height(len(features)) <= MAX_HEIGHT
     if not by_head:  # too many heads for a panel each: a panel per feature, a row per head
@@ -127,8 +128,8 @@ def odds_ratio_plot(result: HSIResult, *, heads: Sequence[str | int] | str | int
     fig, axes = new_figure(width, height, n_rows, columns, sharex=True, sharey=True)
     for k, (name, ax) in enumerate(zip(panels, axes.ravel(), strict=False)):
         keys = [(name, label) for label in labels] if by_head else [(label, name) for label in labels]
-        _draw_rows(ax, [table.loc[key].to_dict() for key in keys], alpha)
-        firth = by_head and str(table.loc[keys[0], "fit"]) == "firth"
+        _draw_rows(ax, [table[key] for key in keys], alpha)
+        firth = by_head and str(table[keys[0]]["fit"]) == "firth"
         ax.set_title((short[name] if by_head else name) + (" (Firth)" if firth else ""), fontsize=MIN_FONT)
         _odds_axis(ax, columns)
         ax.tick_params(labelsize=MIN_FONT, labelleft=k % columns == 0)
