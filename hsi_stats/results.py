@@ -193,7 +193,7 @@ class HSIResult:
         return ("\nprofiles (joint model: the features with a conditional effect, adjusted p < "
                 f"{self.settings.alpha:g}, the others held fixed; strongest first; odds ratios of attention"
                 + (f"; left out as aliased: {', '.join(left_out)}" if left_out else "")
-                + f"; {fit.passes} passes over the data):\n" + "\n".join(lines))
+                + f"; the analysis made {self.data_summary['passes']} passes over the data):\n" + "\n".join(lines))
 
     def __repr__(self) -> str:
         d = self.data_summary
