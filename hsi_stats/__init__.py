@@ -5,7 +5,9 @@ The public API is small: the data model (:class:`HSIDataset`), the loaders (:fun
 larger than memory in shards (:func:`write_shards`, :func:`scan`), the options
 of an analysis (:class:`AnalysisSettings`), the estimators (:func:`estimate`) and the full analysis with inference
 and validated labels (:func:`analyze`, returning an :class:`HSIResult`), and run-time explanations from the
-registry it exports (:class:`Explainer`). Recording attention from a live model is :mod:`hsi_stats.capture`.
+registry it exports (:class:`Explainer`), and the effect of removing heads on a live policy's actions
+(:func:`ablation_effects`). Recording attention from a live model, and removing heads from it, is
+:mod:`hsi_stats.capture`.
 """
 
 from importlib import import_module
@@ -29,10 +31,12 @@ _EXPORTS = {
     "ShardedDataset": "io", "scan": "io", "write_shards": "io",
     "HSIResult": "results", "analyze": "results",
     "Explainer": "explain",
+    "ablation_effects": "ablation",
     "write_report": "report",
 }
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .ablation import ablation_effects
     from .catalog import DRIVING_CATALOG, FeatureCatalog, FeatureMeaning, load_catalog
     from .data import HSIDataset
     from .estimators import Estimate, estimate
@@ -67,6 +71,7 @@ __all__ = [
     "HSIResult",
     "ShardedDataset",
     "__version__",
+    "ablation_effects",
     "analyze",
     "analyze_evolution",
     "estimate",

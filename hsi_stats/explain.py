@@ -34,7 +34,7 @@ from .joint.design import fitted_targets
 
 FloatArray = NDArray[np.float64]
 
-__all__ = ["CLAIM_COLUMNS", "Explainer", "Explanation", "claim_text", "example_explanations"]
+__all__ = ["CLAIM_COLUMNS", "Explainer", "Explanation", "claim_text", "example_explanations", "load_registry"]
 
 #: The columns of :attr:`Explanation.claims` (``scenario`` first for a batch).
 CLAIM_COLUMNS = ("head", "head_name", "label", "validated", "entity", "entity_name", "share", "focus_percentile",
@@ -62,7 +62,8 @@ class _Claimant:
     profile: str | None = None
 
 
-def _load(registry: str | os.PathLike[str] | Mapping[str, Any]) -> Mapping[str, Any]:
+def load_registry(registry: str | os.PathLike[str] | Mapping[str, Any]) -> Mapping[str, Any]:
+    """A registry from its ``head_functions.json`` path, or the mapping itself; a clear error if it cannot be read."""
     if isinstance(registry, Mapping):
         return registry
     path = Path(registry)
@@ -165,7 +166,7 @@ class Explainer:
         A registry without validation evidence (the original format: no ``validated`` key) is refused unless
         ``allow_unvalidated``; then every labelled head claims, and every claim says it is unvalidated.
         """
-        loaded = _load(registry)
+        loaded = load_registry(registry)
         entries = {int(key): value for key, value in loaded.items() if str(key).isdigit()}
         if not entries or any(not isinstance(entry, Mapping) for entry in entries.values()):
             raise HSIDataError("`registry` must hold head entries under the keys '0', '1', ... (as export_registry "

@@ -1,5 +1,5 @@
 """Episodes of a policy in highway-env, recorded with the ego's attention and the driving features of the
-vehicles it observes (optional extra ``hsi_stats[highway]``).
+vehicles it observes, and run again with heads removed (optional extra ``hsi_stats[highway]``).
 
 highway-env's Kinematics observation has one row per vehicle: row 0 is the ego, rows 1..V-1 the nearest other
 vehicles sorted by distance (a row is therefore not a vehicle identity: it changes as traffic moves), padding rows
@@ -21,10 +21,11 @@ E. Leurent, "An Environment for Autonomous Driving Decision-Making", https://git
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 from tqdm import tqdm
 
@@ -42,7 +43,7 @@ except ImportError as exc:  # pragma: no cover - the extra is installed in the t
     raise ImportError("recording highway-env episodes needs the optional extra: pip install 'hsi_stats[highway]'") \
         from exc
 
-__all__ = ["observed_vehicles", "record_episodes", "vehicle_features"]
+__all__ = ["ablation_episodes", "observed_vehicles", "record_episodes", "vehicle_features"]
 
 #: How close the vehicles recovered must reproduce the observation (float32 rounding of values in [-1, 1] or m).
 TOLERANCE = 1e-4
@@ -212,3 +213,77 @@ def record_episodes(env: Any, act: Callable[[Any], Any], module: Any, n_episodes
         notes=[f"recorded in highway-env from {n_episodes} episodes (seeds {int(seed)} to "
                f"{int(seed) + int(n_episodes) - 1}): the ego's attention over observation rows 1..V-1, with the "
                f"features of the vehicles in those rows, checked against the observation at every step"])
+
+
+def _episode(env: Any, act: Callable[[Any], Any], seed: int, max_steps: int | None,
+             seen: list[Any] | None = None) -> tuple[float, bool]:
+    """One episode reset with ``seed``: its undiscounted return and whether it crashed (``info["crashed"]`` at any
+    step); the observations the policy acted on are appended to ``seen``."""
+    obs, _ = env.reset(seed=seed)
+    total, crashed, t, done = 0.0, False, 0, False
+    while not done and (max_steps is None or t < max_steps):
+        if seen is not None:
+            seen.append(obs)
+        obs, reward, terminated, truncated, info = env.step(act(obs))
+        total += float(reward)
+        crashed = crashed or bool(info.get("crashed", False))
+        done, t = bool(terminated or truncated), t + 1
+    return total, crashed
+
+
+def ablation_episodes(env: Any, act: Callable[[Any], Any], module: Any,
+                      heads: Sequence[str | int] | Mapping[str, Sequence[str | int]], n_episodes: int, *,
+                      seed: int = 0, mode: str = "zero", reference: Callable[[], Any] | None = None,
+                      n_resamples: int | None = None, confidence_level: float | None = None, rng: object = None,
+                      max_steps: int | None = None, progress: bool = False, names: Sequence[str] | None = None,
+                      projection: Any = None, head_outputs: Any = None) -> Any:
+    """Closed-loop episodes of ``act`` in ``env``, intact and with each head removed, paired by seed.
+
+    Every condition (the intact policy first, then each head of ``heads`` alone, or each named set of a mapping)
+    runs the same ``n_episodes`` episodes, episode e reset with seed ``seed + e`` (as :func:`record_episodes`). A
+    return is the undiscounted sum of rewards; an episode crashed when ``info["crashed"]`` is true at any step.
+    Heads are removed by :func:`hsi_stats.capture.ablate` while their episodes run (with ``mode="mean"``, their
+    outputs are replaced by their means over ``reference``, by default the observations the intact policy acted
+    on). The table (:class:`hsi_stats.ablation.AblationEpisodes`) holds each condition's mean return and crash
+    rate and the paired differences from the intact policy with intervals and sign-flip tests adjusted over the
+    heads (:func:`hsi_stats.ablation.episode_effects`).
+
+    Parameters
+    ----------
+    env, act, module
+        As in :func:`record_episodes`: ``act(observation) -> action`` runs ``module``.
+    heads : sequence of head names or indices, or mapping of str to such sequences
+    n_episodes : int
+        Episodes per condition (at least 2).
+    seed, mode, reference, max_steps, progress
+    n_resamples, confidence_level, rng
+        Of the intervals and tests; defaults from :class:`~hsi_stats.AnalysisSettings`.
+    names, projection, head_outputs
+        Passed to :func:`hsi_stats.capture.ablate` (custom attention modules).
+
+    Returns
+    -------
+    hsi_stats.ablation.AblationEpisodes
+    """
+    from ..ablation import episode_effects
+    from .ablation import ablate
+
+    if isinstance(n_episodes, bool) or not isinstance(n_episodes, (int, np.integer)) or n_episodes < 2:
+        raise OptionError(f"The value for `n_episodes` must be an integer >= 2 (the tests pair episodes), but "
+                          f"{n_episodes!r} was passed.")
+    options = {"names": names, "projection": projection, "head_outputs": head_outputs}
+    conditions = ({str(k): list(v) for k, v in heads.items()} if isinstance(heads, Mapping) else
+                  {ablate(module, [head], **options).heads[0]: [head] for head in heads})
+    seeds = [int(seed) + e for e in range(int(n_episodes))]
+    seen: list[Any] = []
+    runs = {"none": [_episode(env, act, s, max_steps, seen) for s in seeds]}
+    def intact_observations() -> list[Any]:  # the default reference: what the intact policy acted on
+        return [act(obs) for obs in seen]
+
+    for name, members in tqdm(conditions.items(), desc="heads", unit="head", disable=not progress):
+        with ablate(module, members, mode, reference or intact_observations, **options):
+            runs[name] = [_episode(env, act, s, max_steps) for s in seeds]
+    returns = pd.DataFrame({name: [r for r, _ in found] for name, found in runs.items()}, index=seeds)
+    crashes = pd.DataFrame({name: [c for _, c in found] for name, found in runs.items()}, index=seeds)
+    returns.index.name = crashes.index.name = "seed"
+    return episode_effects(returns, crashes, n_resamples=n_resamples, confidence_level=confidence_level, rng=rng)

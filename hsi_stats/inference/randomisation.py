@@ -44,7 +44,7 @@ from ..settings import MIN_SIGN_FLIP_GROUPS, PERMUTATION_SCHEMES, AnalysisSettin
 from .resampling import ExceedanceCounter, batch_sizes, check_batch
 
 __all__ = ["MIN_SIGN_FLIP_GROUPS", "PermutationInputs", "RandomisationResult", "randomisation_test",
-           "resolve_scheme"]
+           "resolve_scheme", "sign_patterns"]
 
 PERMUTATION_BATCH_ELEMENTS = 20_000_000
 FloatArray = NDArray[np.float64]
@@ -131,7 +131,7 @@ class PermutationInputs:
         return permutations
 
 
-def _sign_patterns_exact(n_groups: int, batch: int) -> Iterator[FloatArray]:
+def sign_patterns(n_groups: int, batch: int) -> Iterator[FloatArray]:
     """All 2**G sign patterns, in batches (the first pattern is the identity)."""
     total = 2**n_groups
     bits = np.arange(n_groups)
@@ -250,7 +250,7 @@ def _null_rho(sums: GroupSums, scheme: str, inputs: PermutationInputs | None, n_
     if scheme == "sign-flip":
         rows = sums.flip_rows()
         flat = rows.reshape(rows.shape[0], -1)
-        patterns = (_sign_patterns_exact(sums.n_groups, batch) if exact else
+        patterns = (sign_patterns(sums.n_groups, batch) if exact else
                     (np.where(rng.random((size, sums.n_groups)) < 0.5, -1.0, 1.0)
                      for size in batch_sizes(n_resamples, batch)))
         for signs in patterns:
