@@ -16,10 +16,11 @@ ratio_intervals`).
 Tied to the labels: for a head whose label validated, is removing it felt more where its label says it works? Its
 target is *salient* in a step when the label's target is present and stands out there: for an indicator, some but
 not all valid entities are flagged (unflagged, for a label whose catalog sign is negative); for a continuous
-feature, the most extreme valid entity in the label's direction is beyond the median of that feature over every
-valid entity of the observations (the nearest vehicle nearer than the typical vehicle, the lowest TTC below the
-typical TTC). The comparison is the share of changed actions in the salient steps minus that in the others, with
-its interval from the same resamples of episodes and a two-sided bootstrap test, adjusted over the heads (Holm).
+feature, the step's most extreme valid entity in the label's direction is more extreme than in the median step (the
+nearest vehicle nearer than the median step's nearest, the lowest TTC below the median step's lowest TTC): a split
+of the steps with at least two valid entities into halves. The comparison is the share of changed actions in the
+salient steps minus that in the others, with its interval from the same resamples of episodes and a two-sided
+bootstrap test, adjusted over the heads (Holm).
 
 Closed loop (:func:`episode_effects`, run by :func:`hsi_stats.capture.highway.ablation_episodes`): the returns and
 crashes of episodes with and without a head, paired by their seed; the mean paired difference with its interval and
@@ -55,7 +56,7 @@ from .inference.multitest import adjust_pvalues
 from .settings import AnalysisSettings, check_option
 
 __all__ = ["ABLATION_COLUMNS", "EPISODE_COLUMNS", "TARGETED_COLUMNS", "AblationEffects", "AblationEpisodes",
-           "ablation_effects", "action_effects", "episode_effects", "salient_steps"]
+           "ablation_effects", "ablation_results", "action_effects", "episode_effects", "salient_steps"]
 
 FloatArray = NDArray[np.float64]
 #: Columns of :attr:`AblationEffects.table`.
@@ -116,40 +117,47 @@ class AblationEffects:
         difference with its interval, p-value and Holm-adjusted p-value (:data:`TARGETED_COLUMNS`).
     changed, tv : mapping of str to ndarray (B,)
         Per condition, the per-step values.
+    conditions : mapping of str to tuple of str
+        Per condition, the heads it removed (as :func:`hsi_stats.capture.ablate` names them).
     mode : str
     confidence_level : float
     n_resamples : int
+    n_groups : int
+        Episodes among the observations (the unit the intervals resample).
     """
 
     table: pd.DataFrame
     targeted: pd.DataFrame | None
     changed: Mapping[str, NDArray[np.bool_]]
     tv: Mapping[str, FloatArray]
+    conditions: Mapping[str, tuple[str, ...]]
     mode: str
     confidence_level: float
     n_resamples: int
+    n_groups: int
 
     def to_frame(self) -> pd.DataFrame:
         return self.table.copy()
 
 
 def _conditions(model: Any, heads: Sequence[str | int] | None, sets: Mapping[str, Sequence[str | int]] | None,
-                options: Mapping[str, Any]) -> dict[str, list[str | int]]:
-    """Condition name -> the heads it removes: every head (or ``heads``) alone, then the named ``sets``."""
+                options: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """Condition name -> the heads it removes (named as the recorder names them): every head (or ``heads``)
+    alone, then the named ``sets``."""
     from .capture.ablation import ablate, attention_modules
 
     if heads is None:
         modules = attention_modules(model, options.get("projection"), options.get("names"))
         heads = [f"{name}:h{k}" for name, module in modules.items()
                  for k in range(_n_heads(module, options.get("projection")))]
-    conditions: dict[str, list[str | int]] = {}
+    conditions: dict[str, tuple[str, ...]] = {}
     for head in heads:
-        conditions[ablate(model, [head], **options).heads[0]] = [head]
+        named = ablate(model, [head], **options).heads
+        conditions[named[0]] = named
     for name, members in (sets or {}).items():
         if name in conditions:
             raise OptionError(f"The names of `sets` must differ from the heads', but {name!r} is a head.")
-        ablate(model, list(members), **options)  # checks the names
-        conditions[str(name)] = list(members)
+        conditions[str(name)] = ablate(model, list(members), **options).heads
     return conditions
 
 
@@ -220,7 +228,7 @@ def ablation_effects(predict: Callable[[Any], Any], observations: Any, model: An
     changed: dict[str, NDArray[np.bool_]] = {}
     tv: dict[str, FloatArray] = {}
     for name, members in conditions.items():
-        with ablate(model, members, mode, (lambda: predict(reference_inputs)) if mode == "mean" else None,
+        with ablate(model, list(members), mode, (lambda: predict(reference_inputs)) if mode == "mean" else None,
                     **options):
             ablated = _probabilities(predict(observations), intact.shape[0], f"without {name}")
         changed[name], tv[name] = action_effects(intact, ablated)
@@ -232,7 +240,7 @@ def ablation_effects(predict: Callable[[Any], Any], observations: Any, model: An
                               "entities, with `result` or `registry`.")
         targets = label_targets(result=result, registry=registry)
         targeted = _targeted(changed, targets, features, mask, codes, resamples, level, generator, batch)
-    return AblationEffects(table, targeted, changed, tv, mode, level, resamples)
+    return AblationEffects(table, targeted, changed, tv, conditions, mode, level, resamples, int(codes.max()) + 1)
 
 
 def _group_codes(groups: ArrayLike, n: int) -> NDArray[np.intp]:
@@ -299,9 +307,9 @@ def salient_steps(target: LabelTarget, features: Mapping[str, ArrayLike], mask: 
 
     Examples
     --------
-    >>> ttc = np.array([[1.0, 5.0, 5.0], [5.0, 5.0, 4.0], [2.0, 5.0, 5.0]])
-    >>> salient_steps(LabelTarget(0, "ttc", -1, False), {"ttc": ttc}, None).tolist()  # median TTC is 5
-    [True, True, True]
+    >>> ttc = np.array([[1.0, 5.0, 5.0], [5.0, 5.0, 4.0], [2.0, 5.0, 5.0], [0.5, 3.0, 6.0]])
+    >>> salient_steps(LabelTarget(0, "ttc", -1, False), {"ttc": ttc}, None).tolist()  # lowest TTCs 1, 4, 2, 0.5
+    [True, False, False, True]
     >>> salient_steps(LabelTarget(0, "is_left", 1, True), {"is_left": np.array([[0.0, 1.0], [0.0, 0.0]])},
     ...               None).tolist()
     [True, False]
@@ -317,9 +325,9 @@ def salient_steps(target: LabelTarget, features: Mapping[str, ArrayLike], mask: 
     present = (n >= 2) & (k > 0) & (k < n)
     if target.indicator:
         return present
-    typical = np.median(values[valid]) if valid.any() else np.nan
     extreme = np.where(valid, values * target.direction, -np.inf).max(axis=1)
-    return present & (extreme > target.direction * typical)
+    typical = np.median(extreme[present]) if present.any() else np.inf
+    return present & (extreme > typical)
 
 
 def _targeted(changed: Mapping[str, NDArray[np.bool_]], targets: Mapping[str, LabelTarget],
@@ -364,20 +372,29 @@ class AblationEpisodes:
         sign-flip p-values and step-down max-T adjusted p-values over the heads.
     returns, crashes : DataFrame
         Per episode (rows, by reset seed) and condition (columns): the undiscounted return, and whether it crashed.
+    mode : str
+        How the heads were removed.
+    confidence_level : float
+    n_resamples : int
+        Sign patterns of the tests (all ``2**E`` of them when they are fewer) and bootstrap resamples.
     """
 
     table: pd.DataFrame
     returns: pd.DataFrame
     crashes: pd.DataFrame
+    mode: str = "zero"
+    confidence_level: float = 0.95
+    n_resamples: int = 0
 
     def to_frame(self) -> pd.DataFrame:
         return self.table.copy()
 
 
 def episode_effects(returns: pd.DataFrame, crashes: pd.DataFrame, *, n_resamples: int | None = None,
-                    confidence_level: float | None = None, rng: object = None) -> AblationEpisodes:
+                    confidence_level: float | None = None, rng: object = None,
+                    mode: str = "zero") -> AblationEpisodes:
     """The closed-loop table from per-episode returns and crashes (rows: episodes; columns: ``"none"`` for the
-    intact policy, then each condition), paired by row."""
+    intact policy, then each condition), paired by row; ``mode`` records how the heads were removed."""
     defaults = AnalysisSettings()
     resamples = check_option("n_resamples", defaults.n_resamples if n_resamples is None else n_resamples)
     level = check_option("confidence_level", defaults.confidence_level if confidence_level is None else
@@ -403,4 +420,20 @@ def episode_effects(returns: pd.DataFrame, crashes: pd.DataFrame, *, n_resamples
                         f"{key}_p_adjusted": found.p_adjusted[i]})
         rows.append(row)
     table = pd.DataFrame(rows).reindex(columns=list(EPISODE_COLUMNS))
-    return AblationEpisodes(table, returns, crashes.astype(bool))
+    return AblationEpisodes(table, returns, crashes.astype(bool), mode, level, resamples)
+
+
+def ablation_results(ablation: Any) -> list[AblationEffects | AblationEpisodes]:
+    """The ablation results given to an export or a report (one result, a sequence of them, or None) as a list,
+    checked; at most one of each kind."""
+    if ablation is None:
+        return []
+    given = [ablation] if isinstance(ablation, (AblationEffects, AblationEpisodes)) else list(ablation)
+    wrong = [type(item).__name__ for item in given if not isinstance(item, (AblationEffects, AblationEpisodes))]
+    if wrong:
+        raise TypeError(f"The value for `ablation` must hold AblationEffects or AblationEpisodes, but {wrong} "
+                        "were passed.")
+    for kind in (AblationEffects, AblationEpisodes):
+        if sum(isinstance(item, kind) for item in given) > 1:
+            raise OptionError(f"The value for `ablation` must hold at most one {kind.__name__}, but it holds more.")
+    return given

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["format_interval", "format_number", "format_odds_ratio", "format_p", "p_statement"]
+__all__ = ["format_interval", "format_number", "format_odds_ratio", "format_p", "format_percent",
+           "format_percent_interval", "p_statement"]
 
 MISSING = "–"
 """What a missing or undefined number is written as (an en dash)."""
@@ -39,6 +40,29 @@ def format_interval(estimate: float, low: float, high: float, digits: int = 3) -
     '0.500 [0.410, 0.600]'
     """
     return f"{format_number(estimate, digits)} [{format_number(low, digits)}, {format_number(high, digits)}]"
+
+
+def format_percent(value: float, digits: int = 1) -> str:
+    """A share as a percentage with ``digits`` decimals; an en dash for NaN.
+
+    Examples
+    --------
+    >>> format_percent(0.6131), format_percent(0.0), format_percent(float("nan"))
+    ('61.3%', '0.0%', '–')
+    """
+    return MISSING if _missing(value) else f"{100 * value:.{digits}f}%"
+
+
+def format_percent_interval(estimate: float, low: float, high: float, digits: int = 1) -> str:
+    """``estimate [low, high]`` of a share, in percent.
+
+    Examples
+    --------
+    >>> format_percent_interval(0.4, 0.31, 0.5)
+    '40.0% [31.0%, 50.0%]'
+    """
+    return (f"{format_percent(estimate, digits)} [{format_percent(low, digits)}, "
+            f"{format_percent(high, digits)}]")
 
 
 def format_p(value: float) -> str:

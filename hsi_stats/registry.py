@@ -8,7 +8,8 @@ labelled head, what a run-time explanation quotes (``agreement``: how often its 
 in the analysis data, with an interval and the chance rate; ``concentration_percentiles``: the percentiles 0..100
 of its top entity's share of attention) and, with the joint model, each head's ``profile`` and ``joint`` block
 (coefficients with intervals and adjusted p-values, and the agreement with the entity the joint model predicts);
-run-level metadata sits in ``_meta``. Unvalidated labels are written as
+given ablation results, each head's ``ablation`` block (what removing it did to the policy, open and closed loop,
+and where its label's target is salient); run-level metadata sits in ``_meta``. Unvalidated labels are written as
 General Context Heads unless explicitly allowed. Files are written atomically.
 """
 
@@ -17,17 +18,19 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
 from ._atomic import atomic_write_text
+from ._validation import HSIDataError
 from .agreement import LabelAgreement, LabelTarget
 from .catalog import GENERAL_CONTEXT, FeatureCatalog
 from .labels import described_feature
 
-__all__ = ["agreement_entry", "build_registry", "described_pair", "joint_entry", "judged_reasons", "write_registry"]
+__all__ = ["ablation_entries", "agreement_entry", "build_registry", "described_pair", "joint_entry", "judged_reasons",
+           "write_registry"]
 
 _GENERAL_DESCRIPTION = "No validated specialisation: attends to general context."
 
@@ -101,9 +104,78 @@ def joint_entry(rows: pd.DataFrame | None, profile: object, agreement: LabelAgre
             "coefficients": coefficients, "agreement": agreement_entry(agreement)}
 
 
+def _interval(row: Mapping[Any, Any], prefix: str) -> list[float | None]:
+    return [_number(row[f"{prefix}ci_low"]), _number(row[f"{prefix}ci_high"])]
+
+
+def _open_loop(row: Mapping[Any, Any], effects: Any) -> dict[str, Any]:
+    return {"mode": effects.mode, "changed": _number(row["changed"]), "changed_ci": _interval(row, "changed_"),
+            "tv": _number(row["tv"]), "tv_ci": _interval(row, "tv_"), "confidence_level": effects.confidence_level,
+            "n_steps": int(next(iter(effects.changed.values())).size), "n_episodes": effects.n_groups}
+
+
+def _targeted(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return {"feature": str(row["label"]), "target": str(row["target"]), "salient_steps": int(row["salient_steps"]),
+            "changed_salient": _number(row["changed_salient"]), "changed_other": _number(row["changed_other"]),
+            "difference": _number(row["difference"]), "difference_ci": _interval(row, ""),
+            "p_value": _number(row["p_value"]), "p_adjusted": _number(row["p_adjusted"])}
+
+
+def _closed_loop(row: Mapping[Any, Any], episodes: Any) -> dict[str, Any]:
+    found: dict[str, Any] = {"mode": episodes.mode, "n_episodes": len(episodes.returns),
+                             "confidence_level": episodes.confidence_level}
+    for key in ("return", "crash"):
+        found.update({f"{key}_delta": _number(row[f"{key}_delta"]),
+                      f"{key}_delta_ci": _interval(row, f"{key}_delta_"),
+                      f"{key}_p_value": _number(row[f"{key}_p_value"]),
+                      f"{key}_p_adjusted": _number(row[f"{key}_p_adjusted"])})
+    return found
+
+
+def ablation_entries(ablation: Any, heads: Sequence[str]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """The registry's ``ablation`` block of each head, and the named sets of heads, from ablation results.
+
+    ``ablation`` is an :class:`~hsi_stats.ablation.AblationEffects` (open loop, with the targeted comparison when
+    it was made), an :class:`~hsi_stats.ablation.AblationEpisodes` (closed loop) or a sequence of them; ``heads``
+    the result's head names, which the ablation's rows must use. A head's block holds ``open_loop`` (``changed``
+    and ``tv`` with intervals), ``targeted`` (the share of changed actions where its label's target is salient
+    against the other steps) and ``closed_loop`` (paired differences of return and crash rate with intervals and
+    adjusted p-values), each None when not measured; sets of heads removed together go to ``_meta``.
+    """
+    from .ablation import AblationEffects, ablation_results
+
+    given = ablation_results(ablation)
+    blocks: dict[str, dict[str, Any]] = {}
+    sets: dict[str, Any] = {}
+
+    def block(name: str) -> dict[str, Any]:
+        if name in heads:
+            return blocks.setdefault(name, {"open_loop": None, "targeted": None, "closed_loop": None})
+        return sets.setdefault(name, {"open_loop": None, "closed_loop": None})
+
+    for item in given:
+        if isinstance(item, AblationEffects):
+            for row in item.table.to_dict(orient="records"):
+                name = str(row["head"])
+                block(name)["open_loop"] = _open_loop(row, item)
+                if name in sets:
+                    sets[name]["heads"] = list(item.conditions.get(name, ()))
+            for row in ([] if item.targeted is None else item.targeted.to_dict(orient="records")):
+                block(str(row["head"]))["targeted"] = _targeted(row)
+        else:
+            for row in item.table[item.table["head"] != "none"].to_dict(orient="records"):
+                block(str(row["head"]))["closed_loop"] = _closed_loop(row, item)
+    if given and not blocks:
+        raise HSIDataError(f"the ablation results name no head of the analysis: they name {list(sets)[:8]}, the "
+                           f"analysis {list(heads)[:8]} (record and ablate the same model, so that both name heads "
+                           "as the recorder does).")
+    return blocks, sets
+
+
 def _entry(head: Mapping[str, Any], pairs: pd.DataFrame, catalog: FeatureCatalog,
            allow_unvalidated: bool, agreement: LabelAgreement | None, joint: pd.DataFrame | None,
-           joint_agreement: LabelAgreement | None, alpha: float) -> dict[str, Any]:
+           joint_agreement: LabelAgreement | None, alpha: float,
+           ablation: dict[str, Any] | None) -> dict[str, Any]:
     """One head's registry entry; the pair-level fields all describe the same feature.
 
     That feature is the label's feature for a labelled head, else the primary feature.
@@ -143,13 +215,15 @@ def _entry(head: Mapping[str, Any], pairs: pd.DataFrame, catalog: FeatureCatalog
         "profile": head.get("profile") if isinstance(head.get("profile"), str) else None,
         "joint": joint_entry(None if joint is None else joint[joint["head"] == head["head"]], head.get("profile"),
                              joint_agreement if labelled else None, alpha),
+        "ablation": ablation,
     }
 
 
 def build_registry(heads: pd.DataFrame, pairs: pd.DataFrame, catalog: FeatureCatalog, *, meta: Mapping[str, Any],
                    allow_unvalidated: bool = False, agreement: Mapping[int, LabelAgreement] | None = None,
                    joint: pd.DataFrame | None = None,
-                   joint_agreement: Mapping[int, LabelAgreement] | None = None) -> dict[str, Any]:
+                   joint_agreement: Mapping[int, LabelAgreement] | None = None,
+                   ablation: Any = None) -> dict[str, Any]:
     """Registry dictionary from the per-head and per-pair tables of a result (heads in head-index order).
 
     ``correlation``, ``correlation_ci``, ``p_value``, ``p_adjusted`` and ``stability`` describe the feature named
@@ -158,15 +232,20 @@ def build_registry(heads: pd.DataFrame, pairs: pd.DataFrame, catalog: FeatureCat
     ``agreement`` and ``concentration_percentiles`` (:mod:`hsi_stats.agreement`, by head index) are what a run-time
     explanation quotes for each labelled head. With the joint model (``joint``, :attr:`HSIResult.joint`), every
     head has its ``profile`` and a ``joint`` block (fit, profile, coefficients, and for a labelled head the
-    agreement with the entity its joint model predicts, from ``joint_agreement``).
+    agreement with the entity its joint model predicts, from ``joint_agreement``). With ``ablation`` (results of
+    :mod:`hsi_stats.ablation`), every head has an ``ablation`` block (:func:`ablation_entries`; None for a head
+    not removed) and ``_meta["ablation_sets"]`` the named sets of heads removed together.
     """
     records: list[dict[str, Any]] = heads.to_dict(orient="records")  # type: ignore[assignment]
     found, joint_found = agreement or {}, joint_agreement or {}
     alpha = float(meta.get("settings", {}).get("alpha", 0.05))
+    blocks, sets = ablation_entries(ablation, [str(row["head"]) for row in records])
     registry: dict[str, Any] = {str(h): _entry(row, pairs, catalog, allow_unvalidated, found.get(h), joint,
-                                               joint_found.get(h), alpha)
+                                               joint_found.get(h), alpha, blocks.get(str(row["head"])))
                                 for h, row in enumerate(records)}
     registry["_meta"] = {**meta, "allow_unvalidated": allow_unvalidated}
+    if ablation is not None:
+        registry["_meta"]["ablation_sets"] = sets
     return registry
 
 

@@ -205,7 +205,7 @@ class HSIResult:
                 f"groups={d['n_groups']}{step}, validated={validated}, "
                 f"seed={self.provenance['seed']!r})")
 
-    def registry(self, *, allow_unvalidated: bool = False) -> dict[str, Any]:
+    def registry(self, *, allow_unvalidated: bool = False, ablation: Any = None) -> dict[str, Any]:
         """The head-function registry as a dictionary (see :meth:`export_registry`)."""
         meta = {
             "package": "hsi_stats",
@@ -217,7 +217,8 @@ class HSIResult:
         return build_registry(self.heads, self.pairs, self.catalog, meta=meta,
                               allow_unvalidated=allow_unvalidated,
                               agreement=self.label_agreement(validated_only=validated_only), joint=self.joint,
-                              joint_agreement=self.joint_agreement(validated_only=validated_only))
+                              joint_agreement=self.joint_agreement(validated_only=validated_only),
+                              ablation=ablation)
 
     def label_agreement(self, *, validated_only: bool = True) -> dict[int, LabelAgreement]:
         """By head index, the agreement of each labelled head's top entity with its label's target on the data
@@ -256,14 +257,19 @@ class HSIResult:
                                                if isinstance(item.target, JointTarget)}
         return self._agreement[key], self._agreement["joint " + key]
 
-    def export_registry(self, path: str | os.PathLike[str], *, allow_unvalidated: bool = False) -> None:
+    def export_registry(self, path: str | os.PathLike[str], *, allow_unvalidated: bool = False,
+                        ablation: Any = None) -> None:
         """Write ``head_functions.json`` atomically.
 
         Keys ``"0"``, ``"1"``, ... (head index as a string) hold ``name, description, primary_feature, hsi,
         correlation, correlation_sign`` as before plus the evidence; ``_meta`` holds settings and provenance.
         A label that did not validate is written as a General Context Head unless ``allow_unvalidated=True``.
+        ``ablation`` (an :class:`~hsi_stats.ablation.AblationEffects`, an
+        :class:`~hsi_stats.ablation.AblationEpisodes` or a sequence of them, computed on the model this analysis
+        recorded) adds each head's ``ablation`` block: what removing it did to the policy
+        (:func:`hsi_stats.registry.ablation_entries`).
         """
-        write_registry(path, self.registry(allow_unvalidated=allow_unvalidated))
+        write_registry(path, self.registry(allow_unvalidated=allow_unvalidated, ablation=ablation))
 
 
 def _versions() -> dict[str, str]:

@@ -277,6 +277,7 @@ def ablation_episodes(env: Any, act: Callable[[Any], Any], module: Any,
     seeds = [int(seed) + e for e in range(int(n_episodes))]
     seen: list[Any] = []
     runs = {"none": [_episode(env, act, s, max_steps, seen) for s in seeds]}
+
     def intact_observations() -> list[Any]:  # the default reference: what the intact policy acted on
         return [act(obs) for obs in seen]
 
@@ -286,4 +287,5 @@ def ablation_episodes(env: Any, act: Callable[[Any], Any], module: Any,
     returns = pd.DataFrame({name: [r for r, _ in found] for name, found in runs.items()}, index=seeds)
     crashes = pd.DataFrame({name: [c for _, c in found] for name, found in runs.items()}, index=seeds)
     returns.index.name = crashes.index.name = "seed"
-    return episode_effects(returns, crashes, n_resamples=n_resamples, confidence_level=confidence_level, rng=rng)
+    return episode_effects(returns, crashes, n_resamples=n_resamples, confidence_level=confidence_level, rng=rng,
+                           mode=mode)

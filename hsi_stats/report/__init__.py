@@ -4,6 +4,7 @@ Everything here reads result objects and never computes a statistic; the statist
 """
 
 from .figures import (
+    ablation_plot,
     attention_distributions,
     attention_vs_feature,
     evolution_plot,
@@ -19,6 +20,7 @@ from .figures import (
 from .writer import write_report
 
 __all__ = [
+    "ablation_plot",
     "attention_distributions",
     "attention_vs_feature",
     "evolution_plot",

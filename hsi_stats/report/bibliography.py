@@ -22,7 +22,7 @@ class Reference:
     ----------
     key : str
         The BibTeX key (``[@key]`` in Markdown, ``\\cite{key}`` in LaTeX).
-    kind : {"article", "book", "incollection"}
+    kind : {"article", "book", "incollection", "inproceedings"}
     authors : tuple of str
         "Last, First Middle" each, in order.
     year : int
@@ -68,6 +68,8 @@ Statistics 6(2), 65-70.'
         if self.kind == "book":
             edition = f"{f['edition']} edition. " if "edition" in f else ""
             where = edition + (f"{f['publisher']}, {f['address']}." if "address" in f else f"{f['publisher']}.")
+        elif self.kind == "inproceedings":
+            where = f"In {f['booktitle']}, {f['pages']}."
         elif self.kind == "incollection":
             where = (f"In {_initials(f['editor'])} (ed.), {f['booktitle']}, {f['pages']}. {f['publisher']}, "
                      f"{f['address']}.")
@@ -159,6 +161,18 @@ _WORKS = (
     _article("mackinnon2023", ("MacKinnon, James G.", "Nielsen, Morten Ørregaard", "Webb, Matthew D."), 2023,
              "Cluster-robust inference: a guide to empirical practice", "Journal of Econometrics", "232", "2",
              "272-299", "10.1016/j.jeconom.2022.04.001"),
+    Reference("michel2019", "inproceedings", ("Michel, Paul", "Levy, Omer", "Neubig, Graham"), 2019,
+              "Are sixteen heads really better than one?",
+              {"booktitle": "Advances in Neural Information Processing Systems 32", "pages": "14014-14024"}),
+    Reference("voita2019", "inproceedings", ("Voita, Elena", "Talbot, David", "Moiseev, Fedor", "Sennrich, Rico",
+                                             "Titov, Ivan"), 2019,
+              "Analyzing multi-head self-attention: specialized heads do the heavy lifting, the rest can be pruned",
+              {"booktitle": "Proceedings of the 57th Annual Meeting of the Association for Computational Linguistics",
+               "pages": "5797-5808", "doi": "10.18653/v1/P19-1580"}),
+    Reference("jain2019", "inproceedings", ("Jain, Sarthak", "Wallace, Byron C."), 2019, "Attention is not explanation",
+              {"booktitle": "Proceedings of the 2019 Conference of the North American Chapter of the Association for "
+                            "Computational Linguistics: Human Language Technologies", "pages": "3543-3556",
+               "doi": "10.18653/v1/N19-1357"}),
     Reference("kutner2005", "book", ("Kutner, Michael H.", "Nachtsheim, Christopher J.", "Neter, John", "Li, William"),
               2005, "Applied Linear Statistical Models",
               {"edition": "Fifth", "publisher": "McGraw-Hill/Irwin", "address": "Boston"}),

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from ..ablation import AblationEffects, AblationEpisodes, ablation_results
 from ..catalog import GENERAL_CONTEXT
 from ..explain import example_explanations
 from ..formatting import format_interval, format_number, format_p
@@ -23,6 +24,7 @@ from ..results import HSIResult, hsi_interval_note
 from ..settings import CORRECTION_NAMES
 from ..step_selection import StepSelection
 from . import figures
+from .ablation import AblationSection, ablation_section
 from .methods import MethodsText, methods_text
 from .naming import name_legend, short_head_names
 from .tables import HEAD_COLUMN_KINDS, head_table, left_out_table
@@ -73,7 +75,7 @@ class ReportContent:
     """Everything both renderers show, in order.
 
     ``name_legend`` maps the short head names of the figures (and the PDF's tables) to the full ones; None when
-    every name is short already.
+    every name is short already. ``ablation`` is the section on removing heads, None without ablation results.
     """
 
     title: str
@@ -89,6 +91,7 @@ class ReportContent:
     evolution_table: pd.DataFrame | None
     emergence: list[tuple[str, str]]
     explanations: pd.DataFrame
+    ablation: AblationSection | None = None
 
     @property
     def head_classes(self) -> dict[str, str]:
@@ -125,7 +128,7 @@ def _draw(key: str, title: str, caption: str, draw: Callable[[], Any]) -> Figure
     return Figure(figure_key(key), title, caption, rendered.png, rendered.pdf, rendered.svg)
 
 
-def _figures(result: HSIResult, evolution: EvolutionResult | None) -> list[Figure]:
+def _figures(result: HSIResult, evolution: EvolutionResult | None, ablation: Any = None) -> list[Figure]:
     alpha = result.settings.alpha
     level = round(100 * result.settings.confidence_level)
     ascending = STRENGTH_BANDS[::-1]
@@ -170,6 +173,19 @@ def _figures(result: HSIResult, evolution: EvolutionResult | None) -> list[Figur
               f"HSI under the {result.settings.scheme} null with the observed value (line).",
               lambda: figures.null_distributions(result)),
     ]
+    given = ablation_results(ablation)
+    if given:
+        effects = next((item for item in given if isinstance(item, AblationEffects)), None)
+        episodes = next((item for item in given if isinstance(item, AblationEpisodes)), None)
+        short_names = short_head_names([str(h) for h in result.heads["head"]])
+        level = round(100 * given[0].confidence_level)
+        items.append(_draw(
+            "ablation", "What removing each head does",
+            ("Open loop: the share of observations whose most probable action changes and the mean total-variation "
+             "distance between the action distributions, with and without each head. " if effects else "")
+            + ("Closed loop: change of the mean return and of the crash rate over the same seeded episodes, "
+               "ablated minus intact. " if episodes else "") + f"{level}% intervals from resampling episodes.",
+            lambda: figures.ablation_plot(effects, episodes, short=short_names)))
     if evolution is not None:
         items.append(_draw("evolution", "Specialisation over training",
                            f"HSI per head across training steps with {level}% bands; filled markers are validated.",
@@ -221,9 +237,10 @@ def _explanations(result: HSIResult) -> pd.DataFrame:
     return table.assign(head=[short[head] for head in table["head"]], text=texts)
 
 
-def build_content(result: HSIResult, *, evolution: EvolutionResult | None = None,
+def build_content(result: HSIResult, *, evolution: EvolutionResult | None = None, ablation: Any = None,
                   title: str = "Attention-head specialisation report") -> ReportContent:
-    """Assemble the report's tables, methods text and figures from the result objects."""
+    """Assemble the report's tables, methods text and figures from the result objects (``ablation``: results of
+    :mod:`hsi_stats.ablation` on the model the analysis recorded, for the section on removing heads)."""
     notes = list(result.data_summary["notes"])
     if result.settings.estimator == "fisher":
         notes.append(f"The fisher estimator depends strongly on its clip ({result.settings.fisher_clip}); "
@@ -235,12 +252,13 @@ def build_content(result: HSIResult, *, evolution: EvolutionResult | None = None
         summary=_summary_rows(result),
         notes=notes,
         left_out=left_out_table(result),
-        methods=methods_text(result, evolution),
+        methods=methods_text(result, evolution, ablation),
         heads=head_table(result),
         head_notes=[note for note in [hsi_interval_note(result.heads)] if note],
         name_legend=name_legend(list(result.heads["head"])),
-        figures=_figures(result, evolution),
+        figures=_figures(result, evolution, ablation),
         evolution_table=evolution_table,
         emergence=emergence,
         explanations=_explanations(result),
+        ablation=ablation_section(result, ablation),
     )

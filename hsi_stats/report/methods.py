@@ -3,7 +3,7 @@ r"""The citable methods section: what was done, stated from the settings a resul
 Every sentence is built from ``HSIResult.settings``, ``data_summary`` and ``provenance`` (and the
 ``EvolutionResult`` when given), so changing a setting changes the text. A paragraph is a sequence of prose,
 formulas (:class:`Math`: LaTeX and a plain-text reading) and citations (:class:`Cite`: BibTeX keys of
-:mod:`~hsi_stats.report.bibliography`). It is rendered twice from that one source:
+:mod:`~hsi_stats.report.bibliography`). It is rendered twice from that one source (:mod:`~hsi_stats.report.segments`):
 
 - :attr:`MethodsText.markdown`: Markdown with LaTeX math (``$...$``, ``$$...$$``) and pandoc citations
   (``[@efron1987]``), for ``methods.md`` (``pandoc --citeproc --bibliography references.bib`` turns it into a
@@ -17,131 +17,22 @@ Symbols: :math:`h` a head, :math:`f` a feature, :math:`s` a scenario, :math:`v` 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import Any
 
+from ..ablation import AblationEffects, AblationEpisodes, ablation_results
 from ..evolution import EvolutionResult
 from ..inference.bootstrap import expanded_alpha
 from ..labels import strength_bands_text
 from ..results import HSIResult
 from ..settings import STATSMODELS_METHODS, AnalysisSettings
 from ..step_selection import StepSelection
-from .bibliography import REFERENCES, bibtex
+from .segments import Cite, Math, MethodsText, Segment, cite, display_math, inline_math
 
 __all__ = ["Cite", "Math", "MethodsText", "methods_text"]
 
 
-# ------------------------------------------------------------------------------------------------ segments
-@dataclass(frozen=True)
-class Math:
-    """A formula: its LaTeX (without ``$``) and how it reads in plain text; ``display`` for a displayed equation."""
-
-    latex: str
-    plain: str
-    display: bool = False
-
-
-@dataclass(frozen=True)
-class Cite:
-    """A citation of one or more works, by BibTeX key."""
-
-    keys: tuple[str, ...]
-
-
-Segment = str | Math | Cite
-
-
-def _m(latex: str, plain: str | None = None) -> Math:
-    """Inline math; the plain reading defaults to the LaTeX itself (for formulas that read the same, ``h``)."""
-    return Math(latex, latex if plain is None else plain)
-
-
-def _display(latex: str, plain: str) -> Math:
-    return Math(latex, plain, display=True)
-
-
-def _cite(*keys: str) -> Cite:
-    return Cite(keys)
-
-
-def _markdown(paragraph: Sequence[Segment]) -> str:
-    parts = []
-    for segment in paragraph:
-        if isinstance(segment, Math):
-            parts.append(f"\n$${segment.latex}$$\n" if segment.display else f"${segment.latex}$")
-        elif isinstance(segment, Cite):
-            parts.append("[" + "; ".join(f"@{key}" for key in segment.keys) + "]")
-        else:
-            parts.append(segment)
-    return "".join(parts).replace(" \n", "\n").replace("\n ", "\n")
-
-
-def _plain(paragraph: Sequence[Segment]) -> str:
-    parts = []
-    for segment in paragraph:
-        if isinstance(segment, Math):
-            parts.append(f" {segment.plain.strip()} " if segment.display else segment.plain)
-        elif isinstance(segment, Cite):
-            parts.append("(" + "; ".join(REFERENCES[key].citation for key in segment.keys) + ")")
-        else:
-            parts.append(segment)
-    return re.sub(r" {2,}", " ", "".join(parts)).strip()
-
-
-def _cited(paragraphs: Sequence[Sequence[Segment]]) -> list[str]:
-    """The keys cited, in order of first citation."""
-    keys: list[str] = []
-    for paragraph in paragraphs:
-        for segment in paragraph:
-            if isinstance(segment, Cite):
-                keys += [key for key in segment.keys if key not in keys]
-    return keys
-
-
-@dataclass(frozen=True)
-class MethodsText:
-    """The methods section in its two renderings and the works it cites.
-
-    Attributes
-    ----------
-    paragraphs : tuple of str
-        Plain text, citing as "(Author, year)": what the HTML and PDF reports print.
-    references : dict of str to str
-        BibTeX key -> the full reference as one line, for every work cited, in order of first citation.
-    markdown : tuple of str
-        The same paragraphs in Markdown with LaTeX math and pandoc citations ``[@key]`` (``methods.md``).
-    """
-
-    paragraphs: tuple[str, ...]
-    references: dict[str, str]
-    markdown: tuple[str, ...] = ()
-
-    @classmethod
-    def from_segments(cls, paragraphs: Sequence[Sequence[Segment]]) -> MethodsText:
-        """Render paragraphs of prose, :class:`Math` and :class:`Cite` segments both ways."""
-        keys = _cited(paragraphs)
-        unknown = [key for key in keys if key not in REFERENCES]
-        if unknown:
-            raise KeyError(f"the methods text cites {unknown}, which are not in the bibliography "
-                           f"({sorted(REFERENCES)}).")
-        return cls(tuple(_plain(p) for p in paragraphs), {key: REFERENCES[key].text() for key in keys},
-                   tuple(_markdown(p) for p in paragraphs))
-
-    def to_markdown(self) -> str:
-        """``methods.md``: a heading, the paragraphs (LaTeX math, ``[@key]`` citations) and the reference list.
-
-        The keys are those of ``references.bib`` (:meth:`to_bibtex`); the numbered list repeats the references
-        for readers without a citation processor.
-        """
-        body = self.markdown or self.paragraphs
-        lines = ["# Methods", "", *(p + "\n" for p in body), "## References", ""]
-        lines += [f"{i}. {text} [`{key}`]" for i, (key, text) in enumerate(self.references.items(), start=1)]
-        return "\n".join(lines) + "\n"
-
-    def to_bibtex(self) -> str:
-        """``references.bib``: one BibTeX entry for every work cited, and no other."""
-        return bibtex(self.references)
+_m, _display, _cite = inline_math, display_math, cite
 
 
 # ------------------------------------------------------------------------------------------------ wording
@@ -513,6 +404,53 @@ def _evolution(evolution: EvolutionResult) -> list[Segment]:
     ]
 
 
+def _ablation(given: Sequence[Any]) -> list[Segment]:
+    """Removing heads: how, the open-loop measures and their intervals, the targeted comparison, the closed loop."""
+    effects = next((item for item in given if isinstance(item, AblationEffects)), None)
+    episodes = next((item for item in given if isinstance(item, AblationEpisodes)), None)
+    mode = given[0].mode
+    how = ("its output set to zero" if mode == "zero" else
+           "its output replaced by its mean over reference inputs (every batch entry and query position)")
+    paragraph: list[Segment] = [
+        "Attention weights show where a head looks, not that the policy uses it ", _cite("jain2019"), "; whether "
+        "it does was tested by removing heads ", _cite("michel2019", "voita2019"), ", each in turn with ", how,
+        ", before the attention module's output projection ", _m(r"W^O", "W_O"), " (its columns of ",
+        _m(r"W^O", "W_O"), " zeroed"]
+    if mode == "mean":
+        paragraph += [", and ", _m(r"W^O_{:,h} \bar o_h", "W_O[:, h] mean o_h"), " added to the bias"]
+    paragraph.append(").")
+    if effects is not None:
+        level = round(100 * effects.confidence_level)
+        paragraph += [
+            " Open loop, on the same observations with and without the head, with ", _m("p_t"), " and ", _m("q_t"),
+            " the action probabilities at step t, the share of steps whose most probable action changed, ",
+            _m(r"\bar c = T^{-1} \sum_t [\arg\max p_t \ne \arg\max q_t]",
+               "mean over t of [argmax p_t != argmax q_t]"), ", and the mean total-variation distance ",
+            _m(r"T^{-1} \sum_t \tfrac12 \lVert p_t - q_t \rVert_1", "mean over t of (1/2) |p_t - q_t|_1"),
+            f" were bounded by {level}% expanded percentile intervals ", _cite("hesterberg2015"), " from "
+            f"{effects.n_resamples} cluster-bootstrap resamples of the {effects.n_groups} episodes ",
+            _cite("field2007"), ", each resample recomputing the ratio of the resampled sums."]
+        if effects.targeted is not None:
+            paragraph += [
+                " For a head with a validated label, a step's target was salient when the label's target was "
+                "present and stood out: for an indicator, some but not all valid vehicles flagged; for a continuous "
+                "feature, the most extreme valid vehicle in the label's direction beyond the median of that feature "
+                "over all vehicles. The share of changed actions in the salient steps minus that in the others was "
+                "bounded from the same resamples and tested two-sided by the bootstrap, adjusted over the heads "
+                "with Holm's procedure ", _cite("holm1979"), "."]
+    if episodes is not None:
+        level = round(100 * episodes.confidence_level)
+        paragraph += [
+            f" Closed loop, the intact policy and each ablated one drove the same {len(episodes.returns)} episodes "
+            "(reset with the same seeds); the paired differences of return (the undiscounted sum of rewards) and of "
+            "crash, ablated minus intact, were averaged over episodes and tested by flipping their signs (",
+            _m(r"p = (1 + e)/(1 + B)", "p = (1 + e) / (1 + B)"), ", all sign patterns when they were fewer than ",
+            f"{episodes.n_resamples}), adjusted over the heads with the step-down max-T procedure from the same "
+            "patterns ", _cite("westfall1993"), f", with {level}% expanded percentile intervals from resampling "
+            "the episodes."]
+    return paragraph
+
+
 def _software(result: HSIResult) -> list[Segment]:
     p = result.provenance
     versions = p["versions"]
@@ -521,7 +459,8 @@ def _software(result: HSIResult) -> list[Segment]:
             f"{p['seed']}, data fingerprint {str(p['data_fingerprint'])[:16]}."]
 
 
-def methods_text(result: HSIResult, evolution: EvolutionResult | None = None) -> MethodsText:
+def methods_text(result: HSIResult, evolution: EvolutionResult | None = None,
+                 ablation: Any = None) -> MethodsText:
     r"""Build the methods section from the settings, data summary and provenance of ``result`` (and the evolution
     over training, when given).
 
@@ -531,7 +470,8 @@ def methods_text(result: HSIResult, evolution: EvolutionResult | None = None) ->
     tests, HSI over the heads), the validation rules with their thresholds (the selectivity
     :math:`1 - H(p)/\log V` with H the Shannon entropy), the focus, the joint model (its fit, the features left
     out, its jackknife intervals and corrected tests, the profiles and the conditional label rule) and, with
-    ``evolution``, the trend test, its interval and the emergence step; each procedure cites its reference.
+    ``evolution``, the trend test, its interval and the emergence step, and with ``ablation`` (results of
+    :mod:`hsi_stats.ablation`) how heads were removed and the effects tested; each procedure cites its reference.
 
     Examples
     --------
@@ -548,4 +488,7 @@ def methods_text(result: HSIResult, evolution: EvolutionResult | None = None) ->
         paragraphs.append(_joint(result))
     if evolution is not None:
         paragraphs.append(_evolution(evolution))
+    given = ablation_results(ablation)
+    if given:
+        paragraphs.append(_ablation(given))
     return MethodsText.from_segments([*paragraphs, _software(result)])

@@ -133,6 +133,21 @@ def png_resolution(png: bytes) -> float:
     return 72.0
 
 
+def _ablation(content: ReportContent, s: dict[str, ParagraphStyle]) -> list[Flowable]:
+    """The section on removing heads: its introduction, the effects per head, the targeted comparison."""
+    section = content.ablation
+    assert section is not None
+    short = short_head_names([str(name) for name in content.heads["head"]])
+    story: list[Flowable] = [Paragraph("What removing each head does", s["h2"]),
+                             Paragraph(escape(section.intro), s["body"]),
+                             word_table(_with_short_names(section.table, short), s["cell"], _WIDTH)]
+    if section.targeted is not None:
+        story.append(Paragraph("Where the label says the head works", s["h3"]))
+        story += [Paragraph(escape(sentence), s["body"]) for sentence in section.sentences]
+        story.append(word_table(_with_short_names(section.targeted, short), s["cell"], _WIDTH))
+    return story
+
+
 def _story(content: ReportContent) -> list[Flowable]:
     s = _styles()
     story: list[Flowable] = [Paragraph(escape(content.title), s["title"]),
@@ -150,6 +165,8 @@ def _story(content: ReportContent) -> list[Flowable]:
     story.append(KeepTogether([Paragraph("References", s["h3"]), *references]))  # with the methods they support
     story.append(Paragraph("Heads", s["h2"]))
     story += _head_tables(content, s)
+    if content.ablation is not None:
+        story += _ablation(content, s)
     if content.evolution_table is not None:
         story.append(Paragraph("Evolution over training", s["h2"]))
         short = short_head_names([str(name) for name in content.heads["head"]])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._atomic import atomic_folder
 from .._validation import check_choice
@@ -38,6 +38,7 @@ def write_report(
     formats: Sequence[str] | str = FORMATS,
     evolution: EvolutionResult | None = None,
     allow_unvalidated: bool = False,
+    ablation: Any = None,
 ) -> dict[str, Path]:
     """Write the report of ``result`` and its citable companions into ``out_dir``.
 
@@ -61,6 +62,11 @@ def write_report(
     evolution : EvolutionResult, optional
         Adds the evolution-over-training figure and table.
     allow_unvalidated : bool, default False
+    ablation : AblationEffects, AblationEpisodes or a sequence of them, optional
+        What removing each head of the recorded model did (:func:`hsi_stats.ablation_effects`,
+        :func:`hsi_stats.capture.highway.ablation_episodes`): adds the section "What removing each head does"
+        (its tables, a figure and a methods paragraph), ``ablation.csv``, ``ablation_targeted.csv`` and/or
+        ``ablation_episodes.csv``, and each head's ``ablation`` block in the registry.
 
     Returns
     -------
@@ -69,7 +75,7 @@ def write_report(
     """
     chosen = _formats_iv(formats)
     out = Path(out_dir)
-    content = build_content(result, evolution=evolution)
+    content = build_content(result, evolution=evolution, ablation=ablation)
     # Render everything before writing anything: a failure leaves no partial report.
     rendered: dict[str, str | bytes] = {}
     if "html" in chosen:
@@ -98,5 +104,6 @@ def write_report(
                 (staging / name).write_bytes(data)
             else:
                 (staging / name).write_text(data, encoding="utf-8")
-        written_tables = write_tables_into(staging, result, evolution=evolution, allow_unvalidated=allow_unvalidated)
+        written_tables = write_tables_into(staging, result, evolution=evolution, allow_unvalidated=allow_unvalidated,
+                                           ablation=ablation)
     return {name: out / name for name in [*rendered, *written_tables]}

@@ -25,6 +25,7 @@ from ._common import (
     render_figure,
     save_figure,
 )
+from .ablation import ablation_plot
 from .attention import attention_distributions, attention_vs_feature
 from .estimates import focus_plot, forest_plot, hsi_bars, null_distributions, rho_heatmap
 from .evolution import evolution_plot
@@ -37,6 +38,7 @@ __all__ = [
     "PAGE_WIDTH",
     "STRENGTH_LINES",
     "RenderedFigure",
+    "ablation_plot",
     "attention_distributions",
     "attention_vs_feature",
     "evolution_plot",
