@@ -13,7 +13,9 @@ caller's policy already runs, so that ``predict``/``act`` need no change:
     the head's output is replaced by its mean :math:`\\bar o_h` over reference inputs: its columns are set to zero
     and :math:`W_{:, h} \\bar o_h` is added to the bias. The mean is over every batch entry and every query
     position of every call of the module while ``reference()`` runs (padded keys get no attention and so do not
-    enter; the module does not know padded *queries*, which count like the others).
+    enter; the module does not know padded *queries*, which count like the others). Inside a
+:class:`~hsi_stats.capture.TorchAttentionRecorder`, the calls ``reference()`` makes are recorded like any other:
+enter a mean ablation before the recording.
 
 On exit every tensor changed is copied back from a copy taken on entry, also after an exception: the module is
 restored bit for bit. Heads are named as :class:`~hsi_stats.capture.TorchAttentionRecorder` names them
@@ -193,8 +195,10 @@ class _MeanRecorder:
         torch.backends.mha.set_fastpath_enabled(False)  # the fast path skips forward, and with it the hooks
         try:
             for name, module in self.modules.items():
-                if isinstance(module, nn.MultiheadAttention):
-                    handles.append(module.register_forward_pre_hook(self.pre_hook(name), with_kwargs=True))
+                if isinstance(module, nn.MultiheadAttention):  # first to see the caller's arguments, last to
+                    # hand the output back in the caller's form (inside a TorchAttentionRecorder too)
+                    handles.append(module.register_forward_pre_hook(self.pre_hook(name), with_kwargs=True,
+                                                                    prepend=True))
                 elif self.head_outputs is None:
                     raise OptionError(f"mode='mean' on the custom module {name!r} needs `head_outputs` (module, "
                                       "args, kwargs, output -> the heads' outputs (..., H, d)).")
