@@ -1,5 +1,5 @@
 """Development sessions: ``nox -s tests`` (the suite), ``lint``, ``typecheck``, ``latex``, ``render``, ``demo``,
-``notebooks``, ``bench``, ``scale``, ``calibration``, ``bands``, ``trend``, ``joint``."""
+``notebooks``, ``bench``, ``scale``, ``calibration``, ``bands``, ``trend``, ``joint``, ``ablation``."""
 
 from __future__ import annotations
 
@@ -199,3 +199,18 @@ def joint(session: nox.Session) -> None:
     session.run("python", "benchmarks/joint_study.py", *session.posargs)
     if not session.posargs:  # the study as the README reports it: rewrite the README's table from its results
         session.run("python", "benchmarks/readme_tables.py", "joint")
+
+
+@nox.session
+def ablation(session: nox.Session) -> None:
+    """Calibration study of ablation: coverage of the open-loop intervals on episodes drawn from a pool of the planted
+    policy, and the closed-loop intervals and tests (R = 1000, about 10 min on 2 cores).
+
+    Writes ``benchmarks/results/ablation.json`` and ``ablation.md`` and, run without arguments, the README's table;
+    arguments after ``--`` go to the script (e.g. ``nox -s ablation -- --replicates 100``).
+    """
+    _install_torch(session)
+    session.install(".[torch]")
+    session.run("python", "benchmarks/ablation_study.py", *session.posargs)
+    if not session.posargs:  # the study as the README reports it: rewrite the README's table from its results
+        session.run("python", "benchmarks/readme_tables.py", "ablation")

@@ -12,6 +12,9 @@ Each table sits in README.md between ``<!-- NAME:start -->`` and ``<!-- NAME:end
     the table and notes of ``benchmarks/results/trend.json`` (its ``markdown`` entry);
 ``joint``
     the table and notes of ``benchmarks/results/joint.json`` (the joint model's calibration study);
+``ablation``
+    the tables and notes of ``benchmarks/results/ablation.json`` (coverage of the ablation intervals, error rate of
+    the closed-loop tests);
 ``joint-cost``
     from ``benchmarks/results/bench_joint.json``: the default analysis against ``joint=False``, with its passes;
 ``scale``
@@ -19,9 +22,9 @@ Each table sits in README.md between ``<!-- NAME:start -->`` and ``<!-- NAME:end
     ``estimate``, the peak resident memory, its overhead above the loaded data and the data's size, then the growth
     exponents and the time ratios of consecutive sizes.
 
-Run by the ``calibration``, ``bands``, ``trend``, ``joint``, ``bench`` and ``scale`` nox sessions after their study;
-``python benchmarks/readme_tables.py`` rewrites all of them from the files as they are (skipping a table whose
-file does not exist yet).
+Run by the ``calibration``, ``bands``, ``trend``, ``joint``, ``ablation``, ``bench`` and ``scale`` nox sessions after
+their study; ``python benchmarks/readme_tables.py`` rewrites all of them from the files as they are (skipping a
+table whose file does not exist yet).
 """
 
 from __future__ import annotations
@@ -144,12 +147,13 @@ def replace_block(text: str, name: str, block: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", type=str,
-                        help="which tables to rewrite: calibration, bands, trend, scale, joint, joint-cost "
+                        help="which tables to rewrite: calibration, bands, trend, scale, joint, joint-cost, ablation "
                              "(default: all that have results)")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     args = parser.parse_args(argv)
     builders = {"calibration": calibration_block, "bands": bands_block, "trend": calibration_block,
-                "scale": scale_block, "joint": calibration_block, "joint-cost": joint_cost_block}
+                "scale": scale_block, "joint": calibration_block, "joint-cost": joint_cost_block,
+                "ablation": calibration_block}
     files = {name: RESULTS / f"{name}.json" for name in builders} | {"scale": RESULTS / "bench_scale.json",
                                                                      "joint-cost": RESULTS / "bench_joint.json"}
     unknown = sorted(set(args.names) - set(builders))

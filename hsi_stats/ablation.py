@@ -19,8 +19,9 @@ not all valid entities are flagged (unflagged, for a label whose catalog sign is
 feature, the step's most extreme valid entity in the label's direction is more extreme than in the median step (the
 nearest vehicle nearer than the median step's nearest, the lowest TTC below the median step's lowest TTC): a split
 of the steps with at least two valid entities into halves. The comparison is the share of changed actions in the
-salient steps minus that in the others, with its interval from the same resamples of episodes and a two-sided
-bootstrap test, adjusted over the heads (Holm).
+salient steps minus that in the others, with its interval from resampling episodes (the median split recomputed in
+every resample: :func:`hsi_stats.inference.episodes.split_share_intervals`) and a two-sided bootstrap test,
+adjusted over the heads (Holm).
 
 Closed loop (:func:`episode_effects`, run by :func:`hsi_stats.capture.highway.ablation_episodes`): the returns and
 crashes of episodes with and without a head, paired by their seed; the mean paired difference with its interval and
@@ -40,6 +41,7 @@ References
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,12 +53,13 @@ from numpy.typing import ArrayLike, NDArray
 from ._validation import HSIDataError, OptionError, normalize_rng
 from .agreement import LabelTarget
 from .focus import target_entities
-from .inference.episodes import paired_sign_flip, ratio_intervals
+from .inference.episodes import paired_sign_flip, ratio_intervals, split_share_intervals
 from .inference.multitest import adjust_pvalues
 from .settings import AnalysisSettings, check_option
 
 __all__ = ["ABLATION_COLUMNS", "EPISODE_COLUMNS", "TARGETED_COLUMNS", "AblationEffects", "AblationEpisodes",
-           "ablation_effects", "ablation_results", "action_effects", "episode_effects", "salient_steps"]
+           "ablation_effects", "ablation_results", "action_effects", "episode_effects", "salience_scores",
+           "salient_steps"]
 
 FloatArray = NDArray[np.float64]
 #: Columns of :attr:`AblationEffects.table`.
@@ -114,7 +117,8 @@ class AblationEffects:
     targeted : DataFrame or None
         With the labels (``result=`` or ``registry=`` and the observations' ``features``): per head whose label
         validated, the share of changed actions where its label's target is salient and elsewhere, their
-        difference with its interval, p-value and Holm-adjusted p-value (:data:`TARGETED_COLUMNS`).
+        difference with its interval, p-value and Holm-adjusted p-value (:data:`TARGETED_COLUMNS`); empty, with
+        a warning, when no head removed has a validated label.
     changed, tv : mapping of str to ndarray (B,)
         Per condition, the per-step values.
     conditions : mapping of str to tuple of str
@@ -302,6 +306,30 @@ def label_targets(*, result: Any = None, registry: str | Mapping[str, Any] | Non
     return found
 
 
+def salience_scores(target: LabelTarget, features: Mapping[str, ArrayLike],
+                    mask: ArrayLike | None) -> tuple[FloatArray, bool]:
+    """How much a label's target stands out in each step (B,), and whether the scores are split at their median.
+
+    For a continuous feature, the most extreme valid entity's value in the label's direction (``-value`` for a
+    label on low values), split at the median over the steps; for an indicator, 1 where some but not all valid
+    entities are targets, split at 0. A step without the target (fewer than two valid entities, or no target, or
+    all) scores ``-inf``.
+    """
+    values = np.asarray(features[target.feature], dtype=float)
+    valid = np.ones(values.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    if values.shape != valid.shape or values.ndim != 2:
+        raise HSIDataError(f"`features[{target.feature!r}]` and `mask` must have the same shape (B, V), but they have "
+                           f"{values.shape} and {valid.shape}.")
+    valid = valid & ~np.isnan(values)
+    chosen = target_entities(values, valid, target.indicator, target.direction)
+    k, n = chosen.sum(axis=1), valid.sum(axis=1)
+    present = (n >= 2) & (k > 0) & (k < n)
+    if target.indicator:
+        return np.where(present, 1.0, -np.inf), False
+    extreme = np.where(valid, values * target.direction, -np.inf).max(axis=1)
+    return np.where(present, extreme, -np.inf), True
+
+
 def salient_steps(target: LabelTarget, features: Mapping[str, ArrayLike], mask: ArrayLike | None) -> NDArray[np.bool_]:
     """Steps (B,) in which a label's target is present and stands out (see the module's documentation).
 
@@ -314,20 +342,10 @@ def salient_steps(target: LabelTarget, features: Mapping[str, ArrayLike], mask: 
     ...               None).tolist()
     [True, False]
     """
-    values = np.asarray(features[target.feature], dtype=float)
-    valid = np.ones(values.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
-    if values.shape != valid.shape or values.ndim != 2:
-        raise HSIDataError(f"`features[{target.feature!r}]` and `mask` must have the same shape (B, V), but they have "
-                           f"{values.shape} and {valid.shape}.")
-    valid = valid & ~np.isnan(values)
-    chosen = target_entities(values, valid, target.indicator, target.direction)
-    k, n = chosen.sum(axis=1), valid.sum(axis=1)
-    present = (n >= 2) & (k > 0) & (k < n)
-    if target.indicator:
-        return present
-    extreme = np.where(valid, values * target.direction, -np.inf).max(axis=1)
-    typical = np.median(extreme[present]) if present.any() else np.inf
-    return present & (extreme > typical)
+    scores, thresholded = salience_scores(target, features, mask)
+    finite = scores[np.isfinite(scores)]
+    threshold = (np.median(finite) if finite.size else np.inf) if thresholded else 0.0
+    return scores > threshold
 
 
 def _targeted(changed: Mapping[str, NDArray[np.bool_]], targets: Mapping[str, LabelTarget],
@@ -335,26 +353,24 @@ def _targeted(changed: Mapping[str, NDArray[np.bool_]], targets: Mapping[str, La
               level: float, rng: np.random.Generator, batch: int | None) -> pd.DataFrame:
     names = [name for name in changed if name in targets]
     if not names:
-        raise HSIDataError(f"no head removed has a validated label: the heads removed are {list(changed)[:8]}, the "
-                           f"validated ones {list(targets)[:8]} (names as the recorder gives them).")
-    salient = np.stack([salient_steps(targets[name], features, mask) for name in names], axis=1)  # (B, m)
-    hit = np.stack([changed[name] for name in names], axis=1).astype(float)
-    sums = {"xs": _per_group(hit * salient, codes), "ns": _per_group(salient.astype(float), codes),
-            "xo": _per_group(hit * ~salient, codes), "no": _per_group((~salient).astype(float), codes)}
-
-    def statistic(t: Mapping[str, FloatArray]) -> FloatArray:
-        return np.stack([_ratio(t["xs"], t["ns"]), _ratio(t["xo"], t["no"]),
-                         _ratio(t["xs"], t["ns"]) - _ratio(t["xo"], t["no"])], axis=-2)
-
-    estimate, low, high, replicates = ratio_intervals(sums, statistic, n_resamples=n_resamples,
-                                                      confidence_level=level, rng=rng, batch=batch)
+        warnings.warn(f"no head removed has a validated label, so the targeted comparison is empty: the heads removed "
+                      f"are {list(changed)[:8]}, the validated ones {list(targets)[:8]} (names as the recorder gives "
+                      "them).", UserWarning, stacklevel=3)
+        return pd.DataFrame({column: [] for column in TARGETED_COLUMNS})
+    scored = [salience_scores(targets[name], features, mask) for name in names]
+    scores = np.stack([score for score, _ in scored], axis=1)  # (B, m)
+    hits = np.stack([changed[name] for name in names], axis=1).astype(float)
+    estimate, low, high, replicates = split_share_intervals(hits, scores, [split for _, split in scored], codes,
+                                                            n_resamples=n_resamples, confidence_level=level,
+                                                            rng=rng, batch=batch)
     difference = replicates[:, 2]
     below = (1 + (difference <= 0).sum(axis=0)) / (1 + difference.shape[0])
     above = (1 + (difference >= 0).sum(axis=0)) / (1 + difference.shape[0])
     p = np.where(np.isnan(estimate[2]), np.nan, np.minimum(1.0, 2 * np.minimum(below, above)))
+    salient = [salient_steps(targets[name], features, mask).sum() for name in names]
     return pd.DataFrame({
         "head": names, "label": [targets[n].feature for n in names], "target": [targets[n].words for n in names],
-        "salient_steps": salient.sum(axis=0), "changed_salient": estimate[0], "changed_other": estimate[1],
+        "salient_steps": salient, "changed_salient": estimate[0], "changed_other": estimate[1],
         "difference": estimate[2], "ci_low": low[2], "ci_high": high[2], "p_value": p,
         "p_adjusted": adjust_pvalues(p, "holm"),
     })

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["format_interval", "format_number", "format_odds_ratio", "format_p", "format_percent",
+__all__ = ["exp_or_inf", "format_interval", "format_number", "format_odds_ratio", "format_p", "format_percent",
            "format_percent_interval", "p_statement"]
 
 MISSING = "–"
@@ -88,6 +88,20 @@ def p_statement(value: float, name: str = "p") -> str:
     """
     text = format_p(value)
     return f"{name} {text}" if text.startswith("<") else f"{name} = {text}"
+
+
+def exp_or_inf(value: float) -> float:
+    """``exp(value)``, infinite beyond the range of a float rather than an error (an odds ratio from its log).
+
+    Examples
+    --------
+    >>> exp_or_inf(0.0), exp_or_inf(1e4), exp_or_inf(-1e4)
+    (1.0, inf, 0.0)
+    """
+    try:
+        return math.exp(value)
+    except OverflowError:
+        return math.inf
 
 
 def format_odds_ratio(value: float) -> str:

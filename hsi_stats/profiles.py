@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .catalog import FeatureMeaning
-from .formatting import format_odds_ratio, format_p
+from .formatting import exp_or_inf, format_odds_ratio, format_p
 from .joint.design import LeftOutColumn
 
 __all__ = ["NO_PROFILE", "Conditional", "conditional_evidence", "conditional_failure", "profile_text",
@@ -61,7 +61,7 @@ def profile_text(rows: pd.DataFrame, alpha: float, left_out: Sequence[LeftOutCol
     for row in chosen.to_dict(orient="records"):
         text = f"{row['feature']} {format_odds_ratio(float(row['odds_ratio']))}"
         text += " (highest vs lowest)" if row["scale"] == "percentile" else ""
-        aliases = [f"{c.name} {format_odds_ratio(math.exp(c.proxy_sign * float(row['coef'])))}" for c in left_out
+        aliases = [f"{c.name} {format_odds_ratio(exp_or_inf(c.proxy_sign * float(row['coef'])))}" for c in left_out
                    if c.reason == "aliased" and c.explained_by == (row["feature"],)]
         parts.append(text + (f" ({', '.join(aliases)})" if aliases else ""))
     return ", ".join(parts)
@@ -136,7 +136,7 @@ def conditional_failure(evidence: Conditional, meaning: FeatureMeaning, alpha: f
         return f"{feature}: no effect once {held} {'is' if len(evidence.held_fixed) == 1 else 'are'} held fixed " \
                f"(joint adjusted p = {shown}){on}"
     if not meaning.sign_matches(evidence.effect):
-        ratio = format_odds_ratio(math.exp(evidence.effect))
+        ratio = format_odds_ratio(exp_or_inf(evidence.effect))
         return (f"{feature}: its effect is reversed ({ratio}) once {held} "
                 f"{'is' if len(evidence.held_fixed) == 1 else 'are'} held fixed{on}")
     return None

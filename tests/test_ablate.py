@@ -67,7 +67,8 @@ def _output_by_hand(module: nn.MultiheadAttention, heads: torch.Tensor, removed:
 
 
 def _snapshot(model: nn.Module) -> dict[str, object]:
-    return {"tensors": {name: (t.detach().clone(), t.data_ptr()) for name, t in model.state_dict(keep_vars=True).items()},
+    tensors = model.state_dict(keep_vars=True).items()
+    return {"tensors": {name: (t.detach().clone(), t.data_ptr()) for name, t in tensors},
             "grad": {name: p.requires_grad for name, p in model.named_parameters()},
             "hooks": {name: (dict(m._forward_hooks), dict(m._forward_pre_hooks), dict(m._forward_hooks_with_kwargs))
                       for name, m in model.named_modules()},

@@ -229,9 +229,10 @@ def test_bad_input_gets_one_clear_error(traffic: PlantedTraffic, result) -> None
     for call, kind, message in cases:
         with pytest.raises(kind, match=message):
             call()
-    with pytest.raises(HSIDataError, match="no head removed has a validated label"):
-        ablation_effects(policy.predict, obs, policy, groups=groups, registry=result.registry(), heads=[],
-                         sets={"both": list(HEADS)}, features=traffic.features, mask=traffic.mask)
+    with pytest.warns(UserWarning, match="no head removed has a validated label"):
+        empty = ablation_effects(policy.predict, obs, policy, groups=groups, registry=result.registry(), heads=[],
+                                 sets={"both": list(HEADS)}, features=traffic.features, mask=traffic.mask)
+    assert list(empty.targeted.columns) == list(TARGETED_COLUMNS) and empty.targeted.empty
 
 
 def test_importing_the_package_and_ablation_effects_needs_no_torch() -> None:

@@ -80,7 +80,8 @@ def test_under_a_true_null_the_adjusted_tests_keep_their_error_rate() -> None:
 
 def test_episode_effects_tables_the_paired_differences() -> None:
     rng = np.random.default_rng(5)
-    returns = pd.DataFrame({"none": rng.normal(20, 4, 12), "a:h0": rng.normal(15, 4, 12), "a:h1": rng.normal(20, 4, 12)})
+    returns = pd.DataFrame({"none": rng.normal(20, 4, 12), "a:h0": rng.normal(15, 4, 12),
+                            "a:h1": rng.normal(20, 4, 12)})
     crashes = pd.DataFrame({"none": rng.random(12) < 0.2, "a:h0": rng.random(12) < 0.6, "a:h1": rng.random(12) < 0.2})
     found = episode_effects(returns, crashes, n_resamples=999, rng=6, mode="mean")
     table = found.table.set_index("head")

@@ -22,7 +22,9 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 from hsi_stats import HSIResult, analyze, write_report
+from hsi_stats.ablation import AblationEffects, AblationEpisodes
 from hsi_stats.report import (
+    ablation_plot,
     attention_distributions,
     attention_vs_feature,
     evolution_plot,
@@ -90,6 +92,27 @@ def _scatter(result: HSIResult):
     return attention_vs_feature(result, labelled["head"], labelled["label_feature"])
 
 
+def _ablation(result: HSIResult):
+    """The ablation figure of made-up effects for every head of ``result`` (and a named set), open and closed loop."""
+    rng = np.random.default_rng(0)
+    heads = [str(h) for h in result.heads["head"]]
+    names = [*heads, "all lane heads"]
+    changed = rng.uniform(0.0, 0.6, len(names))
+    opened = pd.DataFrame({"head": names, "changed": changed, "changed_ci_low": changed * 0.8,
+                           "changed_ci_high": changed * 1.2 + 0.01, "tv": changed / 2, "tv_ci_low": changed / 3,
+                           "tv_ci_high": changed / 1.5})
+    delta = rng.normal(-2.0, 3.0, len(heads))
+    crash = rng.uniform(-0.2, 0.4, len(heads))
+    closed = pd.DataFrame({"head": ["none", *heads], "return_delta": [np.nan, *delta],
+                           "return_delta_ci_low": [np.nan, *(delta - 3)],
+                           "return_delta_ci_high": [np.nan, *(delta + 3)],
+                           "crash_delta": [np.nan, *crash], "crash_delta_ci_low": [np.nan, *(crash - 0.2)],
+                           "crash_delta_ci_high": [np.nan, *(crash + 0.2)]})
+    effects = AblationEffects(opened, None, {}, {}, {}, "zero", 0.95, 999, 40)
+    episodes = AblationEpisodes(closed, pd.DataFrame(), pd.DataFrame())
+    return ablation_plot(effects, episodes, short=short_head_names(heads))
+
+
 DRAW: dict[str, Callable[[HSIResult], object]] = {
     "heatmap": rho_heatmap,
     "hsi": hsi_bars,
@@ -100,6 +123,7 @@ DRAW: dict[str, Callable[[HSIResult], object]] = {
     "null": null_distributions,
     "odds-ratios": odds_ratio_plot,
     "evolution": lambda result: evolution_plot(_per_step(result), threshold=result.settings.threshold),
+    "ablation": _ablation,
 }
 
 
@@ -193,7 +217,7 @@ def test_seventy_two_heads_read_well(many):
 
 
 @pytest.mark.parametrize("name", ["heatmap", "hsi", "focus", "forest", "distributions", "null", "odds-ratios",
-                                  "evolution"])
+                                  "evolution", "ablation"])
 def test_heads_are_named_by_their_short_names(eight, name):
     fig = as_figure(DRAW[name](eight))
     shown = " ".join(t.get_text() for t in _shown_texts(fig))

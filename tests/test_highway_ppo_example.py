@@ -1,4 +1,5 @@
-"""The ego-attention PPO example (``examples/highway_ppo``) runs: a short training, a short recording, an analysis.
+"""The ego-attention PPO example (``examples/highway_ppo``) runs: a short training, a short recording, an analysis,
+and the ablation of every head, open and closed loop, into a report.
 
 The scripts are run as a reader runs them, each in its own process from its folder's files: ``train.py`` for
 1,024 steps (two rollouts), ``record.py`` for two episodes of at most eight steps with the recorder checking at
@@ -8,6 +9,7 @@ policy's four heads over seven observed vehicles and goes through :func:`hsi_sta
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import warnings
@@ -40,3 +42,13 @@ def test_the_example_trains_records_and_is_analysed(tmp_path: Path) -> None:
         result = analyze(dataset, n_resamples=99, rng=0)
     assert list(result.heads["head"]) == [f"module:h{k}" for k in range(4)]
     assert result.joint is not None and set(result.joint["head"]) == set(result.heads["head"])
+    report = tmp_path / "ablation"
+    run = subprocess.run([sys.executable, str(EXAMPLE / "ablate.py"), "--model", str(model), "--episodes", "2",
+                          "--closed-episodes", "2", "--max-steps", "6", "--out", str(report)], cwd=EXAMPLE,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    registry = json.loads((report / "head_functions.json").read_text())
+    for h in range(4):  # every head removed, open and closed loop
+        block = registry[str(h)]["ablation"]
+        assert block["open_loop"]["n_episodes"] == 2 and block["closed_loop"]["n_episodes"] == 2
+    assert "What removing each head does" in (report / "report.html").read_text()

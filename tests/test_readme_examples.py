@@ -9,7 +9,8 @@ import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 #: Example -> the packages it needs (the test extra installs them; elsewhere the example is skipped).
-NEEDS = {"highway": ("torch", "highway_env"), "flax": ("jax", "flax"), "explain": (), "joint": ()}
+NEEDS = {"highway": ("torch", "highway_env"), "flax": ("jax", "flax"), "explain": (), "joint": (),
+         "ablation": ("torch", "highway_env")}
 
 
 def _examples() -> dict[str, str]:
@@ -21,7 +22,10 @@ def test_every_marked_example_is_tested() -> None:
     assert set(_examples()) == set(NEEDS)
 
 
-@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name == "highway" else name
+SLOW = ("highway", "ablation")  # roll-outs in highway-env
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name
                                   for name in sorted(NEEDS)])
 def test_the_readme_example_runs(name: str, capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
@@ -32,6 +36,9 @@ def test_the_readme_example_runs(name: str, capsys: pytest.CaptureFixture[str], 
     printed = capsys.readouterr().out
     if name == "highway":
         assert "HSI analysis" in printed
+    if name == "ablation":  # both heads removed, open and closed loop, and the report's section
+        assert "attention:h0" in printed and "attention:h1" in printed and "return_delta" in printed
+        assert "What removing each head does" in (tmp_path / "ablation_report" / "report.html").read_text()
     if name == "explain":
         assert "h0 (Safety Head): attends" in printed and "no claim (no validated label)" in printed
     if name == "joint":  # both Proximity Heads at the margin, told apart by their profiles

@@ -46,7 +46,7 @@ def _intro(effects: AblationEffects | None, episodes: AblationEpisodes | None) -
                      "changed, \"total variation\" the mean total-variation distance between the two action "
                      f"distributions; {round(100 * effects.confidence_level)}% intervals from "
                      f"{effects.n_resamples} resamples of the episodes.")
-        if effects.targeted is not None:
+        if effects.targeted is not None and len(effects.targeted):
             parts.append("For each head with a validated label, the share of changed actions where the label's "
                          "target is salient (present and extreme among the vehicles) is compared with the other "
                          "steps (Holm-adjusted p over the heads).")

@@ -15,7 +15,6 @@ format.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from ..catalog import GENERAL_CONTEXT
-from ..formatting import MISSING, format_number, format_odds_ratio, format_p
+from ..formatting import MISSING, exp_or_inf, format_number, format_odds_ratio, format_p
 from ..results import HSIResult, hsi_interval_note
 from ..settings import CI_METHOD_NAMES, CORRECTION_NAMES
 from .naming import name_legend, short_head_names
@@ -306,9 +305,9 @@ def joint_latex(result: HSIResult) -> str:
     rows_frame = result.joint.to_dict(orient="records")
     pair_columns = [
         _text_column("feature", [row["feature"] for row in rows_frame]),
-        _Column("{odds ratio}", "r", tuple(_ratio(math.exp(row["coef"])) for row in rows_frame)),
-        _Column(f"{{{level}\\,\\% CI}}", "l", tuple(f"[{_ratio(math.exp(row['ci_low']))}, "
-                                                    f"{_ratio(math.exp(row['ci_high']))}]" for row in rows_frame)),
+        _Column("{odds ratio}", "r", tuple(_ratio(exp_or_inf(row["coef"])) for row in rows_frame)),
+        _Column(f"{{{level}\\,\\% CI}}", "l", tuple(f"[{_ratio(exp_or_inf(row['ci_low']))}, "
+                                                    f"{_ratio(exp_or_inf(row['ci_high']))}]" for row in rows_frame)),
         _number_column("p", [format_p(row["p_value"]) for row in rows_frame]),
         _number_column("adj. p", [format_p(row["p_adjusted"]) for row in rows_frame]),
     ]

@@ -430,7 +430,7 @@ def _ablation(given: Sequence[Any]) -> list[Segment]:
             f" were bounded by {level}% expanded percentile intervals ", _cite("hesterberg2015"), " from "
             f"{effects.n_resamples} cluster-bootstrap resamples of the {effects.n_groups} episodes ",
             _cite("field2007"), ", each resample recomputing the ratio of the resampled sums."]
-        if effects.targeted is not None:
+        if effects.targeted is not None and len(effects.targeted):
             paragraph += [
                 " For a head with a validated label, a step's target was salient when the label's target was "
                 "present and stood out: for an indicator, some but not all valid vehicles flagged; for a continuous "

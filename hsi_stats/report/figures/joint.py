@@ -19,6 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ...formatting import exp_or_inf
 from ...results import HSIResult
 from ._common import (
     COLUMN_WIDTH,
@@ -54,7 +55,7 @@ def _grid(n: int, ncols: int | None) -> tuple[int, int]:
 def _draw_rows(ax: Axes, rows: Sequence[Mapping[Any, Any]], alpha: float) -> None:
     """One row per coefficient (a head's features, or a feature's heads): marker, interval, edge triangles."""
     for y, row in enumerate(rows):
-        values = [math.exp(float(row[key])) for key in ("coef", "ci_low", "ci_high")]
+        values = [exp_or_inf(float(row[key])) for key in ("coef", "ci_low", "ci_high")]
         shown = [min(max(v, 1 / LIMIT), LIMIT) for v in values]
         significant = float(row["p_adjusted"]) < alpha
         colour = VALIDATED_COLOUR if significant else NOT_VALIDATED_COLOUR
