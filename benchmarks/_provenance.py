@@ -1,8 +1,9 @@
 """What a benchmark's numbers came from: package versions, platform, git commit and a hash of the package sources.
 
-Also the small helpers the scripts share: flushed progress lines and the process's peak resident memory. Shared by
-``bench_analyze.py``, ``bench_scale.py``, ``calibration.py``, ``bands.py`` and ``trend_study.py`` (run as scripts,
-so this module is imported by name).
+Also the small helpers the scripts share: flushed progress lines, the process's peak resident memory and writing a
+study's JSON and table. Shared by ``bench_analyze.py``, ``bench_scale.py``, ``calibration.py``, ``bands.py``,
+``trend_study.py``, ``joint_study.py`` and ``ablation_study.py`` (run as scripts, so this module is imported by
+name).
 """
 
 from __future__ import annotations
@@ -67,3 +68,15 @@ def say(message: str) -> None:
 def peak_rss_mib() -> float:
     """Peak resident set size of this process so far, in MiB (``ru_maxrss``, which is in KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write_study(out: Path, name: str, record: dict[str, Any], table: str) -> None:
+    """Write a study's ``out/<name>.json`` (``record`` with the table under ``markdown``) and ``out/<name>.md`` (the
+    README's table), and print the table."""
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps({**record, "markdown": table}, indent=1, default=str) + "\n",
+                                      encoding="utf-8")
+    (out / f"{name}.md").write_text(table + "\n", encoding="utf-8")
+    print(table)

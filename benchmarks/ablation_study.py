@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import math
 import sys
 import warnings
@@ -41,7 +40,7 @@ from typing import Any
 
 import numpy as np
 from _parallel import run_pool
-from _provenance import environment
+from _provenance import environment, write_study
 from scipy.stats import binomtest
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -238,13 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"replicates": args.replicates, "seed": args.seed, "pool_episodes": POOL_EPISODES, "steps": STEPS,
                 "n_resamples": AnalysisSettings().n_resamples, "truth": true,
                 "labels": {key: entry["name"] for key, entry in registry.items() if key.isdigit()}}
-    table = markdown(summary, settings)
-    args.out.mkdir(parents=True, exist_ok=True)
-    record = {"settings": settings, "environment": started, "seconds": seconds, "summary": summary,
-              "markdown": table}
-    (args.out / "ablation.json").write_text(json.dumps(record, indent=1, default=str) + "\n", encoding="utf-8")
-    (args.out / "ablation.md").write_text(table + "\n", encoding="utf-8")
-    print(table)
+    write_study(args.out, "ablation", {"settings": settings, "environment": started, "seconds": seconds,
+                                       "summary": summary}, markdown(summary, settings))
     return 0
 
 

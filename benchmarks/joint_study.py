@@ -44,7 +44,6 @@ within-scenario correlation of the TTC and distance percentiles, and the passes 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import warnings
@@ -54,7 +53,7 @@ from typing import Any
 
 import numpy as np
 from _parallel import run_pool
-from _provenance import environment
+from _provenance import environment, write_study
 from scipy.special import ndtr
 from scipy.stats import binomtest
 from scipy.stats import t as student_t
@@ -281,13 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         "per_test_fpr": float(np.mean([r["raw"] for r in nulls]))}
     settings = {"replicates": args.replicates, "n_episodes": args.episodes, "n_resamples": args.n_resamples,
                 "seed": args.seed, "alternative_resamples": ALTERNATIVE_RESAMPLES, "methods": METHODS}
-    table = markdown(summary, settings)
-    args.out.mkdir(parents=True, exist_ok=True)
-    record = {"settings": settings, "environment": started, "seconds": seconds, "summary": summary,
-              "markdown": table}
-    (args.out / "joint.json").write_text(json.dumps(record, indent=1, default=str) + "\n", encoding="utf-8")
-    (args.out / "joint.md").write_text(table + "\n", encoding="utf-8")
-    print(table)
+    write_study(args.out, "joint", {"settings": settings, "environment": started, "seconds": seconds,
+                                    "summary": summary}, markdown(summary, settings))
     return 0
 
 
