@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pypdf import PdfReader
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
@@ -172,7 +173,7 @@ def test_the_same_seed_gives_the_same_numbers(traffic: PlantedTraffic) -> None:
 def test_the_registry_and_the_report_carry_the_results(tmp_path, result, effects) -> None:  # type: ignore[no-untyped-def]
     from hsi_stats.report import write_report
 
-    files = write_report(result, tmp_path / "report", ablation=effects, formats="html")
+    files = write_report(result, tmp_path / "report", ablation=effects)
     registry = json.loads(files["head_functions.json"].read_text())
     for h, head in enumerate(HEADS):
         row = effects.table.set_index("head").loc[head]
@@ -190,6 +191,9 @@ def test_the_registry_and_the_report_carry_the_results(tmp_path, result, effects
     html = files["report.html"].read_text()
     assert "What removing each head does" in html and "Where the label says the head works" in html
     assert "Removing L0.H0 (Proximity Head) changes the action in" in html
+    pdf = " ".join(" ".join(page.extract_text().split()) for page in PdfReader(files["report.pdf"]).pages)
+    assert "What removing each head does" in pdf and "Removing L0.H0 (Proximity Head) changes the action in" in pdf
+    assert "Michel et al., 2019" in html and "Closed loop" not in html  # no closed-loop results were given
     assert "michel2019" in files["references.bib"].read_text() and "figures/ablation.svg" in {
         str(p.relative_to(tmp_path / "report")) for p in files.values()}
 

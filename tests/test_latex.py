@@ -14,10 +14,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from pypdf import PdfReader
 
 from hsi_stats import analyze, analyze_evolution
+from hsi_stats.ablation import AblationEffects, episode_effects
 from hsi_stats.formatting import format_number, format_p
 from hsi_stats.report.bibliography import REFERENCES
 from hsi_stats.report.latex import LATEX_PACKAGES, head_latex, joint_latex, latex_escape, pairs_latex
@@ -208,3 +211,38 @@ def test_methods_math_compiles(demo, evolution, tmp_path: Path) -> None:
         assert "Missing $ inserted" not in log and "Undefined control sequence" not in log
         text = "\n".join(page.extract_text() for page in PdfReader(tmp_path / "doc.pdf").pages)
         assert "HSI" in text and "Methods" in text
+
+
+# ------------------------------------------------------------------------------------------------ ablation
+def _ablation_results() -> list[object]:
+    """Open- and closed-loop results as the ablation functions make them (mean ablation), without a model."""
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"head": ["h0", "h1"], "changed": [0.3, 0.0], "changed_ci_low": [0.2, 0.0],
+                          "changed_ci_high": [0.4, 0.0], "tv": [0.2, 0.0], "tv_ci_low": [0.1, 0.0],
+                          "tv_ci_high": [0.3, 0.0]})
+    targeted = pd.DataFrame([{"head": "h0", "label": "ttc", "target": "lowest ttc", "salient_steps": 40,
+                              "changed_salient": 0.5, "changed_other": 0.1, "difference": 0.4, "ci_low": 0.2,
+                              "ci_high": 0.6, "p_value": 0.001, "p_adjusted": 0.001}])
+    effects = AblationEffects(table, targeted, {"h0": np.zeros(80, bool)}, {"h0": np.zeros(80)}, {}, "mean", 0.95,
+                              999, 12)
+    returns = pd.DataFrame({"none": rng.normal(20, 3, 10), "h0": rng.normal(17, 3, 10), "h1": rng.normal(20, 3, 10)})
+    crashes = pd.DataFrame({"none": rng.random(10) < 0.2, "h0": rng.random(10) < 0.5, "h1": rng.random(10) < 0.2})
+    return [effects, episode_effects(returns, crashes, n_resamples=999, rng=1, mode="mean")]
+
+
+def test_the_ablation_paragraph_cites_what_it_uses(demo) -> None:
+    text = methods_text(demo, None, _ablation_results())
+    markdown, entries = text.to_markdown(), _bib_entries(text.to_bibtex())
+    assert _cited(markdown) == set(entries) and {"jain2019", "michel2019", "voita2019", "holm1979"} <= set(entries)
+    assert "@inproceedings{michel2019," in text.to_bibtex() and "pages     = {5797--5808}" in entries["voita2019"]
+    ablation = text.paragraphs[-2]
+    assert "replaced by its mean over reference inputs" in ablation and "12 episodes" in ablation
+    assert "the same E = 10 episodes" in ablation and "B = 999 random sign patterns" in ablation
+    assert "(Michel et al., 2019; Voita et al., 2019)" in ablation
+
+
+@needs_latex
+def test_the_ablation_paragraph_compiles(demo, tmp_path: Path) -> None:
+    markdown = methods_text(demo, None, _ablation_results()).to_markdown()
+    log = _compile(tmp_path, _markdown_to_latex(markdown), "amsmath")
+    assert "Missing $ inserted" not in log and "Undefined control sequence" not in log

@@ -434,18 +434,20 @@ def _ablation(given: Sequence[Any]) -> list[Segment]:
             paragraph += [
                 " For a head with a validated label, a step's target was salient when the label's target was "
                 "present and stood out: for an indicator, some but not all valid vehicles flagged; for a continuous "
-                "feature, the most extreme valid vehicle in the label's direction beyond the median of that feature "
-                "over all vehicles. The share of changed actions in the salient steps minus that in the others was "
-                "bounded from the same resamples and tested two-sided by the bootstrap, adjusted over the heads "
-                "with Holm's procedure ", _cite("holm1979"), "."]
+                "feature, the step's most extreme valid vehicle in the label's direction more extreme than in the "
+                "median step. The share of changed actions in the salient steps minus that in the others was "
+                "bounded in the same way, the median split recomputed in every resample (the steps weighted by "
+                "their episode's multiplicity), and tested two-sided by the bootstrap, adjusted over the heads with "
+                "Holm's procedure ", _cite("holm1979"), "."]
     if episodes is not None:
         level = round(100 * episodes.confidence_level)
         paragraph += [
-            f" Closed loop, the intact policy and each ablated one drove the same {len(episodes.returns)} episodes "
+            f" Closed loop, the intact policy and each ablated one drove the same E = {len(episodes.returns)} episodes "
             "(reset with the same seeds); the paired differences of return (the undiscounted sum of rewards) and of "
             "crash, ablated minus intact, were averaged over episodes and tested by flipping their signs (",
-            _m(r"p = (1 + e)/(1 + B)", "p = (1 + e) / (1 + B)"), ", all sign patterns when they were fewer than ",
-            f"{episodes.n_resamples}), adjusted over the heads with the step-down max-T procedure from the same "
+            _m(r"p = (1 + e)/(1 + B)", "p = (1 + e) / (1 + B)"), f" from B = {episodes.n_resamples} random sign "
+            "patterns, or ", _m(r"p = e/2^E", "p = e / 2^E"), " over all ", _m("2^E"), " patterns when there are "
+            "no more), adjusted over the heads with the step-down max-T procedure from the same "
             "patterns ", _cite("westfall1993"), f", with {level}% expanded percentile intervals from resampling "
             "the episodes."]
     return paragraph
