@@ -204,7 +204,7 @@ def joint(session: nox.Session) -> None:
 @nox.session
 def ablation(session: nox.Session) -> None:
     """Calibration study of ablation: coverage of the open-loop intervals on episodes drawn from a pool of the planted
-    policy, and the closed-loop intervals and tests (R = 1000, about 10 min on 2 cores).
+    policy, and the closed-loop intervals and tests (R = 1000, about 17 min on 2 cores).
 
     Writes ``benchmarks/results/ablation.json`` and ``ablation.md`` and, run without arguments, the README's table;
     arguments after ``--`` go to the script (e.g. ``nox -s ablation -- --replicates 100``).
