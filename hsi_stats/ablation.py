@@ -10,8 +10,9 @@ head (or a named set of heads), paired step by step. For step t with intact prob
 - ``changed``: :math:`c_t = [\arg\max p_t \ne \arg\max q_t]`, whether the most probable action changes;
 - ``tv``: :math:`\mathrm{TV}_t = \tfrac12 \sum_a |p_{ta} - q_{ta}|`, the total-variation distance;
 
-each averaged over the steps, with an interval from resampling episodes (:func:`hsi_stats.inference.episodes.
-ratio_intervals`).
+each averaged over the steps, with the clustered Wilson interval of a rate and of a bounded mean
+(:func:`hsi_stats.inference.rates.clustered_rate_interval`), which stays open at 0: a head whose removal changed no
+action in G episodes gets :math:`[0, q^2/(G + q^2)]`, not [0, 0].
 
 Tied to the labels: for a head whose label validated, is removing it felt more where its label says it works? Its
 target is *salient* in a step when the label's target is present and stands out there: for an indicator, some but
@@ -21,7 +22,9 @@ nearest vehicle nearer than the median step's nearest, the lowest TTC below the 
 of the steps with at least two valid entities into halves. The comparison is the share of changed actions in the
 salient steps minus that in the others, with its interval from resampling episodes (the median split recomputed in
 every resample: :func:`hsi_stats.inference.episodes.split_share_intervals`) and a two-sided bootstrap test,
-adjusted over the heads (Holm).
+adjusted over the heads (Holm). Where every resample gives the same difference (no changed action anywhere, say),
+the interval is Newcombe's (1998) hybrid of the two shares' clustered Wilson intervals instead,
+:math:`[d - \sqrt{(p_1 - l_1)^2 + (u_2 - p_2)^2},\ d + \sqrt{(u_1 - p_1)^2 + (p_2 - l_2)^2}]`.
 
 Closed loop (:func:`episode_effects`, run by :func:`hsi_stats.capture.highway.ablation_episodes`): the returns and
 crashes of episodes with and without a head, paired by their seed; the mean paired difference with its interval and
@@ -37,6 +40,8 @@ References
 .. [2] Michel, P., Levy, O. and Neubig, G. (2019). Are sixteen heads really better than one? NeurIPS 32.
 .. [3] Voita, E., Talbot, D., Moiseev, F., Sennrich, R. and Titov, I. (2019). Analyzing multi-head self-attention:
    specialized heads do the heavy lifting, the rest can be pruned. ACL, 5797-5808. https://doi.org/10.18653/v1/P19-1580
+.. [4] Newcombe, R. G. (1998). Interval estimation for the difference between independent proportions: comparison
+   of eleven methods. Statistics in Medicine 17(8), 873-890.
 """
 
 from __future__ import annotations
@@ -53,8 +58,9 @@ from numpy.typing import ArrayLike, NDArray
 from ._validation import HSIDataError, OptionError, normalize_rng
 from .agreement import LabelTarget
 from .focus import target_entities
-from .inference.episodes import paired_sign_flip, ratio_intervals, split_share_intervals
+from .inference.episodes import paired_sign_flip, split_share_intervals
 from .inference.multitest import adjust_pvalues
+from .inference.rates import clustered_rate_interval
 from .settings import AnalysisSettings, check_option
 
 __all__ = ["ABLATION_COLUMNS", "EPISODE_COLUMNS", "TARGETED_COLUMNS", "AblationEffects", "AblationEpisodes",
@@ -113,7 +119,7 @@ class AblationEffects:
     table : DataFrame
         One row per head in head order, then per named set (:data:`ABLATION_COLUMNS`): ``changed`` the share of
         observations whose most probable action changes, ``tv`` the mean total-variation distance between the two
-        action distributions, each with its interval from resampling episodes.
+        action distributions, each with its clustered Wilson interval over the episodes.
     targeted : DataFrame or None
         With the labels (``result=`` or ``registry=`` and the observations' ``features``): per head whose label
         validated, the share of changed actions where its label's target is salient and elsewhere, their
@@ -126,8 +132,9 @@ class AblationEffects:
     mode : str
     confidence_level : float
     n_resamples : int
+        Bootstrap resamples of the targeted comparison.
     n_groups : int
-        Episodes among the observations (the unit the intervals resample).
+        Episodes among the observations (the unit of the intervals).
     """
 
     table: pd.DataFrame
@@ -205,7 +212,7 @@ def ablation_effects(predict: Callable[[Any], Any], observations: Any, model: An
         registry (``head_functions.json`` or its mapping); with ``features`` (name -> (B, V)) and ``mask`` (B, V)
         of the observations' entities.
     n_resamples, confidence_level : optional
-        Resamples of the episodes and the level of the intervals; defaults from
+        Resamples of the episodes (the targeted comparison) and the level of the intervals; defaults from
         :class:`~hsi_stats.AnalysisSettings`.
     rng : seed or Generator, optional
     batch : int, optional
@@ -236,7 +243,7 @@ def ablation_effects(predict: Callable[[Any], Any], observations: Any, model: An
                     **options):
             ablated = _probabilities(predict(observations), intact.shape[0], f"without {name}")
         changed[name], tv[name] = action_effects(intact, ablated)
-    table = _effects_table(changed, tv, codes, resamples, level, generator, batch)
+    table = _effects_table(changed, tv, codes, level)
     targeted = None
     if result is not None or registry is not None:
         if features is None:
@@ -266,19 +273,15 @@ def _per_group(values: FloatArray, codes: NDArray[np.intp]) -> FloatArray:
 
 
 def _effects_table(changed: Mapping[str, NDArray[np.bool_]], tv: Mapping[str, FloatArray], codes: NDArray[np.intp],
-                   n_resamples: int, level: float, rng: np.random.Generator, batch: int | None) -> pd.DataFrame:
+                   level: float) -> pd.DataFrame:
     names = list(changed)
     steps = _per_group(np.ones((codes.size, len(names))), codes)
-    sums = {"changed": _per_group(np.stack([changed[n] for n in names], axis=1).astype(float), codes),
-            "tv": _per_group(np.stack([tv[n] for n in names], axis=1), codes), "n": steps}
-
-    def statistic(t: Mapping[str, FloatArray]) -> FloatArray:
-        return np.stack([_ratio(t["changed"], t["n"]), _ratio(t["tv"], t["n"])], axis=-2)
-
-    estimate, low, high, _ = ratio_intervals(sums, statistic, n_resamples=n_resamples, confidence_level=level,
-                                             rng=rng, batch=batch)
-    return pd.DataFrame({"head": names, "changed": estimate[0], "changed_ci_low": low[0], "changed_ci_high": high[0],
-                         "tv": estimate[1], "tv_ci_low": low[1], "tv_ci_high": high[1]})
+    found = {"changed": clustered_rate_interval(_per_group(np.stack([changed[n] for n in names], axis=1)
+                                                           .astype(float), codes), steps, confidence_level=level),
+             "tv": clustered_rate_interval(_per_group(np.clip(np.stack([tv[n] for n in names], axis=1), 0.0, 1.0),
+                                                      codes), steps, confidence_level=level)}
+    return pd.DataFrame({"head": names, **{f"{measure}{suffix}": values[k] for measure, values in found.items()
+                                           for k, suffix in enumerate(("", "_ci_low", "_ci_high"))}})
 
 
 def label_targets(*, result: Any = None, registry: str | Mapping[str, Any] | None = None) -> dict[str, LabelTarget]:
@@ -363,6 +366,8 @@ def _targeted(changed: Mapping[str, NDArray[np.bool_]], targets: Mapping[str, La
     estimate, low, high, replicates = split_share_intervals(hits, scores, [split for _, split in scored], codes,
                                                             n_resamples=n_resamples, confidence_level=level,
                                                             rng=rng, batch=batch)
+    low, high = _open_degenerate(hits, [salient_steps(targets[name], features, mask) for name in names], codes,
+                                 estimate, low, high, level)
     difference = replicates[:, 2]
     below = (1 + (difference <= 0).sum(axis=0)) / (1 + difference.shape[0])
     above = (1 + (difference >= 0).sum(axis=0)) / (1 + difference.shape[0])
@@ -374,6 +379,22 @@ def _targeted(changed: Mapping[str, NDArray[np.bool_]], targets: Mapping[str, La
         "difference": estimate[2], "ci_low": low[2], "ci_high": high[2], "p_value": p,
         "p_adjusted": adjust_pvalues(p, "holm"),
     })
+
+
+def _open_degenerate(hits: FloatArray, salient: Sequence[NDArray[np.bool_]], codes: NDArray[np.intp],
+                     estimate: FloatArray, low: FloatArray, high: FloatArray,
+                     level: float) -> tuple[FloatArray, FloatArray]:
+    """The difference's bounds, with Newcombe's hybrid interval where the bootstrap's collapsed to a point."""
+    low, high = low.copy(), high.copy()
+    for j, where in enumerate(salient):
+        if not (np.isfinite(low[2, j]) and low[2, j] == high[2, j]):
+            continue
+        limits = [clustered_rate_interval(_per_group(hits[:, j] * side, codes), _per_group(side.astype(float), codes),
+                                          confidence_level=level) for side in (where, ~where)]
+        (p1, l1, u1), (p2, l2, u2) = ([float(v) for v in found] for found in limits)
+        low[2, j] = estimate[2, j] - np.hypot(p1 - l1, u2 - p2)
+        high[2, j] = estimate[2, j] + np.hypot(u1 - p1, p2 - l2)
+    return low, high
 
 
 @dataclass(frozen=True, eq=False)

@@ -8,8 +8,9 @@ for f, its top entity :math:`t = \arg\max_v p_v` and :math:`k` targets, a scenar
 :math:`0 < k < n` and the attention there is not all zero (the rule of the focus). Then
 
 - the **agreement rate** is the share of counted scenarios in which :math:`t` is a target,
-  :math:`\hat a = \sum_g A_g / \sum_g N_g` over groups (episodes) g, with a percentile interval from the cluster
-  bootstrap of the groups (Davison & Hinkley 1997, ch. 5 and 3.8), and
+  :math:`\hat a = \sum_g A_g / \sum_g N_g` over groups (episodes) g, with the clustered Wilson interval of
+  :func:`hsi_stats.inference.rates.clustered_rate_interval` (a rate of 100% gets an interval below it, not
+  [100%, 100%]), and
 - its **chance rate** is the mean of :math:`k/n`: the agreement of a head whose top entity is drawn at random;
 - the **concentration** of a scenario is the top share :math:`p_t`; the registry keeps its percentiles 0..100
   over the counted scenarios, against which an explanation places a new step.
@@ -20,7 +21,7 @@ attention :math:`\arg\max_v \hat\beta^\top z_v` among the entities with every fe
 
 References
 ----------
-A. C. Davison and D. V. Hinkley, *Bootstrap Methods and their Application*, Cambridge University Press, 1997.
+E. B. Wilson (1927). Probable inference, the law of succession, and statistical inference. JASA 22(158), 209-212.
 """
 
 from __future__ import annotations
@@ -35,8 +36,7 @@ from .chunks import Chunk, ChunkSource, accumulate
 from .data import HSIDataset
 from .focus import target_entities
 from .group_sums import GroupTotals
-from .inference.bootstrap import bootstrap_weights
-from .inference.resampling import batch_sizes, check_batch
+from .inference.rates import clustered_rate_interval
 from .joint.design import fitted_targets
 
 __all__ = ["JOINT_TARGET_WORDS", "PERCENTILES", "JointTarget", "LabelAgreement", "LabelTarget", "label_agreement",
@@ -171,11 +171,10 @@ def _ratio(numerator: FloatArray, denominator: FloatArray) -> FloatArray:
 
 
 def label_agreement(dataset: HSIDataset | ChunkSource, targets: Sequence[LabelTarget | JointTarget], *,
-                    n_resamples: int = 2000,
-                    confidence_level: float = 0.95, rng: np.random.Generator | None = None) -> list[LabelAgreement]:
-    """The agreement rate (with its cluster-bootstrap percentile interval), chance rate and concentration
-    percentiles of each labelled head of ``targets`` on ``dataset`` (one pass over the data). A
-    :class:`JointTarget` measures the same for the entity the head's joint model predicts.
+                    confidence_level: float = 0.95) -> list[LabelAgreement]:
+    """The agreement rate (with its clustered Wilson interval), chance rate and concentration percentiles of each
+    labelled head of ``targets`` on ``dataset`` (one pass over the data). A :class:`JointTarget` measures the same
+    for the entity the head's joint model predicts.
 
     Examples
     --------
@@ -183,32 +182,19 @@ def label_agreement(dataset: HSIDataset | ChunkSource, targets: Sequence[LabelTa
     >>> from hsi_stats import HSIDataset
     >>> ttc = np.array([[1.0, 4.0, 9.0], [5.0, 2.0, 3.0]] * 6)
     >>> attention = np.array([[[0.8, 0.1, 0.1]], [[0.1, 0.1, 0.8]]] * 6)  # on the lowest TTC in half the scenarios
-    >>> found, = label_agreement(HSIDataset(attention, {"ttc": ttc}), [LabelTarget(0, "ttc", -1, False)],
-    ...                          rng=np.random.default_rng(0))
+    >>> found, = label_agreement(HSIDataset(attention, {"ttc": ttc}), [LabelTarget(0, "ttc", -1, False)])
     >>> found.rate, round(found.chance, 3), found.concentration[50]
     (0.5, 0.333, 0.8)
     """
-    generator = np.random.default_rng() if rng is None else rng
     reduction = accumulate(dataset, _AgreementReduction(dataset.n_groups, targets))
-    sums = {(name, i): reduction.totals[(name, i)] for name in ("counted", "agree") for i in range(len(targets))}
-    parts: list[list[FloatArray]] = [[] for _ in targets]
-    # the resamples in batches of bounded memory, drawn as one stream (the same numbers whatever the batch)
-    for size in batch_sizes(n_resamples, check_batch(None, dataset.n_groups)):
-        weights = bootstrap_weights(generator, size, dataset.n_groups)
-        for i in range(len(targets)):
-            parts[i].append(_ratio(weights @ sums[("agree", i)], weights @ sums[("counted", i)]))
-    tail = (1.0 - confidence_level) / 2
     found = []
     for i, target in enumerate(targets):
         counted, agree, chance = (reduction.totals[(name, i)] for name in ("counted", "agree", "chance"))
-        replicates = np.concatenate(parts[i]) if parts[i] else np.array([])
-        replicates = replicates[~np.isnan(replicates)]
-        low, high = (np.quantile(replicates, [tail, 1 - tail]) if replicates.size else (np.nan, np.nan))
+        rate, low, high = clustered_rate_interval(agree, counted, confidence_level=confidence_level)
         shares = np.concatenate(reduction.shares[i]) if reduction.shares[i] else np.array([])
         found.append(LabelAgreement(
-            target=target, n_scenarios=int(counted.sum()), rate=float(_ratio(agree.sum(), counted.sum())),
-            ci_low=float(low), ci_high=float(high), chance=float(_ratio(chance.sum(), counted.sum())),
-            confidence_level=float(confidence_level),
+            target=target, n_scenarios=int(counted.sum()), rate=float(rate), ci_low=float(low), ci_high=float(high),
+            chance=float(_ratio(chance.sum(), counted.sum())), confidence_level=float(confidence_level),
             concentration=tuple(float(v) for v in np.percentile(shares, PERCENTILES)) if shares.size else (),
         ))
     return found

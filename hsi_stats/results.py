@@ -75,9 +75,6 @@ def hsi_interval_note(heads: pd.DataFrame) -> str | None:
     return (f"{subject} not contain the estimate: the HSI is the largest |rho| over the features, biased upward "
             "when no feature stands out, and its interval (BCa) corrects that bias while the estimate does not.")
 
-#: Mixed with the analysis seed for the bootstrap of the label agreement, a stream of its own.
-AGREEMENT_STREAM = 15
-
 
 @dataclass(frozen=True, eq=False)
 class HSIResult:
@@ -222,8 +219,8 @@ class HSIResult:
 
     def label_agreement(self, *, validated_only: bool = True) -> dict[int, LabelAgreement]:
         """By head index, the agreement of each labelled head's top entity with its label's target on the data
-        analysed, and its concentration (:func:`hsi_stats.agreement.label_agreement`; one pass over the data,
-        its bootstrap seeded from the analysis seed, so the same result gives the same numbers)."""
+        analysed, with its clustered Wilson interval, and its concentration
+        (:func:`hsi_stats.agreement.label_agreement`; one pass over the data)."""
         return self._agreements(validated_only)[0]
 
     def joint_agreement(self, *, validated_only: bool = True) -> dict[int, LabelAgreement]:
@@ -248,10 +245,7 @@ class HSIResult:
                 if rows is not None and len(rows) and np.isfinite(rows["coef"]).all():
                     targets.append(JointTarget(h, tuple((str(f), float(c), scale == "indicator") for f, c, scale in
                                                         rows[["feature", "coef", "scale"]].itertuples(index=False))))
-            seed = self.provenance.get("seed")
-            found = label_agreement(self.dataset, targets, n_resamples=self.settings.n_resamples,
-                                    confidence_level=self.settings.confidence_level,
-                                    rng=np.random.default_rng([AGREEMENT_STREAM, *([] if seed is None else [seed])]))
+            found = label_agreement(self.dataset, targets, confidence_level=self.settings.confidence_level)
             self._agreement[key] = {item.target.head: item for item in found if isinstance(item.target, LabelTarget)}
             self._agreement["joint " + key] = {item.target.head: item for item in found
                                                if isinstance(item.target, JointTarget)}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import subprocess
 import sys
 
@@ -23,12 +24,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pypdf import PdfReader
-from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from hsi_stats import analyze
 from hsi_stats._validation import HSIDataError, OptionError
 from hsi_stats.ablation import ABLATION_COLUMNS, TARGETED_COLUMNS, label_targets, salient_steps
+from tests.rates_reference import clustered_wilson, no_event_bound
 
 torch = pytest.importorskip("torch", reason="the torch extra (hsi_stats[torch]) is not installed")
 from hsi_stats import ablation_effects  # noqa: E402
@@ -67,14 +68,16 @@ def test_the_deciding_head_matters_and_the_inert_head_does_not(effects, result) 
     table = effects.table.set_index("head")
     assert list(effects.table.columns) == list(ABLATION_COLUMNS) and list(table.index) == [*HEADS, "both"]
     assert table.loc["attention:h0", "changed_ci_low"] > 0.15  # far from 0
-    assert table.loc["attention:h1", ["changed", "changed_ci_low", "changed_ci_high"]].tolist() == [0.0, 0.0, 0.0]
+    assert table.loc["attention:h1", ["changed", "changed_ci_low"]].tolist() == [0.0, 0.0]
+    # no changed action in 60 episodes: the interval of no event in 60 trials, not [0, 0]
+    assert table.loc["attention:h1", "changed_ci_high"] == pytest.approx(no_event_bound(60), rel=1e-12)
     assert table.loc["attention:h1", "tv"] < 1e-6  # the softmax cancels its shift, up to float32 rounding
     assert effects.conditions == {"attention:h0": ("attention:h0",), "attention:h1": ("attention:h1",),
                                   "both": HEADS}
     np.testing.assert_array_equal(effects.changed["both"], effects.changed["attention:h0"])
 
 
-def test_the_targeted_comparison_finds_the_effect_where_the_target_is_salient(effects) -> None:  # type: ignore[no-untyped-def]
+def test_the_targeted_comparison_finds_the_effect_where_the_target_is_salient(traffic, result, effects) -> None:  # type: ignore[no-untyped-def]
     targeted = effects.targeted.set_index("head")
     assert list(effects.targeted.columns) == list(TARGETED_COLUMNS)
     near = targeted.loc["attention:h0"]
@@ -82,6 +85,13 @@ def test_the_targeted_comparison_finds_the_effect_where_the_target_is_salient(ef
     assert near["changed_salient"] > 2 * near["changed_other"]
     inert = targeted.loc["attention:h1"]
     assert inert["target"] == "flagged by is_left" and inert["difference"] == 0.0 and inert["p_adjusted"] == 1.0
+    # every resample gives 0: Newcombe's hybrid of the two shares' intervals, not [0, 0]
+    where = salient_steps(label_targets(result=result)["attention:h1"], traffic.features, traffic.mask)
+    shares = [clustered_wilson([0.0] * 60, [float((side & (traffic.groups == g)).sum()) for g in range(60)])
+              for side in (where, ~where)]
+    (_, l1, u1), (_, l2, u2) = shares
+    assert [inert["ci_low"], inert["ci_high"]] == pytest.approx([-math.hypot(0 - l1, u2), math.hypot(u1, 0 - l2)],
+                                                                rel=1e-9)
 
 
 # ------------------------------------------------------------------------------------------------ plain loops
@@ -105,22 +115,17 @@ def test_the_table_equals_a_plain_loop(traffic: PlantedTraffic, effects) -> None
         assert row["tv"] == pytest.approx(sum(tv) / len(tv), rel=1e-12, abs=1e-15)
 
 
-def test_the_intervals_agree_with_a_bootstrap_loop_over_episodes(traffic: PlantedTraffic, effects) -> None:  # type: ignore[no-untyped-def]
-    rng = np.random.default_rng(7)
+def test_the_intervals_are_the_clustered_wilson_intervals_of_the_episodes(traffic: PlantedTraffic, effects) -> None:  # type: ignore[no-untyped-def]
     episodes = np.unique(traffic.groups)
-    changed = effects.changed["attention:h0"]
-    per_episode = [(changed[traffic.groups == g].sum(), (traffic.groups == g).sum()) for g in episodes]
-    replicates = []
-    for _ in range(4000):
-        drawn = rng.choice(len(episodes), len(episodes), replace=True)
-        replicates.append(sum(per_episode[i][0] for i in drawn) / sum(per_episode[i][1] for i in drawn))
-    g = len(episodes)
-    tail = stats.norm.cdf(np.sqrt(g / (g - 1)) * stats.t.ppf(0.025, g - 1))  # the expanded percentile level
-    low, high = np.quantile(replicates, [tail, 1 - tail])
-    row = effects.table.set_index("head").loc["attention:h0"]
-    # quantile standard errors about 0.001 each (B = 1999 and 4000): 0.006 is more than four of their difference
-    assert row["changed_ci_low"] == pytest.approx(low, abs=0.006)
-    assert row["changed_ci_high"] == pytest.approx(high, abs=0.006)
+    steps = [float((traffic.groups == g).sum()) for g in episodes]
+    for head in HEADS:
+        row = effects.table.set_index("head").loc[head]
+        for measure, values in (("changed", effects.changed[head].astype(float)), ("tv", effects.tv[head])):
+            sums = [float(values[traffic.groups == g].sum()) for g in episodes]
+            rate, low, high = clustered_wilson(sums, steps)
+            assert row[measure] == pytest.approx(rate, rel=1e-12, abs=1e-15)
+            assert [row[f"{measure}_ci_low"], row[f"{measure}_ci_high"]] == pytest.approx([low, high], rel=1e-9,
+                                                                                          abs=1e-12)
 
 
 def test_salient_steps_equal_a_loop_over_steps(traffic: PlantedTraffic, result, effects) -> None:  # type: ignore[no-untyped-def]
