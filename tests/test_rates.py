@@ -69,5 +69,5 @@ def test_a_rate_of_zero_is_the_interval_of_no_event_in_g_trials(n_groups: int) -
 
 def test_one_episode_or_none_gives_no_interval() -> None:
     for successes, steps in (([3.0], [10.0]), ([0.0, 0.0], [0.0, 0.0]), ([2.0, 0.0], [5.0, 0.0])):
-        rate, low, high = clustered_rate_interval(successes, steps)
+        _, low, high = clustered_rate_interval(successes, steps)
         assert np.isnan(low) and np.isnan(high)
