@@ -60,20 +60,27 @@ _VERSIONED = ("hsi_stats", "numpy", "scipy", "pandas", "statsmodels")
 
 
 
-def hsi_interval_note(heads: pd.DataFrame) -> str | None:
-    """A sentence for the heads whose HSI interval does not contain the HSI; None when every interval does.
+def hsi_interval_note(heads: pd.DataFrame, confidence_level: float = 0.95) -> str:
+    """What the HSI interval is, said under the head table of the summary, the report and ``table.tex``.
 
-    The HSI is the largest of the head's :math:`|\\rho_{hf}|`, biased upward when no feature stands out; its BCa
-    interval corrects that bias and the estimate does not, so for such heads the interval can lie below the estimate
-    (Efron, 1987). Shown under the head table of the summary, the report and ``table.tex``.
+    The interval projects a simultaneous band of the head's rhos onto the largest |rho|
+    (:func:`hsi_stats.inference.bootstrap.projected_hsi_interval`): it holds the estimate, and starts at 0 when no
+    feature of the head is told apart from 0.
+
+    Examples
+    --------
+    >>> hsi_interval_note(pd.DataFrame({"ci_low": [0.41, 0.0, 0.0]}))[-88:]
+    '2 of 3 intervals start at 0: no feature of those heads is told apart from 0 by the band.'
     """
-    outside = heads.loc[(heads["hsi"] < heads["ci_low"]) | (heads["hsi"] > heads["ci_high"]), "head"]
-    if outside.empty:
-        return None
-    n = len(outside)
-    subject = f"The HSI intervals of {n} heads do" if n > 1 else "The HSI interval of 1 head does"
-    return (f"{subject} not contain the estimate: the HSI is the largest |rho| over the features, biased upward "
-            "when no feature stands out, and its interval (BCa) corrects that bias while the estimate does not.")
+    at_zero = int((heads["ci_low"] <= 0).sum())
+    level = round(100 * confidence_level)
+    note = (f"HSI [CI]: the largest |rho| of the head, with the largest |rho| its rhos can have within their "
+            f"simultaneous {level}% band over the features (a projection, which covers the true HSI of every head, "
+            "no effect included).")
+    if at_zero:
+        note += (f" {at_zero} of {len(heads)} interval{'s' if len(heads) > 1 else ''} start at 0: no feature of "
+                 f"{'those heads' if at_zero > 1 else 'that head'} is told apart from 0 by the band.")
+    return note
 
 
 @dataclass(frozen=True, eq=False)
@@ -175,8 +182,7 @@ class HSIResult:
                     "(excess attention share on its target: 0 uniform, 1 all), label p_adj (its pair test, adjusted "
                     "over every head x feature pair) and stability (share of resamples in which it stays the "
                     "strongest) decide the label")
-        note = hsi_interval_note(self.heads)
-        footnote += f"\n{note}" if note else ""
+        footnote += "\n" + hsi_interval_note(self.heads, self.settings.confidence_level)
         return (f"{header}\n{table}\n{footnote}" + ("\nreasons:\n" + "\n".join(reasons) if reasons else "")
                 + self._profiles_text())
 

@@ -105,7 +105,8 @@ def test_methods_markdown_writes_math_and_the_settings_used(demo, evolution) -> 
     assert r"$\mathrm{HSI}_h = \max_f |\rho_{hf}|$" in markdown
     assert r"H(p) = -\sum_{v=1}^{V_s} p_v \log p_v" in markdown  # the entropy, defined
     assert "expanded percentile intervals [@hesterberg2015]" in markdown
-    assert "bias-corrected and accelerated (BCa) interval [@efron1987] at the expanded level" in markdown
+    assert "its interval was the projection of a simultaneous band of the head's rhos" in markdown
+    assert r"\max_f \max\big(0, |\hat\rho_{hf}| - c_h s_{hf}\big)" in markdown
     assert "sign-flip randomisation test [@winkler2014]" in markdown
     assert "all 64 head x feature tests" in markdown and "the 8 head-level tests" in markdown
     assert "Change over training was tested" in markdown and r"f_h = \arg\max_f" in markdown

@@ -244,19 +244,19 @@ def test_short_head_names_are_short_unique_and_consistent() -> None:
     assert short_head_names(["layer/x:h1", "layer/x:h01"]) == {"layer/x:h1": "h0", "layer/x:h01": "h1"}
 
 
-def test_an_hsi_interval_below_its_estimate_is_explained_in_every_view(result, monkeypatch) -> None:
+def test_every_view_says_what_the_hsi_interval_is(result, monkeypatch) -> None:
     from hsi_stats.report import content
     from hsi_stats.report.content import build_content
     from hsi_stats.report.latex import head_latex
     from hsi_stats.results import hsi_interval_note
 
-    assert hsi_interval_note(result.heads) is None  # every interval of this analysis holds its estimate
-    heads = result.heads.copy()
-    heads.loc[[0, 5], "hsi"] = heads.loc[[0, 5], "ci_high"] + 0.01  # as a BCa interval of a null head can be
-    shifted = dataclasses.replace(result, heads=heads)
-    note = hsi_interval_note(shifted.heads)
-    assert note is not None and note.startswith("The HSI intervals of 2 heads do not contain the estimate")
+    heads = result.heads
+    assert ((heads["ci_low"] <= heads["hsi"]) & (heads["hsi"] <= heads["ci_high"])).all()  # always holds it
+    note = hsi_interval_note(heads, 0.95)
+    at_zero = int((heads["ci_low"] == 0).sum())
+    assert note.startswith("HSI [CI]: the largest |rho| of the head") and "simultaneous 95% band" in note
+    assert at_zero == 4 and f"{at_zero} of 8 intervals start at 0" in note  # the four heads without effect
     monkeypatch.setattr(content, "_figures", lambda *args: [])  # the notes only: no figure needed
-    assert build_content(shifted).head_notes == [note]
-    assert "$|\\rho|$ over the features, biased upward" in head_latex(shifted)
-    assert note in shifted.summary()
+    assert build_content(result).head_notes == [note]
+    assert "largest $|\\rho|$ of the head" in head_latex(result)
+    assert note in result.summary()

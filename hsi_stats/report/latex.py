@@ -193,9 +193,9 @@ def _float_or_long(columns: Sequence[_Column], rows: list[str], caption: str, la
 
 
 def _interval_note(result: HSIResult) -> str:
-    """:func:`~hsi_stats.results.hsi_interval_note` in LaTeX, after a space; empty when there is none."""
-    note = hsi_interval_note(result.heads)
-    return "" if note is None else " " + latex_escape(note).replace("|rho|", "$|\\rho|$")
+    """:func:`~hsi_stats.results.hsi_interval_note` in LaTeX, after a space."""
+    note = hsi_interval_note(result.heads, result.settings.confidence_level)
+    return " " + latex_escape(note).replace("|rho|", "$|\\rho|$")
 
 
 def head_latex(result: HSIResult) -> str:

@@ -170,23 +170,39 @@ def _expanded(half: float, n_groups: int) -> list[Segment]:
            f"alpha' = Phi(sqrt(G/(G-1)) t_(G-1, alpha/2)) = {expanded:.4f}"),
         " in place of ", _tails(half), " (", _m(r"\Phi", "Phi"), " the standard normal distribution function, ",
         _m(r"t_{G-1,\,q}", "t_(G-1, q)"), " the q quantile of Student's t distribution with G - 1 degrees of "
-        "freedom), which corrects the narrowness of a bootstrap over few groups. The HSI, a maximum of absolute "
-        "values, is biased upwards in its bootstrap distribution, so its interval is bias-corrected: it is the "
-        "bias-corrected and accelerated (BCa) interval ", _cite("efron1987"), " at the expanded level, ",
-        *_bca(_m(r"q = \alpha', 1 - \alpha'", "q = alpha', 1 - alpha'")),
-        ". The point estimates themselves are not bias-corrected",
+        "freedom), which corrects the narrowness of a bootstrap over few groups",
+    ]
+
+
+def _hsi_interval(half: float, n_groups: int) -> list[Segment]:
+    """The HSI's interval, whatever the interval method of rho: the projection of a simultaneous band."""
+    expanded = expanded_alpha(half, n_groups)
+    return [
+        "The HSI, a maximum of absolute values, is not a smooth function of the rhos where features tie or every "
+        "rho is 0, and no bootstrap interval of it covers a head without effect; its interval was the projection "
+        "of a simultaneous band of the head's rhos onto ", _m(r"\max_f |\cdot|", "max_f |.|"), ": with ",
+        _m(r"s_{hf}", "s_hf"), " the bootstrap standard error of ", _RHO, " and ", _m("c_h"), " the ",
+        _m(r"1 - 2\alpha'", "1 - 2 alpha'"), " quantile of ",
+        _m(r"\max_f |\rho^*_{hf} - \hat\rho_{hf}| / s_{hf}", "max_f |rho*_hf - rho_hf| / s_hf"),
+        " over the resamples (", _m(r"\alpha' = \Phi\big(\sqrt{G/(G-1)}\, t_{G-1,\,\alpha/2}\big) = "
+                                  + f"{expanded:.4f}",
+                                  f"alpha' = Phi(sqrt(G/(G-1)) t_(G-1, alpha/2)) = {expanded:.4f}"), "),",
+        _display(r"\Big[\max_f \max\big(0, |\hat\rho_{hf}| - c_h s_{hf}\big),\ \min\big(1, \max_f (|\hat\rho_{hf}| "
+                 r"+ c_h s_{hf})\big)\Big],",
+                 " [max_f max(0, |rho_hf| - c_h s_hf), min(1, max_f (|rho_hf| + c_h s_hf))],"),
+        "which covers the true HSI whenever the band covers every true rho of the head, holds the estimate, and "
+        "starts at 0 when no feature of the head is told apart from 0. ",
     ]
 
 
 def _bca_interval(half: float, n_groups: int) -> list[Segment]:
-    return ["bias-corrected and accelerated (BCa) intervals ", _cite("efron1987"), " for rho and HSI alike: ",
+    return ["bias-corrected and accelerated (BCa) intervals ", _cite("efron1987"), ": ",
             *_bca(_m(r"q = \alpha/2, 1 - \alpha/2", "q = alpha/2, 1 - alpha/2")), ", with ", _tails(half)]
 
 
 def _percentile(half: float, n_groups: int) -> list[Segment]:
     return ["percentile intervals, the ", _tails(half), " and ", _m(r"1 - \alpha/2", "1 - alpha/2"),
-            " quantiles of the resampled values, without bias correction (the HSI, a maximum of absolute values, is "
-            "biased upwards and its interval is not corrected for it)"]
+            " quantiles of the resampled values, without bias correction"]
 
 
 def _basic(half: float, n_groups: int) -> list[Segment]:
@@ -260,7 +276,8 @@ def _second(result: HSIResult) -> list[Segment]:
         " came from ", _m("B"), f" = {s['n_resamples']} cluster-bootstrap resamples of whole groups ",
         _cite("field2007"), ": each resample draws ", _m(f"G = {d['n_groups']}"), " groups with replacement and "
         "recomputes every estimate from the drawn groups' sums; the intervals were computed as ",
-        *_CI_TEXT[s.ci_method]((1.0 - s.confidence_level) / 2.0, d["n_groups"]), ". ",
+        *_CI_TEXT[s.ci_method]((1.0 - s.confidence_level) / 2.0, d["n_groups"]), " (for every ", _RHO, "). ",
+        *_hsi_interval((1.0 - s.confidence_level) / 2.0, d["n_groups"]),
         "p-values for the null hypothesis that, within a scenario, a head's attention is unrelated to which entity "
         "has which feature value came from ", *_SCHEME_TEXT[s["scheme"]], ", with the statistics ",
         _m(r"T = |\rho_{hf}|", "|rho_hf|"), " per (head, feature) pair and ", _m(r"T = \mathrm{HSI}_h", "HSI_h"),
