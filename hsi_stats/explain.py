@@ -140,9 +140,9 @@ class Explainer:
     >>> print(step.text().splitlines()[0])  # doctest: +NORMALIZE_WHITESPACE
     h0 (Safety Head): attends entity 0 with 63% of its attention, more concentrated than 18% of the analysis
     scenarios; its ttc is 1.52: as its label predicts (the entity with the lowest ttc). In the analysis data its top
-    entity was the entity with the lowest ttc in 87% [75%, 97%] of scenarios (chance 19%). Its joint model (ttc
+    entity was the entity with the lowest ttc in 87% [60%, 97%] of scenarios (chance 19%). Its joint model (ttc
     ×0.0028 (highest vs lowest)) predicts this entity; in the analysis data its top entity was the predicted one in
-    87% [75%, 97%] of scenarios (chance 19%).
+    87% [60%, 97%] of scenarios (chance 19%).
     """
 
     def __init__(self, claimants: Sequence[_Claimant], n_heads: int, silent: Sequence[str]) -> None:

@@ -9,21 +9,28 @@ the catalog expects either), the *target* of scenario s is
 
 With :math:`p` the head's attention renormalised over the :math:`n` entities valid for the feature, :math:`k` the
 number of targets, :math:`u = k/n` the share uniform attention would give them and :math:`s = \sum_{v \in T} p_v`
-the share the head gives them, the scenario's focus is the excess share over its largest possible value,
+the share the head gives them, the scenario's excess share over its largest possible value is
 
 .. math:: \phi_s = \frac{s - u}{1 - u},
 
 0 for uniform attention and 1 when all the attention is on the targets; a head that looks away from them has a
-negative focus (down to :math:`-u / (1 - u)` when none of its attention is on them). It is linear in the share on
+negative excess, down to :math:`-u / (1 - u)` when none of its attention is on them. It is linear in the share on
 purpose: a head whose attention is unrelated to the feature (exchangeable among the entities) has an expected
-share of :math:`u`, hence an expected focus of exactly 0. A scenario counts when :math:`n \ge 2`,
-:math:`0 < k < n` and the head's attention there is not all zero; the focus of (h, f) is the mean of
-:math:`\phi_s` over those scenarios. Attention is a share of mass: a negative value counts by its magnitude (as
-in the selectivity of :mod:`hsi_stats.estimators`).
+share of :math:`u`, hence an expected excess of exactly 0. A scenario counts when :math:`n \ge 2`,
+:math:`0 < k < n` and the head's attention there is not all zero. With :math:`\bar\phi` the mean of
+:math:`\phi_s` over those scenarios and :math:`\bar f` the mean of their floors :math:`u / (1 - u)`, the focus of
+(h, f) is
 
-The mean is a ratio of per-group sums (:math:`\sum \phi_s` and the count of scenarios), so the cluster bootstrap
-resamples it with the same group weights as rho (:class:`FocusSums`). This module computes no correlation and
-imports no plotting.
+.. math:: F = \bar\phi \ \text{if}\ \bar\phi \ge 0, \qquad F = \bar\phi / \bar f \ \text{otherwise},
+
+on a scale a reader can place: 1 all the attention on the targets, 0 as uniform attention, -1 none on them (a
+negative mean excess is scaled by its own floor, which depends on how many entities there are). The scaling keeps
+the sign, so an unrelated head still has a focus of 0 in expectation. Attention is a share of mass: a negative
+value counts by its magnitude (as in the selectivity of :mod:`hsi_stats.estimators`).
+
+The means are ratios of per-group sums (:math:`\sum \phi_s`, the floors and the count of scenarios), so the
+cluster bootstrap resamples the focus with the same group weights as rho (:class:`FocusSums`). This module
+computes no correlation and imports no plotting.
 """
 
 from __future__ import annotations
@@ -47,20 +54,23 @@ BoolArray = NDArray[np.bool_]
 
 @dataclass(frozen=True)
 class FocusSums:
-    """Per-group sums of the scenario focus and of the scenarios counted, (G, H, F) each."""
+    """Per-group sums of the scenario excess share, of its floor and of the scenarios counted, (G, H, F) each."""
 
     total: FloatArray
     count: FloatArray
+    floor: FloatArray
 
     @property
     def n_groups(self) -> int:
         return int(self.total.shape[0])
 
     def focus(self, weights: Weights = None) -> FloatArray:
-        """Mean focus (H, F) for the full data, or (B, H, F) for each row of group weights (B, G); NaN if none."""
+        """The focus (H, F) for the full data, or (B, H, F) for each row of group weights (B, G); NaN if none."""
         total, count = weighted_total(self.total, weights), weighted_total(self.count, weights)
+        floor = weighted_total(self.floor, weights)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(count > 0, total / np.where(count > 0, count, 1.0), np.nan)
+            excess = np.where(count > 0, total / np.where(count > 0, count, 1.0), np.nan)
+            return np.where(excess < 0, total / np.where(floor > 0, floor, 1.0), excess)
 
 
 def is_indicator(values: FloatArray, valid: BoolArray) -> bool:
@@ -93,8 +103,10 @@ def target_entities(values: FloatArray, valid: BoolArray, indicator: bool | Bool
     return valid & np.where(indicator, values == (signs > 0), extreme)
 
 
-def _scenario_focus(mass: FloatArray, valid: BoolArray, targets: BoolArray) -> tuple[FloatArray, FloatArray]:
-    """Focus per scenario and head (S, H) and whether it counts (S, H), for one feature and direction."""
+def _scenario_focus(mass: FloatArray, valid: BoolArray,
+                    targets: BoolArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Excess share per scenario and head (S, H), whether it counts and its floor u / (1 - u) (0 where it does not
+    count), for one feature and direction."""
     n = valid.sum(axis=1)[:, None].astype(float)
     k = targets.sum(axis=1)[:, None].astype(float)
     total = np.where(valid[:, None, :], mass, 0.0).sum(axis=2)
@@ -103,7 +115,8 @@ def _scenario_focus(mass: FloatArray, valid: BoolArray, targets: BoolArray) -> t
     with np.errstate(divide="ignore", invalid="ignore"):
         uniform = k / n
         focus = np.where(counted, (on_target / np.where(total > 0, total, 1.0) - uniform) / (1.0 - uniform), 0.0)
-    return focus, counted.astype(float)
+        floor = np.where(counted, uniform / (1.0 - uniform), 0.0)
+    return focus, counted.astype(float), floor
 
 
 def focus_sums(dataset: HSIDataset | ChunkSource, directions: NDArray[np.int_]) -> FocusSums:
@@ -147,18 +160,19 @@ def focus_from(reduction: FocusReduction, directions: NDArray[np.int_]) -> Focus
     directions = np.asarray(directions)
     n_heads, n_features = directions.shape
     shape = (reduction.totals.n_groups, n_heads, n_features)
-    total, count = np.zeros(shape), np.zeros(shape)
+    sums = {name: np.zeros(shape) for name in ("total", "count", "floor")}
     for f in range(n_features):
         for direction in (-1, 1):
             heads = np.flatnonzero(directions[:, f] == direction)
             if heads.size:
-                total[:, heads, f] = reduction.totals[("total", f, direction)][:, heads]
-                count[:, heads, f] = reduction.totals[("count", f, direction)][:, heads]
-    return FocusSums(total, count)
+                for name, values in sums.items():
+                    values[:, heads, f] = reduction.totals[(name, f, direction)][:, heads]
+    return FocusSums(sums["total"], sums["count"], sums["floor"])
 
 
 class FocusReduction:
-    """Per-group sums of the scenario focus and of the scenarios counted, per (feature, direction), every head.
+    """Per-group sums of the scenario excess share, its floor and the scenarios counted, per (feature, direction),
+    every head.
 
     A 0/1 feature's flagged entities are exactly its most extreme ones in direction +1 (its unflagged ones in
     direction -1), and the scenarios where that rule and the indicator rule differ (every entity flagged, or
@@ -176,9 +190,10 @@ class FocusReduction:
             values = chunk.features[name]
             valid = chunk.mask & ~np.isnan(values)
             for direction in self.needed[f]:
-                focus, counted = _scenario_focus(mass, valid, target_entities(values, valid, False, direction))
+                focus, counted, floor = _scenario_focus(mass, valid, target_entities(values, valid, False, direction))
                 self.totals.add(("total", f, direction), grouping, grouping.sum(focus))
                 self.totals.add(("count", f, direction), grouping, grouping.sum(counted))
+                self.totals.add(("floor", f, direction), grouping, grouping.sum(floor))
 
     def merge(self, other: FocusReduction) -> None:
         self.totals.merge(other.totals)

@@ -30,7 +30,7 @@ from .focus import IndicatorReduction, focus_from, focus_reduction, indicators_f
 from .formatting import MISSING, format_interval, format_number, format_p
 from .inference.bootstrap import BootstrapResult, run_cluster_bootstrap
 from .inference.joint import JointInference, ScoreBootstrap, joint_inference
-from .inference.multitest import family_adjusted, smallest_adjusted
+from .inference.multitest import family_adjusted, head_p_values, smallest_adjusted
 from .inference.randomisation import PermutationInputs, RandomisationResult, resolve_scheme, run_randomisation_test
 from .inference.resampling import check_batch
 from .joint import JointFit, fit_joint
@@ -39,6 +39,7 @@ from .profiles import profile_text
 from .registry import build_registry, write_registry
 from .settings import (
     CORRECTION_NAMES,
+    MAXT_CORRECTIONS,
     MIN_SIGN_FLIP_GROUPS,
     PERMUTATION_SCHEMES,
     AnalysisSettings,
@@ -179,8 +180,8 @@ class HSIResult:
         table = pd.DataFrame(rows).to_string(index=False)
         footnote = ("HSI p_adj: the test of the head's HSI, adjusted over the heads. label feature: the feature the "
                     "label is judged on (for a General Context Head, the candidate that failed); its rho, focus "
-                    "(excess attention share on its target: 0 uniform, 1 all), label p_adj (its pair test, adjusted "
-                    "over every head x feature pair) and stability (share of resamples in which it stays the "
+                    "(excess attention share on its target: 0 uniform, 1 all, -1 none), label p_adj (its pair test, "
+                    "adjusted over every head x feature pair) and stability (share of resamples in which it stays the "
                     "strongest) decide the label")
         footnote += "\n" + hsi_interval_note(self.heads, self.settings.confidence_level)
         return (f"{header}\n{table}\n{footnote}" + ("\nreasons:\n" + "\n".join(reasons) if reasons else "")
@@ -359,7 +360,8 @@ def _heads_frame(est: Estimate, boot: BootstrapResult, test: RandomisationResult
             return float("nan") if f is None else float(values[h, f])
 
         rows.append({
-            "ci_low": boot.hsi_low[h], "ci_high": boot.hsi_high[h], "hsi_p_value": test.head_p[h],
+            "ci_low": boot.hsi_low[h], "ci_high": boot.hsi_high[h],
+            "hsi_p_value": head_p_values(test, settings.correction)[h],
             "hsi_p_adjusted": head_adjusted[h], "primary_stability": stability[h], "selectivity": selectivities[h],
             **verdict.as_row(),
             "label_rho": at(est.rho), "label_ci_low": at(boot.rho_low), "label_ci_high": at(boot.rho_high),
@@ -487,7 +489,7 @@ def analyze(
     directions = _focus_directions(est.rho, est.feature_names, catalog)
     indicators = indicators_from(flags)
     focus = focus_from(focus_part, directions)
-    scores = ScoreBootstrap(fit) if fit is not None and settings.correction in ("maxt", "maxt-single-step") else None
+    scores = ScoreBootstrap(fit) if fit is not None and settings.correction in MAXT_CORRECTIONS else None
     boot = run_cluster_bootstrap(est.sums, settings.n_resamples, settings.confidence_level, settings.ci_method,
                                  generator, batch_size, progress, focus, also=() if scores is None else (scores.add,))
     inputs = (PermutationInputs.from_dataset(dataset, est.correlation)

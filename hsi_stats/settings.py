@@ -30,6 +30,7 @@ __all__ = [
     "CORRECTION_NAMES",
     "CORRELATIONS",
     "ESTIMATORS",
+    "MAXT_CORRECTIONS",
     "MIN_SIGN_FLIP_GROUPS",
     "PERMUTATION_SCHEMES",
     "SCHEMES",
@@ -51,11 +52,15 @@ PERMUTATION_SCHEMES = ("within-group", "within-scenario")
 #: p-value below 0.001); below it, the within-group permutation test.
 MIN_SIGN_FLIP_GROUPS = 12
 STATSMODELS_METHODS = ("holm", "bonferroni", "fdr_bh", "fdr_by", "sidak", "holm-sidak", "hommel")
-CORRECTIONS = ("maxt", "maxt-single-step", *STATSMODELS_METHODS, "none")
+#: The max-T corrections, counted from the randomisations: studentised (the default) or on the raw |rho| and HSI.
+MAXT_CORRECTIONS = ("maxt", "maxt-single-step", "maxt-raw", "maxt-raw-single-step")
+CORRECTIONS = (*MAXT_CORRECTIONS, *STATSMODELS_METHODS, "none")
 
 #: How each ``correction`` is named in tables, captions and notices.
 CORRECTION_NAMES: Mapping[str, str] = {
-    "maxt": "step-down max-T", "maxt-single-step": "single-step max-T", "holm": "Holm", "bonferroni": "Bonferroni",
+    "maxt": "studentised step-down max-T", "maxt-single-step": "studentised single-step max-T",
+    "maxt-raw": "step-down max-T on |rho|", "maxt-raw-single-step": "single-step max-T on |rho|",
+    "holm": "Holm", "bonferroni": "Bonferroni",
     "fdr_bh": "Benjamini-Hochberg", "fdr_by": "Benjamini-Yekutieli", "sidak": "Sidak", "holm-sidak": "Holm-Sidak",
     "hommel": "Hommel", "none": "unadjusted",
 }
@@ -177,7 +182,9 @@ but 'median' was passed.
     correction: str = _one_of(
         "maxt", CORRECTIONS,
         "Multiple-comparison correction over all head x feature tests (and over the head tests): ``maxT`` "
-        "(step-down Westfall-Young from the same randomisations), ``maxT-single-step``, or a statsmodels method.")
+        "(step-down Westfall-Young from the same randomisations, each statistic divided by the spread of its own "
+        "null), ``maxT-single-step``, ``maxT-raw`` and ``maxT-raw-single-step`` (on |rho| and the HSI unscaled), "
+        "or a statsmodels method.")
     alpha: float = _option(0.05, _unit, kind="float", doc="Significance level of the label validation.")
     threshold: float = _option(0.3, _unit, kind="float", doc="|rho| a label needs (the HSI band 'weak').")
     min_stability: float = _option(

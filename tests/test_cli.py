@@ -360,8 +360,8 @@ def test_too_few_resamples_to_reach_alpha_is_a_warning(tmp_path: Path, capsys: p
 
     dataset = generate(n_episodes=12, n_steps=3, rng=0).dataset
     with pytest.warns(ResamplingWarning, match=r"with 5 randomisations the smallest attainable adjusted p-value is "
-                                               r"0\.167 \(step-down max-T over 64 tests\), not below alpha 0\.05: "
-                                               r"no label can validate; use n_resamples >= 99"):
+                                               r"0\.167 \(studentised step-down max-T over 64 tests\), not below "
+                                               r"alpha 0\.05: no label can validate; use n_resamples >= 99"):
         analyze(dataset, n_resamples=5, rng=0)
     with pytest.warns(ResamplingWarning, match=r"0\.213 \(Holm over 64 tests\).*n_resamples >= 1999"):
         analyze(dataset, n_resamples=299, correction="holm", rng=0)
@@ -494,13 +494,18 @@ def test_explain_prints_the_claims_of_validated_heads(tmp_path: Path, capsys: py
     capsys.readouterr()
     assert main(["explain", str(registry), str(tmp_path / "run.npz"), "--scenario", "7"]) == 0
     text = capsys.readouterr().out
-    assert text.startswith("scenario 7:\n  h0 (Safety Head): attends entity")
+    validated = [entry["head"] for key, entry in json.loads(registry.read_text()).items()
+                 if key.isdigit() and entry["validated"]]
+    first = re.match(r"scenario 7:\n  (h\d) \((Safety|Proximity|Left Lane|Traffic Flow) Head\): attends entity", text)
+    assert first is not None and first.group(1) == validated[0]
     assert "no claim (no validated label)" in text
     assert main(["explain", str(registry), str(tmp_path / "run.npz"), "--format", "csv"]) == 0
     claims = pd.read_csv(io.StringIO(capsys.readouterr().out))
-    assert len(claims) == run.n_scenarios * claims["head"].nunique() and set(claims["label"]) >= {"Safety Head"}
+    labels = {entry["name"] for key, entry in json.loads(registry.read_text()).items()
+              if key.isdigit() and entry["validated"]}
+    assert len(claims) == run.n_scenarios * claims["head"].nunique() and set(claims["label"]) == labels
     renamed = HSIDataset(run.attention, run.features, mask=run.mask, groups=run.groups,
                          head_names=[f"x{h}" for h in range(run.n_heads)])
     write_npz(renamed, tmp_path / "other.npz")
     assert main(["explain", str(registry), str(tmp_path / "other.npz")]) == 2
-    assert "the registry names heads ['h0'" in capsys.readouterr().err
+    assert f"the registry names heads ['{validated[0]}'" in capsys.readouterr().err

@@ -3,7 +3,8 @@
 - ``focus_sums(...).focus()`` equals a plain Python loop over scenarios, heads and features (targets found by
   ``min``/``max`` or the 0/1 flags, shares of the attention's magnitude, the mean over the scenarios that count)
   on data with padding garbage, NaN, +-inf, ties, tiny scenarios and indicator features.
-- Uniform attention gives 0, all attention on the target 1, none on it -u/(1-u); the focus does not change when
+- Uniform attention gives 0, all attention on the target 1, none on it -1 (a negative mean excess over its floor
+  u/(1-u)); the focus does not change when
   the entities are reordered, the padding holds anything, a scenario's attention is rescaled, or a continuous
   feature is transformed by an increasing function; a head unrelated to the feature has a focus near 0.
 - A bootstrap replicate of the focus (group weights) equals the focus of the resampled data set, and
@@ -52,9 +53,11 @@ def brute_focus(case, directions: np.ndarray) -> np.ndarray:
                     continue
                 share = sum(mass[v] for v in targets) / total
                 uniform = len(targets) / len(entities)
-                per_scenario.append((share - uniform) / (1 - uniform))
+                per_scenario.append(((share - uniform) / (1 - uniform), uniform / (1 - uniform)))
             if per_scenario:
-                out[h, f] = sum(per_scenario) / len(per_scenario)
+                excess = sum(e for e, _ in per_scenario) / len(per_scenario)
+                floor = sum(f for _, f in per_scenario) / len(per_scenario)
+                out[h, f] = excess if excess >= 0 else excess / floor  # a negative excess over its own floor
     return out
 
 
@@ -75,9 +78,9 @@ def _scenario(attention: list[float], ttc: list[float], flag: list[float]) -> HS
 @pytest.mark.parametrize(("attention", "expected"), [
     ([0.25, 0.25, 0.25, 0.25], (0.0, 0.0)),
     ([1.0, 0.0, 0.0, 0.0], (1.0, -1.0)),  # all on the lowest TTC (flag: none on the two flagged entities)
-    ([0.0, 0.5, 0.5, 0.0], (-1 / 3, 1.0)),  # none on the lowest TTC (-u/(1-u)); all on the two flagged ones
+    ([0.0, 0.5, 0.5, 0.0], (-1.0, 1.0)),  # none on the lowest TTC (-1, its floor); all on the two flagged ones
     ([0.4, 0.3, 0.3, 0.0], ((0.4 - 0.25) / 0.75, (0.6 - 0.5) / 0.5)),
-    ([0.1, 0.3, 0.3, 0.3], ((0.1 - 0.25) / 0.75, (0.6 - 0.5) / 0.5)),
+    ([0.1, 0.3, 0.3, 0.3], ((0.1 - 0.25) / 0.25, (0.6 - 0.5) / 0.5)),  # below uniform: over the floor u
 ])
 def test_focus_scale(attention, expected):
     ds = _scenario(attention, [1.0, 3.0, np.inf, 2.0], [0.0, 1.0, 1.0, 0.0])

@@ -28,7 +28,9 @@ from hsi_stats.inference.randomisation import PermutationInputs, randomisation_t
 COMBOS = [{"estimator": e, "correlation": c} for e in ("within", "pooled", "fisher") for c in ("spearman", "pearson")]
 N_RESAMPLES = 48
 BOOT_FIELDS = ("rho_low", "rho_high", "hsi_low", "hsi_high", "rho_se", "hsi_se", "rho_distribution")
-P_FIELDS = ("pair_p", "pair_p_single_step", "pair_p_step_down", "head_p", "head_p_single_step", "head_p_step_down")
+P_FIELDS = ("pair_p", "pair_p_single_step", "pair_p_step_down", "head_p", "head_p_single_step", "head_p_step_down",
+            "pair_p_raw_single_step", "pair_p_raw_step_down", "head_p_raw", "head_p_raw_single_step",
+            "head_p_raw_step_down")
 property_settings = settings(max_examples=30)
 
 

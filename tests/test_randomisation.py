@@ -183,10 +183,24 @@ def test_exact_sign_flip_equals_enumeration(name):
     pair_t, pair_null = np.abs(observed).reshape(-1), np.abs(null).reshape(null.shape[0], -1)
     head_t, head_null = np.abs(observed).max(axis=1), np.abs(null).max(axis=2)
 
+    # on the raw scale: |rho| and HSI
     np.testing.assert_array_equal(result.pair_p.reshape(-1), _reaches(pair_null, pair_t).mean(axis=0))
-    np.testing.assert_array_equal(result.head_p, _reaches(head_null, head_t).mean(axis=0))
+    np.testing.assert_array_equal(result.head_p_raw, _reaches(head_null, head_t).mean(axis=0))
     pair_single, pair_step_down = _max_t_from_definition(pair_t, pair_null, plus=0)
     head_single, head_step_down = _max_t_from_definition(head_t, head_null, plus=0)
+    np.testing.assert_array_equal(result.pair_p_raw_single_step.reshape(-1), pair_single)
+    np.testing.assert_array_equal(result.pair_p_raw_step_down.reshape(-1), pair_step_down)
+    np.testing.assert_array_equal(result.head_p_raw_single_step, head_single)
+    np.testing.assert_array_equal(result.head_p_raw_step_down, head_step_down)
+    # studentised: each |rho| divided by the root mean square of its null over the 2^G patterns
+    spread = np.sqrt((null**2).mean(axis=0))  # (H, F)
+    np.testing.assert_allclose(result.null_sd, spread, rtol=1e-12)
+    z, z_null = np.abs(observed) / spread, np.abs(null) / spread
+    pair_z, pair_z_null = z.reshape(-1), z_null.reshape(null.shape[0], -1)
+    head_z, head_z_null = z.max(axis=1), z_null.max(axis=2)
+    np.testing.assert_array_equal(result.head_p, _reaches(head_z_null, head_z).mean(axis=0))
+    pair_single, pair_step_down = _max_t_from_definition(pair_z, pair_z_null, plus=0)
+    head_single, head_step_down = _max_t_from_definition(head_z, head_z_null, plus=0)
     np.testing.assert_array_equal(result.pair_p_single_step.reshape(-1), pair_single)
     np.testing.assert_array_equal(result.pair_p_step_down.reshape(-1), pair_step_down)
     np.testing.assert_array_equal(result.head_p_single_step, head_single)
@@ -226,13 +240,13 @@ def _clustered_case(rng: np.random.Generator, n_groups: int, per_group: int, n_s
 
 
 def _brute_force_permutation(case: dict, scheme: str, n_resamples: int, seed: int):
-    """Permute present entities per group or per scenario by hand: (1 + k)/(1 + B) for |rho| and HSI, and the
-    null HSI (B, H)."""
+    """Permute present entities per group or per scenario by hand: (1 + k)/(1 + B) for |rho|, HSI and the
+    studentised HSI (each |rho| over the root mean square of its null), and the null HSI (B, H)."""
     rng = np.random.default_rng(seed)
     est = estimate(_dataset(case))
     pair_t, head_t = np.abs(est.rho), est.hsi
     pair_k, head_k = np.zeros(pair_t.shape), np.zeros(head_t.shape)
-    null_hsi = []
+    null_hsi, null_rho = [], []
     groups, mask = case["groups"], case["mask"]
     for _ in range(n_resamples):
         shuffled = {name: values.copy() for name, values in case["features"].items()}
@@ -248,7 +262,12 @@ def _brute_force_permutation(case: dict, scheme: str, n_resamples: int, seed: in
         pair_k += _reaches(np.abs(rho), pair_t)
         head_k += _reaches(np.abs(rho).max(axis=1), head_t)
         null_hsi.append(np.abs(rho).max(axis=1))
-    return (1 + pair_k) / (1 + n_resamples), (1 + head_k) / (1 + n_resamples), np.array(null_hsi)
+        null_rho.append(np.abs(rho))
+    spread = np.sqrt((np.array(null_rho) ** 2).mean(axis=0))
+    z_null = (np.array(null_rho) / spread).max(axis=2)
+    z_k = _reaches(z_null, (pair_t / spread).max(axis=1)).sum(axis=0)
+    return ((1 + pair_k) / (1 + n_resamples), (1 + head_k) / (1 + n_resamples), np.array(null_hsi),
+            (1 + z_k) / (1 + n_resamples))
 
 
 def _quantile_levels(null: np.ndarray, reference: np.ndarray, q: float) -> np.ndarray:
@@ -266,8 +285,9 @@ def test_permutation_schemes_match_brute_force(scheme):
     n_brute, n_package = 800, 4000
     result = randomisation_test(est.sums, scheme=scheme, permutation_inputs=inputs, n_resamples=n_package, rng=1)
     assert result.scheme == scheme and not result.exact and result.n_resamples == n_package
-    brute_pair, brute_head, brute_null = _brute_force_permutation(case, scheme, n_brute, seed=2)
-    for ours, theirs in ((result.pair_p, brute_pair), (result.head_p, brute_head)):
+    brute_pair, brute_head, brute_null, brute_studentised = _brute_force_permutation(case, scheme, n_brute, seed=2)
+    for ours, theirs in ((result.pair_p, brute_pair), (result.head_p_raw, brute_head),
+                         (result.head_p, brute_studentised)):
         p = (ours + theirs) / 2
         tol = 4 * np.sqrt(p * (1 - p) * (1 / n_brute + 1 / n_package)) + 1 / n_brute
         assert np.all(np.abs(ours - theirs) <= tol), (ours, theirs)
@@ -332,7 +352,9 @@ def test_within_scenario_scheme_is_anti_conservative_on_clustered_data():
 
 
 # --------------------------------------------------------------------------- reproducibility and arguments
-_P_FIELDS = ("pair_p", "pair_p_single_step", "pair_p_step_down", "head_p", "head_p_single_step", "head_p_step_down")
+_P_FIELDS = ("pair_p", "pair_p_single_step", "pair_p_step_down", "head_p", "head_p_single_step", "head_p_step_down",
+            "pair_p_raw_single_step", "pair_p_raw_step_down", "head_p_raw", "head_p_raw_single_step",
+            "head_p_raw_step_down", "null_sd")
 
 
 @pytest.mark.parametrize("scheme", ["sign-flip", "within-group", "within-scenario"])

@@ -22,7 +22,9 @@ scores: each resample (the episodes drawn with replacement, the same resamples a
 estimate by :math:`I^{-1} \sum_g w_g s_g`; each coefficient's deviations are divided by their standard deviation
 over the resamples, and a coefficient's observed statistic is the standard-normal quantile of its t test's
 p-value (:math:`\Phi^{-1}(1 - p_j/2)`), so that the family shares one scale. Adjusted p-values are never below the
-raw ones. The statsmodels corrections adjust the raw p-values.
+raw ones. The coefficients' statistics are studentised whichever max-T correction is chosen (``maxt-raw`` and
+``maxt-raw-single-step`` concern the scale of |rho|); ``*-single-step`` takes the single-step adjustment. The
+statsmodels corrections adjust the raw p-values.
 
 References
 ----------
@@ -47,6 +49,7 @@ from scipy.stats import t as student_t
 from ..group_sums import rowwise_product
 from ..joint.design import INDICATOR_SCALE
 from ..joint.fit import JointFit
+from ..settings import MAXT_CORRECTIONS
 from .multitest import adjust_pvalues
 from .resampling import ExceedanceCounter
 
@@ -181,7 +184,7 @@ def joint_inference(fit: JointFit, head_names: Sequence[str], indicators: Sequen
 
 def _adjusted(p: FloatArray, correction: str, deviations: FloatArray | None) -> FloatArray:
     """Adjusted p-values (H, k) over the family of every head x feature."""
-    if correction not in ("maxt", "maxt-single-step"):
+    if correction not in MAXT_CORRECTIONS:
         return adjust_pvalues(p, correction)
     if deviations is None or deviations.shape[0] == 0:
         raise ValueError("the max-T corrections of the joint model need the bootstrap deviations")
@@ -193,5 +196,5 @@ def _adjusted(p: FloatArray, correction: str, deviations: FloatArray | None) -> 
     counter = ExceedanceCounter(observed)
     counter.update(np.where(np.isfinite(null), null, np.nan))
     _, single_step, step_down = counter.p_values(exact=False)
-    chosen = (step_down if correction == "maxt" else single_step).reshape(p.shape)
+    chosen = (step_down if correction in ("maxt", "maxt-raw") else single_step).reshape(p.shape)
     return np.where(np.isnan(p), np.nan, np.maximum(chosen, p))

@@ -1,9 +1,10 @@
 r"""Multiple comparisons over the family of (head, feature) tests, and over the family of head-level HSI tests.
 
-:func:`family_adjusted` is the one place where a ``correction`` (DESIGN 4.3) turns raw p-values into adjusted
-ones: ``maxt`` and ``maxt-single-step`` take the Westfall-Young max-T adjustments that the randomisation test
-counted from the same randomisations (:class:`~hsi_stats.inference.resampling.ExceedanceCounter`), valid under any
-dependence among the tests; the other corrections are delegated to
+:func:`family_adjusted` is the one place where a ``correction`` turns raw p-values into adjusted ones: ``maxt``
+and ``maxt-single-step`` take the Westfall-Young max-T adjustments of the studentised statistics that the
+randomisation test counted from the same randomisations (:class:`~hsi_stats.inference.resampling.ExceedanceCounter`),
+``maxt-raw`` and ``maxt-raw-single-step`` those of the raw |rho| and HSI, valid under any dependence among the
+tests; the other corrections are delegated to
 :func:`statsmodels.stats.multitest.multipletests` (:func:`adjust_pvalues`). This module only adjusts p-values: it
 neither resamples nor checks option names (:class:`~hsi_stats.settings.AnalysisSettings` does).
 
@@ -22,10 +23,10 @@ from numpy.typing import NDArray
 from statsmodels.stats.multitest import multipletests
 
 from .._validation import OptionError
-from ..settings import STATSMODELS_METHODS, check_option
+from ..settings import MAXT_CORRECTIONS, STATSMODELS_METHODS, check_option
 from .randomisation import RandomisationResult
 
-__all__ = ["adjust_pvalues", "family_adjusted", "smallest_adjusted"]
+__all__ = ["adjust_pvalues", "family_adjusted", "head_p_values", "smallest_adjusted"]
 
 FloatArray = NDArray[np.float64]
 
@@ -59,16 +60,26 @@ def _statsmodels_adjusted(p_values: FloatArray, method: str) -> FloatArray:
     return adjusted.reshape(np.shape(p_values))
 
 
+def head_p_values(test: RandomisationResult, correction: str) -> FloatArray:
+    """The head-level p-values a ``correction`` adjusts: of the raw HSI for the raw max-T corrections, else of the
+    studentised HSI."""
+    return test.head_p_raw if correction in ("maxt-raw", "maxt-raw-single-step") else test.head_p
+
+
 def family_adjusted(test: RandomisationResult, correction: str) -> tuple[FloatArray, FloatArray]:
     """Adjusted p-values (pairs (H, F), heads (H,)) of a randomisation test under an already checked ``correction``.
 
-    Each family is adjusted on its own: all head x feature pair tests, and all head-level HSI tests.
+    Each family is adjusted on its own: all head x feature pair tests, and all head-level HSI tests (of the
+    p-values :func:`head_p_values` gives).
     """
-    if correction == "maxt":
-        return test.pair_p_step_down, test.head_p_step_down
-    if correction == "maxt-single-step":
-        return test.pair_p_single_step, test.head_p_single_step
-    return _statsmodels_adjusted(test.pair_p, correction), _statsmodels_adjusted(test.head_p, correction)
+    chosen = {"maxt": (test.pair_p_step_down, test.head_p_step_down),
+              "maxt-single-step": (test.pair_p_single_step, test.head_p_single_step),
+              "maxt-raw": (test.pair_p_raw_step_down, test.head_p_raw_step_down),
+              "maxt-raw-single-step": (test.pair_p_raw_single_step, test.head_p_raw_single_step)}
+    if correction in chosen:
+        return chosen[correction]
+    return (_statsmodels_adjusted(test.pair_p, correction),
+            _statsmodels_adjusted(head_p_values(test, correction), correction))
 
 
 def smallest_adjusted(smallest_raw: float, n_tests: int, correction: str) -> float:
@@ -83,6 +94,6 @@ def smallest_adjusted(smallest_raw: float, n_tests: int, correction: str) -> flo
     >>> smallest_adjusted(1 / 100, 64, "holm"), smallest_adjusted(1 / 100, 64, "maxt")
     (0.64, 0.01)
     """
-    if correction in ("maxt", "maxt-single-step"):
+    if correction in MAXT_CORRECTIONS:
         return float(smallest_raw)
     return float(np.nanmin(_statsmodels_adjusted(np.full(n_tests, float(smallest_raw)), correction)))

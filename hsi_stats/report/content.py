@@ -144,7 +144,7 @@ def _figures(result: HSIResult, evolution: EvolutionResult | None, ablation: Any
         _draw("focus", "Focus on the target entity",
               f"Share of each head's attention on the entity its feature points at (the label's feature; the primary "
               f"feature of a General Context Head), in excess of uniform attention: 0 uniform, 1 all on the target, "
-              f"negative when the head looks away; {level}% cluster-bootstrap intervals.",
+              f"-1 none on it (a head that looks away); {level}% cluster-bootstrap intervals.",
               lambda: figures.focus_plot(result)),
         _draw("forest", "rho with confidence intervals",
               f"Every head x feature rho with its {level}% interval; highlighted pairs have adjusted p < {alpha:g}.",

@@ -233,17 +233,33 @@ _SCHEME_TEXT: dict[str, list[Segment]] = {
 }
 
 
+def _statistics(correction: str) -> list[Segment]:
+    """The statistics of the randomisation test: studentised, unless a raw max-T correction was chosen."""
+    if correction in ("maxt-raw", "maxt-raw-single-step"):
+        return [_m(r"T = |\rho_{hf}|", "|rho_hf|"), " per (head, feature) pair and ",
+                _m(r"T = \mathrm{HSI}_h", "HSI_h"), " per head (whose p-value accounts for choosing the best "
+                "feature); "]
+    return [_m(r"T_{hf} = |\rho_{hf}| / s_{hf}", "T_hf = |rho_hf| / s_hf"), " per (head, feature) pair and ",
+            _m(r"M_h = \max_f T_{hf}", "M_h = max_f T_hf"), " per head (a studentised HSI, whose p-value accounts "
+            "for choosing the best feature), with ", _m(r"s_{hf}", "s_hf"), " the root mean square of ", _RHO,
+            " over the randomisations: each statistic on the scale of its own null distribution, so that a feature "
+            "whose null is wide (one that persists within episodes) does not set the maximum for the others in the "
+            "max-T adjustment ", _cite("westfall1993"), "; "]
+
+
 _MAX_T: list[Segment] = ["the adjusted p-value of test i is ",
                          _m(r"\tilde p_i = \big(1 + \#\{r : \max_j T^*_{rj} \ge T_i\}\big)/(1 + R)",
                             "p~_i = (1 + #{r : max_j T*_rj >= T_i}) / (1 + R)")]
 _FWER_ANY = "; it controls the family-wise error rate under any dependence between tests"
 #: The multiple-comparison procedure of each ``correction``.
+_STEP_DOWN: list[Segment] = [
+    "the step-down max-T procedure ", _cite("westfall1993"), " from the same randomisations: with the tests ordered "
+    "by their statistics, ", *_MAX_T, " with the maximum taken over test i and the tests ranked below it, made "
+    "monotone in that order", _FWER_ANY]
+_SINGLE_STEP: list[Segment] = ["the single-step max-T procedure ", _cite("westfall1993"), " from the same "
+                               "randomisations: ", *_MAX_T, ", the maximum taken over the family", _FWER_ANY]
 _CORRECTION_TEXT: dict[str, list[Segment]] = {
-    "maxt": ["the step-down max-T procedure ", _cite("westfall1993"), " from the same randomisations: with the tests "
-             "ordered by their statistics, ", *_MAX_T, " with the maximum taken over test i and the tests ranked "
-             "below it, made monotone in that order", _FWER_ANY],
-    "maxt-single-step": ["the single-step max-T procedure ", _cite("westfall1993"), " from the same randomisations: ",
-                         *_MAX_T, ", the maximum taken over the family", _FWER_ANY],
+    "maxt": _STEP_DOWN, "maxt-single-step": _SINGLE_STEP, "maxt-raw": _STEP_DOWN, "maxt-raw-single-step": _SINGLE_STEP,
     "holm": ["Holm's step-down procedure ", _cite("holm1979"), ", which controls the family-wise error rate"],
     "bonferroni": ["the Bonferroni correction, which controls the family-wise error rate"],
     "fdr_bh": ["the Benjamini-Hochberg procedure ", _cite("bh1995"), ", which controls the false discovery rate"],
@@ -280,8 +296,7 @@ def _second(result: HSIResult) -> list[Segment]:
         *_hsi_interval((1.0 - s.confidence_level) / 2.0, d["n_groups"]),
         "p-values for the null hypothesis that, within a scenario, a head's attention is unrelated to which entity "
         "has which feature value came from ", *_SCHEME_TEXT[s["scheme"]], ", with the statistics ",
-        _m(r"T = |\rho_{hf}|", "|rho_hf|"), " per (head, feature) pair and ", _m(r"T = \mathrm{HSI}_h", "HSI_h"),
-        " per head (whose p-value accounts for choosing the best feature); ", *p_value,
+        *_statistics(s.correction), *p_value,
         f"The p-values of the pairs were adjusted over the family of all {n_pairs} head x feature tests, and "
         f"those of the HSI separately over the family of the {d['n_heads']} head-level tests, with ",
         *_CORRECTION_TEXT[s.correction],
@@ -331,10 +346,14 @@ def _third(result: HSIResult) -> list[Segment]:
         "other feature, in the direction the catalog expects): with ", _m(r"u = |T|/n_s", "u = |T| / n_s"),
         " the share uniform attention would give them and ", _m(r"\pi = \sum_{v \in T} p_v", "pi = sum over T of p_v"),
         " the share the head gives them (its attention renormalised over the ", _m("n_s"), " entities valid for the "
-        "feature), the scenario's focus is ", _m(r"\phi_s = (\pi - u)/(1 - u)", "phi_s = (pi - u) / (1 - u)"),
-        ", 0 for uniform attention and 1 for all attention on the targets (negative when the head looks away "
-        f"from them); it is averaged over scenarios and its {level}% interval comes from the same bootstrap "
-        "resamples, by the interval method of rho.",
+        "feature), the scenario's excess share is ", _m(r"\phi_s = (\pi - u)/(1 - u)", "phi_s = (pi - u) / (1 - u)"),
+        ", 0 for uniform attention and 1 for all attention on the targets, down to its floor ",
+        _m(r"-u/(1 - u)", "-u / (1 - u)"), " for none on them. The focus is its mean ", _m(r"\bar\phi", "mean phi"),
+        " over the scenarios, and where that is negative, ", _m(r"\bar\phi / \bar f", "mean phi / mean f"),
+        " with ", _m(r"\bar f", "mean f"), " the mean of the scenarios' ", _m(r"u/(1 - u)", "u / (1 - u)"),
+        ", so that -1 is no attention on the targets at all (a head unrelated to the feature has a focus of 0 in "
+        f"expectation either way); its {level}% interval comes from the same bootstrap resamples, by the interval "
+        "method of rho.",
     ]
 
 

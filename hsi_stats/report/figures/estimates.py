@@ -262,8 +262,8 @@ def focus_plot(result: HSIResult, *, ax: Axes | None = None) -> Axes:
     One horizontal bar per head for its label feature (the feature the label is judged on; for a General Context
     Head the candidate that failed), as in the head table, coloured by whether the label validated, with the
     interval from ``heads.label_focus_ci_low`` to ``heads.label_focus_ci_high`` as the first
-    :class:`~matplotlib.container.ErrorbarContainer`. 0 is uniform attention, 1 all attention on the target
-    (the share in excess of uniform); each tick gives the head's short name, the feature and the target
+    :class:`~matplotlib.container.ErrorbarContainer`. 0 is uniform attention, 1 all attention on the target,
+    -1 none on it (:mod:`hsi_stats.focus`); each tick gives the head's short name, the feature and the target
     ("ttc: lowest").
 
     Parameters
