@@ -27,7 +27,7 @@ from .data import HSIDataset, step_label
 from .formatting import format_p
 from .inference.trend import TREND_COLUMNS, trend_test
 from .results import HSIResult, analyze
-from .settings import CORRECTION_NAMES, AnalysisSettings
+from .settings import AnalysisSettings
 
 __all__ = ["EMERGENCE_COLUMNS", "PER_STEP_COLUMNS", "EvolutionResult", "analyze_evolution"]
 
@@ -51,11 +51,12 @@ class EvolutionResult:
         and focus, the label and whether it validated). A step with fewer than 2 groups has NaN numbers, no
         feature, label "General Context Head" and ``validated`` False (see :attr:`notes`).
     trends : DataFrame
-        One row per head: ``head, feature, slope, ci_low, ci_high, hsi_slope, p_value, p_adjusted, n_steps``
+        One row per head: ``head, feature, relation, slope, ci_low, ci_high, p_value, p_adjusted, n_steps, trend``
         (:class:`~hsi_stats.inference.trend.TrendResult`: ``slope`` is the change per checkpoint of the rho of the
-        feature the head tracks over the run, positive towards that relation, with a stratified cluster-bootstrap
-        interval; the p-values test the change of HSI, episodes permuted between checkpoints, ``p_adjusted``
-        step-down max-T over the heads), then ``emerges_at`` and the HSI interval at that step.
+        feature the head tracks over the run, positive when that relation strengthens, tested by permuting the
+        episodes between checkpoints, ``p_adjusted`` step-down max-T over the heads, and its interval the test's,
+        which excludes 0 exactly when ``p_value`` is below 1 - confidence level; ``trend`` says it in words), then
+        ``emerges_at`` and the HSI interval at that step.
     emergence : mapping of str to int or None
         For each head, the first step from which its label is validated at every later step, the label being
         the same as at the last step; None when the head is not validated at the last step.
@@ -100,15 +101,16 @@ class EvolutionResult:
         header = (f"Evolution over {len(self.steps)} training steps ({self.step_label(self.steps[0])} to "
                   f"{self.step_label(self.steps[-1])}): "
                   f"{s['estimator']} ({s['correlation']}) at every step; trend: change per checkpoint of the rho "
-                  f"of the feature each head tracks over the run with {level}% intervals, p-values of the change of "
-                  f"HSI from {s['trend_resamples']} episode permutations, {CORRECTION_NAMES['maxt']} over heads; "
-                  f"seed={self.provenance['seed']}")
+                  f"of the feature each head tracks over the run, positive when its relation strengthens, tested "
+                  f"by {s['trend_resamples']} episode permutations ({level}% intervals of the same test, "
+                  f"step-down max-T over heads); seed={self.provenance['seed']}")
         table = pd.DataFrame({
             "head": self.trends["head"],
             "feature": self.trends["feature"],
             "trend [CI]": [f"{v:+.3f} [{lo:+.3f}, {hi:+.3f}]" for v, lo, hi in
                            zip(self.trends["slope"], self.trends["ci_low"], self.trends["ci_high"], strict=True)],
             "p_adj": [format_p(p) for p in self.trends["p_adjusted"]],
+            "in words": list(self.trends["trend"]),
             "label at the last step": [self.per_step[(self.per_step["step"] == self.steps[-1])
                                                      & (self.per_step["head"] == h)]["label"].iloc[0]
                                        for h in self.trends["head"]],
@@ -232,7 +234,7 @@ def analyze_evolution(dataset: HSIDataset | ChunkSource, settings: AnalysisSetti
     >>> run = generate(n_episodes=12, n_steps=10, checkpoints=(0, 1, 2, 3, 4), specialise=(0, 4), rng=0)
     >>> evo = analyze_evolution(run.dataset, n_resamples=199, trend_resamples=499, rng=1)
     >>> len(evo.per_step), list(evo.trends.columns[:4])  # 5 steps x 8 heads
-    (40, ['head', 'feature', 'slope', 'ci_low'])
+    (40, ['head', 'feature', 'relation', 'slope'])
     >>> bool(evo.trends.loc[0, "p_adjusted"] < 0.05), evo.trends.loc[0, "feature"]
     (True, 'ttc')
     """

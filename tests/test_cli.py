@@ -270,7 +270,7 @@ def test_a_run_of_three_checkpoints_is_analysed_one_policy_at_a_time(tmp_path: P
     assert len(trends) == 8 and (trends.loc[:3, "p_adjusted"] < 0.05).all()
     html = (out / "report.html").read_text()
     assert "Specialisation over training" in html and "training step 300" in html
-    assert (out / "methods.md").read_text().count("Change over training was tested") == 1
+    assert (out / "methods.md").read_text().count("Change over training was measured") == 1
 
     # --step picks another checkpoint; --pool-steps pools them, and says so
     assert main(["analyze", str(tmp_path / "run.npz"), "--out", str(tmp_path / "s2"), "--n-resamples", "49",

@@ -49,7 +49,8 @@ def test_trend_is_detected_for_planted_heads_only(evolution: EvolutionResult) ->
     assert list(trends.index) == [f"h{h}" for h in range(8)]
     planted, null = trends.loc[list(PLANTED)], trends.loc[list(NULL)]
     assert (planted["p_adjusted"] < 0.05).all(), planted
-    assert (planted["slope"] > 0).all() and (planted["ci_low"] > 0).all() and (planted["hsi_slope"] > 0).all()
+    assert (planted["slope"] > 0).all() and (planted["ci_low"] > 0).all()
+    assert planted["trend"].str.endswith("relation strengthens (|rho| grows)").all()
     assert list(planted["feature"]) == ["ttc", "distance_to_ego", "is_left", "is_ahead"]
     assert (trends["n_steps"] == 10).all()
     counts = trends["p_value"] * 10_000  # Monte Carlo p-values (1 + k) / (1 + B), never 0

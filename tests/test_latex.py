@@ -109,7 +109,8 @@ def test_methods_markdown_writes_math_and_the_settings_used(demo, evolution) -> 
     assert r"\max_f \max\big(0, |\hat\rho_{hf}| - c_h s_{hf}\big)" in markdown
     assert "sign-flip randomisation test [@winkler2014]" in markdown
     assert "all 64 head x feature tests" in markdown and "the 8 head-level tests" in markdown
-    assert "Change over training was tested" in markdown and r"f_h = \arg\max_f" in markdown
+    assert "Change over training was measured" in markdown and r"f_h = \arg\max_f" in markdown
+    assert "so that the interval excludes 0 exactly when the test rejects" in markdown
     plain = " ".join(methods_text(demo).paragraphs)
     assert "$" not in plain and "[@" not in plain and "(Field and Welsh, 2007)" in plain
 

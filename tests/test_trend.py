@@ -2,9 +2,10 @@
 
 The per-checkpoint HSI and rho against :func:`hsi_stats.estimate` on each checkpoint's scenarios; the slope
 against ``numpy.polyfit``; the permutation p-values against a full enumeration of the reassignments of episodes to
-checkpoints, each re-estimated from the scenarios; a bootstrap resample against the data set that repeats its
-episodes; and, by simulation under "no change", the family-wise error and the absence of a direction in the
-reported trend (exact by exchangeability of the checkpoints).
+checkpoints, each re-estimated from the scenarios (the tracked feature chosen again for each); the interval
+excludes 0 exactly when the test rejects; a bootstrap resample against the data set that repeats its episodes; and,
+by simulation under "no change", the family-wise error and the absence of a direction in the reported trend (exact
+by exchangeability of the checkpoints).
 """
 
 from __future__ import annotations
@@ -54,8 +55,6 @@ def test_each_checkpoint_is_estimated_on_its_own_episodes(emerging: HSIDataset) 
     hsi, _ = _per_checkpoint(emerging, np.searchsorted(np.unique(emerging.steps), emerging.steps))
     np.testing.assert_allclose(result.hsi, hsi, rtol=1e-10, atol=1e-12)
     assert result.steps == (10, 20, 30, 40)
-    contrast = np.array([np.polyfit(np.arange(4), hsi[:, h], 1)[0] for h in range(hsi.shape[1])])
-    np.testing.assert_allclose(result.table["hsi_slope"], contrast, rtol=1e-9, atol=1e-12)
 
 
 def test_the_trend_is_the_slope_of_rho_of_the_feature_tracked_over_the_run(emerging: HSIDataset) -> None:
@@ -90,8 +89,13 @@ def test_p_values_match_the_enumeration_of_every_reassignment() -> None:
     slopes = []
     for first in itertools.combinations(range(8), 4):
         checkpoint = np.where(np.isin(episode_of_scenario, first), 0, 1)
-        hsi, _ = _per_checkpoint(dataset, checkpoint)
-        slopes.append(hsi[1] - hsi[0])
+        _, rho = _per_checkpoint(dataset, checkpoint)  # (2, H, F)
+        trend = []
+        for h in range(rho.shape[1]):  # the tracked feature and its sign, chosen again for every split
+            means = [np.mean(rho[:, h, f]) for f in range(rho.shape[2])]
+            f = max(range(rho.shape[2]), key=lambda i: -1.0 if np.isnan(means[i]) else abs(means[i]))
+            trend.append(math.copysign(1.0, means[f]) * (rho[1, h, f] - rho[0, h, f]))
+        slopes.append(trend)
     slopes_all = np.abs(np.array(slopes))  # (70, H); row 0 is the observed split
     observed = slopes_all[0]
     tolerance = 1e-9 * np.maximum(observed, 1.0)
@@ -100,12 +104,27 @@ def test_p_values_match_the_enumeration_of_every_reassignment() -> None:
 
     n_resamples = 3999
     result = trend_test(dataset, SETTINGS, n_resamples=n_resamples, rng=np.random.default_rng(11))
-    np.testing.assert_allclose(np.abs(result.table["hsi_slope"]), observed, rtol=1e-9)
+    np.testing.assert_allclose(np.abs(result.table["slope"]), observed, rtol=1e-9)
     monte_carlo = 4 * np.sqrt(exact * (1 - exact) / n_resamples) + 1 / (n_resamples + 1)
     assert np.all(np.abs(result.table["p_value"] - exact) <= monte_carlo)
     top = int(np.argmax(observed))  # step-down max-T: the largest statistic is compared with the maximum
     assert abs(result.table["p_adjusted"][top] - exact_max_t[top]) <= monte_carlo[top]
     assert np.all(result.table["p_adjusted"] >= result.table["p_value"] - 1e-12)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_interval_excludes_zero_exactly_when_the_test_rejects(seed: int) -> None:
+    dataset = generate(n_episodes=6, n_steps=4, checkpoints=(1, 2, 3), heads=specialising_heads(1, 3),
+                       rng=seed).dataset
+    for level in (0.9, 0.95):
+        table = trend_test(dataset, SETTINGS, n_resamples=199, rng=np.random.default_rng(seed),
+                           confidence_level=level).table
+        excludes = (table["ci_low"] > 0) | (table["ci_high"] < 0)
+        np.testing.assert_array_equal(excludes, table["p_value"] < 1 - level)
+        assert ((table["ci_low"] <= table["slope"]) & (table["slope"] <= table["ci_high"])).all()
+        half = table["slope"] - table["ci_low"]
+        np.testing.assert_allclose(table["ci_high"] - table["slope"], half, rtol=1e-12)  # symmetric
+    assert table["trend"].str.startswith("rho(").all()
 
 
 def test_a_bootstrap_resample_is_the_data_set_that_repeats_its_episodes(emerging: HSIDataset) -> None:
@@ -170,4 +189,4 @@ def test_no_change_gives_no_direction_and_controls_the_family_wise_error() -> No
     per_run_last = per_run_last[np.isfinite(per_run_last)]  # its feature may be undefined at an earlier checkpoint
     assert per_run_last.mean() / (per_run_last.std(ddof=1) / math.sqrt(n_runs)) > 5  # the bias this choice avoids
     assert any_rejected <= stats.binom.ppf(0.999, n_runs, alpha)
-    assert np.mean(covered) >= 0.90  # percentile intervals from 10 episodes per checkpoint: near 0.95
+    assert np.mean(covered) >= 0.93  # the test's interval: covers 0 whenever the test does not reject

@@ -1,31 +1,35 @@
-r"""Change over training, tested at the episode level: the trend of each head's HSI across checkpoints.
+r"""Change over training, tested at the episode level: one trend per head, its test and its interval.
 
-Checkpoints are evaluated on independent episodes, so the unit of the test is the episode, not the checkpoint. For
-head h with :math:`\mathrm{HSI}_{hk}` the HSI of the episodes of the k-th of K checkpoints (in step order), the
-trend is the least-squares slope on the step index,
+Checkpoints are evaluated on independent episodes, so the unit of inference is the episode, not the checkpoint.
 
-.. math:: b_h = \frac{\sum_k (k - \bar k)\, \mathrm{HSI}_{hk}}{\sum_k (k - \bar k)^2},
+Statistic. For head h, the feature it tracks over the run is the one whose rho, averaged over the K checkpoints,
+is largest in magnitude, :math:`f_h = \arg\max_f |\bar\rho_{hf}|` with :math:`\bar\rho_{hf} = K^{-1} \sum_k
+\rho_{hfk}`, and :math:`o_h = \operatorname{sign}(\bar\rho_{hf_h})` the sign of that relation. The trend is the
+least-squares slope of that feature's rho on the checkpoint index, oriented by the relation,
 
-the change of HSI from one checkpoint to the next. Every HSI is a function of the per-episode additive sums
+.. math:: S_h = o_h \sum_k c_k \rho_{hf_hk}, \qquad c_k = \frac{k - \bar k}{\sum_{k'} (k' - \bar k)^2},
+
+the change per checkpoint of :math:`\rho_{hf_h}` towards its relation: positive when the relation strengthens
+(rho moves away from 0 in its own sign, :math:`|\rho|` grows), negative when it weakens; every view says which in
+words (:func:`trend_words`). The choice of :math:`f_h` weighs every checkpoint alike, so under "no change" it
+favours no direction of change (the strongest feature at the last checkpoint instead shows a rise towards whichever
+feature is largest there by chance: its intervals covered a zero trend in 81-89% of no-effect heads). Unlike the
+slope of HSI, which the upward bias of a maximum of noisy correlations pulls towards 0 where a head does not yet
+track anything, rho is nearly unbiased. Every rho is a function of per-episode additive sums
 (:mod:`hsi_stats.group_sums`), so a reassignment of episodes to checkpoints is one weighted sum.
 
 Test. Under "no change over training" the episodes of all checkpoints are exchangeable: the episodes are permuted
-between checkpoints (each keeps its number of episodes), the K HSIs and the slope recomputed, and
-:math:`p_h = (1 + \#\{b : |b^*_{bh}| \ge |b_h| - \epsilon\}) / (1 + B)` [1]_. The heads are corrected together by
+between checkpoints (each keeps its number of episodes) and :math:`S^*_h` recomputed from the permuted data, the
+tracked feature and its sign chosen again, so the test pays for the choice;
+:math:`p_h = (1 + \#\{b : |S^*_{bh}| \ge |S_h| - \epsilon\}) / (1 + B)` [1]_. The heads are corrected together by
 the step-down max-T procedure from the same permutations [2]_, which controls the family-wise error over heads.
 
-Estimate. The trend reported with an interval is the slope of rho of the feature the head tracks over the run:
-the feature whose rho, averaged over the checkpoints, is largest in magnitude,
-:math:`f_h = \arg\max_f |\bar\rho_{hf}|` with :math:`\bar\rho_{hf} = K^{-1} \sum_k \rho_{hfk}`, signed so that
-a positive slope moves towards that relation: :math:`\operatorname{sign}(\bar\rho_{hf_h}) \sum_k c_k
-\rho_{hf_hk}`. The choice weighs every checkpoint alike, so under "no change" it favours no direction of change
-(the mean of K exchangeable values is uncorrelated with their contrasts): choosing the strongest feature at the
-last checkpoint instead picks the feature that is largest there by chance and shows a rise towards it where there
-is none (its intervals covered a zero trend in 81-89% of no-effect heads in ``benchmarks/trend_study.py``). Unlike
-the slope of HSI, which the upward bias of a maximum of noisy correlations pulls towards 0 where a head does not
-yet track anything, rho is nearly unbiased, so its interval covers (see the README's table; the slope of HSI
-covered 20-60%). The episodes of each checkpoint are resampled with replacement within that checkpoint (a
-stratified cluster bootstrap) and the slope recomputed; the interval is the percentile interval of those slopes.
+Interval. :math:`S_h \pm q_h`, with :math:`q_h` the value of :math:`|S^*_h|` above which the permutation p-value
+falls below :math:`\alpha` (the :math:`m`-th largest of the B permuted values,
+:math:`m = \lceil \alpha (B + 1) \rceil - 1`): the interval of the test inverted under a location shift (the trend
+moves the statistic, not its spread). It excludes 0 exactly when :math:`p_h < \alpha`, so the test and the interval
+cannot disagree. Where the trend is large the permutation spread includes part of it, and the interval errs on the
+wide side.
 
 With the ``pooled`` estimator and a ranked correlation, the ranks are those of all checkpoints together (the
 pooled ranks are not additive); every other estimator gives each checkpoint's own numbers exactly.
@@ -39,6 +43,7 @@ References
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,35 +57,37 @@ from ..estimators import estimate_with, hsi_from_rho, rho_strength
 from ..group_sums import GroupSums
 from ..settings import AnalysisSettings
 from .bootstrap import weights_from_uniforms
-from .resampling import ExceedanceCounter, batch_sizes, quantiles_along_first
+from .resampling import ExceedanceCounter, batch_sizes
 
-__all__ = ["TREND_COLUMNS", "EpisodeSums", "TrendResult", "episode_sums", "slope_contrast", "slopes",
-           "tracked_feature", "trend_test"]
+__all__ = ["TREND_COLUMNS", "EpisodeSums", "TrendResult", "episode_sums", "oriented_trends", "slope_contrast",
+           "slopes", "tracked_feature", "trend_test", "trend_words"]
 
 FloatArray = NDArray[np.float64]
 #: Columns of :attr:`TrendResult.table`, in order.
-TREND_COLUMNS = ("head", "feature", "slope", "ci_low", "ci_high", "hsi_slope", "p_value", "p_adjusted", "n_steps")
+TREND_COLUMNS = ("head", "feature", "relation", "slope", "ci_low", "ci_high", "p_value", "p_adjusted", "n_steps",
+                 "trend")
 _BATCH = 500  # permutations or resamples per batch: memory only, the numbers do not depend on it
 
 
 @dataclass(frozen=True, eq=False)
 class TrendResult:
-    """The trend of each head's HSI over training.
+    """The trend of each head over training.
 
     Attributes
     ----------
     table : DataFrame
-        One row per head: ``head, feature`` (the feature it tracks over the run, :func:`tracked_feature`),
-        ``slope`` (change of that feature's rho per checkpoint, positive towards the relation), ``ci_low, ci_high``
-        (stratified cluster
-        bootstrap), ``hsi_slope`` (the tested statistic, change of HSI per checkpoint), ``p_value``
-        (episode-permutation test of the HSI slope), ``p_adjusted`` (step-down max-T over heads), ``n_steps``.
+        One row per head (:data:`TREND_COLUMNS`): ``head, feature`` (the feature it tracks over the run,
+        :func:`tracked_feature`), ``relation`` (``"positive"`` or ``"negative"``: the sign of that feature's rho over
+        the run), ``slope`` (:math:`S_h`, the change of that rho per checkpoint towards its relation: positive when
+        it strengthens), ``ci_low, ci_high`` (the interval of the permutation test, which excludes 0 exactly when
+        ``p_value`` < 1 - confidence level), ``p_value`` (episode-permutation test of :math:`S_h`), ``p_adjusted``
+        (step-down max-T over heads), ``n_steps`` and ``trend``, the slope in words (:func:`trend_words`).
     steps : tuple of int
         The checkpoints, in order.
     hsi : ndarray (K, H)
         Each checkpoint's HSI, from the same sums.
     n_resamples : int
-        Permutations of the test, and bootstrap resamples of the interval.
+        Permutations of the test.
     confidence_level : float
     """
 
@@ -162,16 +169,16 @@ def episode_sums(dataset: HSIDataset | ChunkSource, settings: AnalysisSettings) 
 
 def trend_test(dataset: HSIDataset | ChunkSource, settings: AnalysisSettings, *, n_resamples: int,
                rng: np.random.Generator, confidence_level: float | None = None) -> TrendResult:
-    """Slope of each head's HSI on the checkpoint index, its interval and its corrected p-value (module doc).
+    """Each head's trend :math:`S_h`, its permutation test, max-T over heads and its interval (module doc).
 
     Parameters
     ----------
     dataset : HSIDataset
         With ``steps``; at least 2 distinct steps.
     settings : AnalysisSettings
-        The estimator and correlation of the HSI (the other options are not used).
+        The estimator and correlation of rho (the other options are not used).
     n_resamples : int
-        Permutations of the test and bootstrap resamples of the interval, each.
+        Permutations of the episodes between checkpoints.
     rng : Generator
     confidence_level : float, optional
         Default: ``settings.confidence_level``.
@@ -188,38 +195,72 @@ def trend_test(dataset: HSIDataset | ChunkSource, settings: AnalysisSettings, *,
     >>> run = generate(n_episodes=10, n_steps=5, checkpoints=(1, 2, 3), specialise=(1, 3), rng=0)
     >>> trend = trend_test(run.dataset, AnalysisSettings(), n_resamples=199, rng=np.random.default_rng(0))
     >>> row = trend.table.loc[0]
-    >>> row["feature"], bool(row["slope"] > 0), bool(row["p_adjusted"] < 0.05)
-    ('ttc', True, True)
+    >>> row["feature"], row["relation"], bool(row["slope"] > 0), bool(row["p_adjusted"] < 0.05)
+    ('ttc', 'negative', True, True)
+    >>> row["trend"]
+    'rho(ttc) falls by 0.351 per checkpoint: its negative relation strengthens (|rho| grows)'
     """
     episodes = episode_sums(dataset, settings)
     n_steps = len(episodes.steps)
     level = settings.confidence_level if confidence_level is None else float(confidence_level)
     contrast = slope_contrast(n_steps)
-    hsi = episodes.hsi(episodes.assigned(episodes.step_of_row[None, :]))
-    observed = slopes(hsi, contrast)
-    counter = ExceedanceCounter(np.abs(observed[0]))
+    rho = episodes.rho(episodes.assigned(episodes.step_of_row[None, :]))  # (1, K, H, F)
+    hsi = hsi_from_rho(rho)
+    observed = oriented_trends(rho, contrast)[0]
+    counter = ExceedanceCounter(np.abs(observed))
+    null = []
     for size in batch_sizes(n_resamples, _BATCH):
-        counter.update(np.abs(slopes(episodes.hsi(episodes.permuted(rng, size)), contrast)))
+        permuted = np.abs(oriented_trends(episodes.rho(episodes.permuted(rng, size)), contrast))
+        counter.update(permuted)
+        null.append(permuted)
     raw, _, step_down = counter.p_values(exact=False)
-
-    rho = episodes.rho(episodes.assigned(episodes.step_of_row[None, :]))[0]  # (K, H, F)
-    feature, orientation = tracked_feature(rho)
-    heads = np.arange(rho.shape[1])
-    estimate = orientation * (contrast @ rho[:, heads, feature])
-    replicates = np.empty((n_resamples, rho.shape[1]))
-    done = 0
-    for size in batch_sizes(n_resamples, _BATCH):
-        resampled = episodes.rho(episodes.resampled(rng, size))[:, :, heads, feature]
-        replicates[done:done + size] = orientation * slopes(resampled, contrast)
-        done += size
-    alpha = (1.0 - level) / 2.0
-    low = quantiles_along_first(replicates, np.asarray(alpha))
-    high = quantiles_along_first(replicates, np.asarray(1.0 - alpha))
+    half = _inverted_half_width(np.concatenate(null), 1.0 - level)
+    feature, orientation = tracked_feature(rho[0])
     names = episodes.feature_names
-    table = pd.DataFrame({"head": list(dataset.head_names), "feature": [names[f] for f in feature],
-                          "slope": estimate, "ci_low": low, "ci_high": high, "hsi_slope": observed[0],
-                          "p_value": raw, "p_adjusted": step_down, "n_steps": n_steps})
+    chosen = [names[f] for f in feature]
+    table = pd.DataFrame({"head": list(dataset.head_names), "feature": chosen,
+                          "relation": np.where(orientation < 0, "negative", "positive"), "slope": observed,
+                          "ci_low": observed - half, "ci_high": observed + half, "p_value": raw,
+                          "p_adjusted": step_down, "n_steps": n_steps,
+                          "trend": [trend_words(name, float(s), float(o)) for name, s, o in
+                                    zip(chosen, observed, orientation, strict=True)]})
     return TrendResult(table.loc[:, list(TREND_COLUMNS)], episodes.steps, hsi[0], n_resamples, level)
+
+
+def _inverted_half_width(null: FloatArray, alpha: float) -> FloatArray:
+    """q (H,): the m-th largest |S*| (m = ceil(alpha (B + 1)) - 1), so that |S| > q exactly when the permutation
+    p-value (1 + #{|S*| >= |S|}) / (1 + B) is below alpha; NaN where the statistic is."""
+    ordered = -np.sort(-np.where(np.isnan(null), -np.inf, null), axis=0)  # descending
+    m = max(1, math.ceil(alpha * (null.shape[0] + 1)) - 1)
+    return np.where(np.isfinite(ordered[m - 1]), ordered[m - 1], np.nan)
+
+
+def oriented_trends(rho: FloatArray, contrast: FloatArray) -> FloatArray:
+    """:math:`S_h` (b, H) for rho (b, K, H, F): the tracked feature and its sign chosen for each row."""
+    mean = np.asarray(rho, dtype=float).mean(axis=1)  # (b, H, F)
+    feature = rho_strength(mean).argmax(axis=2)  # (b, H)
+    chosen_mean = np.take_along_axis(mean, feature[..., None], axis=2)[..., 0]
+    orientation = np.where(np.nan_to_num(chosen_mean) < 0, -1.0, 1.0)
+    tracked = np.take_along_axis(rho, feature[:, None, :, None], axis=3)[..., 0]  # (b, K, H)
+    return orientation * slopes(tracked, contrast)
+
+
+def trend_words(feature: str, trend: float, orientation: float) -> str:
+    """The trend in words: which way rho moves, by how much, and whether its relation strengthens.
+
+    Examples
+    --------
+    >>> trend_words("ttc", 0.096, -1.0)
+    'rho(ttc) falls by 0.096 per checkpoint: its negative relation strengthens (|rho| grows)'
+    >>> trend_words("is_left", -0.02, 1.0)
+    'rho(is_left) falls by 0.020 per checkpoint: its positive relation weakens (|rho| shrinks)'
+    """
+    if not np.isfinite(trend):
+        return f"rho({feature}): no trend (undefined)"
+    moves = "rises" if trend * orientation > 0 else "falls"
+    change = "strengthens (|rho| grows)" if trend > 0 else "weakens (|rho| shrinks)"
+    return (f"rho({feature}) {moves} by {abs(trend):.3f} per checkpoint: its "
+            f"{'negative' if orientation < 0 else 'positive'} relation {change}")
 
 
 def tracked_feature(rho: FloatArray) -> tuple[NDArray[np.intp], FloatArray]:

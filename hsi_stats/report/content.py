@@ -216,8 +216,8 @@ def _evolution_tables(evolution: EvolutionResult | None) -> tuple[pd.DataFrame |
         f"trend of rho per step [{level}% CI]": [format_interval(v, lo, hi) for v, lo, hi in
                                                   zip(trends["slope"], trends["ci_low"], trends["ci_high"],
                                                       strict=True)],
-        "change of HSI per step": [format_number(v) for v in trends["hsi_slope"]],
         "adjusted p": [format_p(v) for v in trends["p_adjusted"]],
+        "in words": list(trends["trend"]),
         f"label emerges at step [HSI {level}% CI]": [
             "never" if pd.isna(step) else
             f"{evolution.step_label(int(step))} [{format_number(lo)}, {format_number(hi)}]"

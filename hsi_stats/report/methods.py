@@ -239,12 +239,14 @@ def _statistics(correction: str) -> list[Segment]:
         return [_m(r"T = |\rho_{hf}|", "|rho_hf|"), " per (head, feature) pair and ",
                 _m(r"T = \mathrm{HSI}_h", "HSI_h"), " per head (whose p-value accounts for choosing the best "
                 "feature); "]
+    why: list[Segment] = (
+        [", so that a feature whose null is wide (one that persists within episodes) does not set the maximum for the "
+         "others in the max-T adjustment ", _cite("westfall1993"), "; "] if correction in ("maxt", "maxt-single-step")
+        else ["; "])
     return [_m(r"T_{hf} = |\rho_{hf}| / s_{hf}", "T_hf = |rho_hf| / s_hf"), " per (head, feature) pair and ",
             _m(r"M_h = \max_f T_{hf}", "M_h = max_f T_hf"), " per head (a studentised HSI, whose p-value accounts "
             "for choosing the best feature), with ", _m(r"s_{hf}", "s_hf"), " the root mean square of ", _RHO,
-            " over the randomisations: each statistic on the scale of its own null distribution, so that a feature "
-            "whose null is wide (one that persists within episodes) does not set the maximum for the others in the "
-            "max-T adjustment ", _cite("westfall1993"), "; "]
+            " over the randomisations: each statistic on the scale of its own null distribution", *why]
 
 
 _MAX_T: list[Segment] = ["the adjusted p-value of test i is ",
@@ -418,25 +420,24 @@ def _evolution(evolution: EvolutionResult) -> list[Segment]:
     n = s["trend_resamples"]
     return [
         f"Each of the K = {len(evolution.steps)} training steps ({first} to {last}) was analysed in the same way on "
-        "its own episodes. Change over training was tested per head with the least-squares slope of its HSI on the "
-        "checkpoint index k = 0, ..., K - 1,",
-        _display(r"b_h = \sum_{k=0}^{K-1} c_k \, \mathrm{HSI}_{hk}, \qquad "
-                 r"c_k = \frac{k - \bar k}{\sum_{k'} (k' - \bar k)^2},",
-                 " b_h = sum_k c_k HSI_hk with c_k = (k - mean k) / sum_k' (k' - mean k)^2,"),
-        "where ", _m(r"\mathrm{HSI}_{hk}", "HSI_hk"), " comes from the episodes of checkpoint k; under no change "
-        "the episodes are exchangeable between checkpoints, so they were permuted between them "
-        f"({n} permutations, each checkpoint keeping its number of episodes, ",
-        _m(r"p = (1 + e)/(1 + R)", "p = (1 + e) / (1 + R)"), " for the statistic ", _m(r"|b_h|", "|b_h|"), " ",
-        _cite("phipson2010"), "), and the p-values were adjusted over the heads with the step-down max-T procedure "
-        "from the same permutations ", _cite("westfall1993"), ". The trend is reported as the change per checkpoint "
-        "of the rho of the feature the head tracks over the run, ",
+        "its own episodes. Change over training was measured per head on the feature it tracks over the run, ",
         _m(r"f_h = \arg\max_f |\bar\rho_{hf}|", "f_h = argmax_f |mean_k rho_hfk|"), " with ",
         _m(r"\bar\rho_{hf} = K^{-1} \sum_k \rho_{hfk}", "mean_k rho_hfk = (1/K) sum_k rho_hfk"),
-        ", signed so that a positive trend moves towards that relation, ",
-        _m(r"\operatorname{sign}(\bar\rho_{hf_h}) \sum_k c_k \rho_{hf_hk}", "sign(mean rho) sum_k c_k rho_hf_hk"),
-        f", with a {level}% percentile interval from {n} resamples of each checkpoint's episodes within that "
-        "checkpoint (a stratified cluster bootstrap ", _cite("field2007"), "). A label emerges at the first step "
-        "from which it is validated, with the label it has at the last step, at every later step.",
+        ", by the least-squares slope of its rho on the checkpoint index k = 0, ..., K - 1, signed by the sign ",
+        _m("o_h", "o_h"), " of that relation,",
+        _display(r"S_h = o_h \sum_{k=0}^{K-1} c_k \, \rho_{hf_hk}, \qquad "
+                 r"c_k = \frac{k - \bar k}{\sum_{k'} (k' - \bar k)^2},",
+                 " S_h = o_h sum_k c_k rho_hf_hk with c_k = (k - mean k) / sum_k' (k' - mean k)^2,"),
+        "positive when the relation strengthens; ", _m(r"\rho_{hfk}", "rho_hfk"), " comes from the episodes of "
+        "checkpoint k. Under no change the episodes are exchangeable between checkpoints, so they were permuted "
+        f"between them ({n} permutations, each checkpoint keeping its number of episodes, the tracked feature and "
+        "its sign chosen again in each; ", _m(r"p = (1 + e)/(1 + R)", "p = (1 + e) / (1 + R)"), " for ",
+        _m(r"|S_h|", "|S_h|"), " ", _cite("phipson2010"), "), and the p-values were adjusted over the heads with the "
+        "step-down max-T procedure from the same permutations ", _cite("westfall1993"), f". The {level}% interval "
+        "inverts the same test under a location shift, ", _m(r"S_h \pm q_h", "S_h +- q_h"), " with ", _m("q_h"),
+        " the permuted ", _m(r"|S^*_h|", "|S*_h|"), " at which the p-value reaches ",
+        _m(r"\alpha", "alpha"), ", so that the interval excludes 0 exactly when the test rejects. A label emerges "
+        "at the first step from which it is validated, with the label it has at the last step, at every later step.",
     ]
 
 
