@@ -176,17 +176,16 @@ def analyze_evolution(dataset: HSIDataset | ChunkSource, settings: AnalysisSetti
     instead of an error.
 
     Trend. Checkpoints are evaluated on independent episodes, so the change over training is tested at the episode
-    level (:func:`hsi_stats.inference.trend.trend_test`): for head h with :math:`\mathrm{HSI}_{hk}` at the k-th of
-    K steps, the statistic is the least-squares slope :math:`b_h = \sum_k c_k \mathrm{HSI}_{hk}`,
-    :math:`c_k = (k - \bar k) / \sum_k (k - \bar k)^2`; under "no change over training" the episodes are
-    exchangeable between checkpoints, so they are permuted between them (each checkpoint keeps its count) and
-    :math:`p_h = (1 + \#\{b: |b^*_{bh}| \ge |b_h|\}) / (1 + B)` [1]_, adjusted over the heads by the step-down
-    max-T procedure from the same permutations [2]_. The trend reported with an interval is the slope of the rho of
-    the feature the head tracks over the run (largest mean rho over the steps in magnitude, a choice that favours no
-    direction of change; rho is nearly unbiased, unlike the HSI, a maximum), from a bootstrap that
-    resamples each checkpoint's episodes within that checkpoint. The size and power of this test, against the
-    earlier rank correlation of the K point estimates (whose p-value cannot go below :math:`2/K!`) and a
-    first-versus-last test, are measured by ``nox -s trend`` and reported in the README.
+    level (:func:`hsi_stats.inference.trend.trend_test`): for head h, with :math:`f_h` the feature whose rho is
+    largest in magnitude on average over the K steps (a choice that favours no direction of change) and :math:`o_h`
+    the sign of that relation, the trend is :math:`S_h = o_h \sum_k c_k \rho_{hf_hk}`,
+    :math:`c_k = (k - \bar k) / \sum_k (k - \bar k)^2`, positive when the relation strengthens. Under "no change
+    over training" the episodes are exchangeable between checkpoints, so they are permuted between them (each
+    checkpoint keeps its count, the feature is chosen again in each) and
+    :math:`p_h = (1 + \#\{b: |S^*_{bh}| \ge |S_h|\}) / (1 + B)` [1]_, adjusted over the heads by the step-down
+    max-T procedure from the same permutations [2]_. The interval inverts the same test, so it excludes 0 exactly
+    when :math:`p_h` is below the level. The size, power and coverage of this test and interval are measured by
+    ``nox -s trend`` and reported in the README.
 
     Emergence. For each head, the first step :math:`t_j` such that at every step :math:`t_k \ge t_j` the
     head is validated with the label it has at the last step, with the HSI interval at that step; None when it is
@@ -199,7 +198,7 @@ def analyze_evolution(dataset: HSIDataset | ChunkSource, settings: AnalysisSetti
     settings : AnalysisSettings, optional
         The options of the analysis at every step; default ``AnalysisSettings()``.
     trend_resamples : int, default 9999
-        Episode permutations of the trend test, and bootstrap resamples of its interval, each.
+        Episode permutations of the trend test (and its interval).
     joint_every_step : bool, default False
         With ``joint=True`` (the default setting), fit the joint model at every step; by default it is fitted at
         the last step only (the policy as trained), and the labels of the other steps are judged by the marginal
