@@ -116,15 +116,20 @@ def scale(session: nox.Session) -> None:
 
 @nox.session
 def calibration(session: nox.Session) -> None:
-    """Calibration study of the defaults on synthetic null and planted data (R = 500, 20-30 min on 2 cores).
+    """Calibration study of the defaults on synthetic null and planted data (R = 500, 20-30 min on 2 cores), then
+    the corrections on a family whose features vary unequally (``correction_study.py``, about 10 min) and the
+    intervals of rates near 0 and 1 (``rate_study.py``, 2 min).
 
-    Writes ``benchmarks/results/calibration.json`` and ``calibration.md`` and, run without arguments, the README's
-    table; arguments after ``--`` go to the script (e.g. ``nox -s calibration -- --replicates 100``).
+    Writes ``benchmarks/results/calibration.json``, ``corrections.json`` and ``rates.json`` (and their ``.md``
+    tables) and, run without arguments, the README's tables; arguments after ``--`` go to the calibration script
+    (e.g. ``nox -s calibration -- --replicates 100``).
     """
     session.install(".")
     session.run("python", "benchmarks/calibration.py", *session.posargs)
+    session.run("python", "benchmarks/correction_study.py")
+    session.run("python", "benchmarks/rate_study.py")
     if not session.posargs:  # the study as the README reports it: rewrite the README's table from its results
-        session.run("python", "benchmarks/readme_tables.py", "calibration")
+        session.run("python", "benchmarks/readme_tables.py", "calibration", "corrections", "rates")
 
 
 @nox.session

@@ -12,6 +12,9 @@ Each table sits in README.md between ``<!-- NAME:start -->`` and ``<!-- NAME:end
     the table and notes of ``benchmarks/results/trend.json`` (its ``markdown`` entry);
 ``joint``
     the table and notes of ``benchmarks/results/joint.json`` (the joint model's calibration study);
+``corrections``, ``rates``
+    the tables and notes of ``benchmarks/results/corrections.json`` (the corrections on a family whose features vary
+    unequally) and ``rates.json`` (coverage of the intervals of rates near 0 and 1);
 ``ablation``
     the tables and notes of ``benchmarks/results/ablation.json`` (coverage of the ablation intervals, error rate of
     the closed-loop tests);
@@ -147,13 +150,14 @@ def replace_block(text: str, name: str, block: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", type=str,
-                        help="which tables to rewrite: calibration, bands, trend, scale, joint, joint-cost, ablation "
+                        help="which tables to rewrite: calibration, bands, trend, scale, joint, joint-cost, ablation, "
+                             "corrections, rates "
                              "(default: all that have results)")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     args = parser.parse_args(argv)
     builders = {"calibration": calibration_block, "bands": bands_block, "trend": calibration_block,
                 "scale": scale_block, "joint": calibration_block, "joint-cost": joint_cost_block,
-                "ablation": calibration_block}
+                "ablation": calibration_block, "corrections": calibration_block, "rates": calibration_block}
     files = {name: RESULTS / f"{name}.json" for name in builders} | {"scale": RESULTS / "bench_scale.json",
                                                                      "joint-cost": RESULTS / "bench_joint.json"}
     unknown = sorted(set(args.names) - set(builders))

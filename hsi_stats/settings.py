@@ -59,7 +59,7 @@ CORRECTIONS = (*MAXT_CORRECTIONS, *STATSMODELS_METHODS, "none")
 #: How each ``correction`` is named in tables, captions and notices.
 CORRECTION_NAMES: Mapping[str, str] = {
     "maxt": "studentised step-down max-T", "maxt-single-step": "studentised single-step max-T",
-    "maxt-raw": "step-down max-T on |rho|", "maxt-raw-single-step": "single-step max-T on |rho|",
+    "maxt-raw": "raw step-down max-T", "maxt-raw-single-step": "raw single-step max-T",
     "holm": "Holm", "bonferroni": "Bonferroni",
     "fdr_bh": "Benjamini-Hochberg", "fdr_by": "Benjamini-Yekutieli", "sidak": "Sidak", "holm-sidak": "Holm-Sidak",
     "hommel": "Hommel", "none": "unadjusted",

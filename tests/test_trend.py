@@ -58,7 +58,7 @@ def test_each_checkpoint_is_estimated_on_its_own_episodes(emerging: HSIDataset) 
 
 
 def test_the_trend_is_the_slope_of_rho_of_the_feature_tracked_over_the_run(emerging: HSIDataset) -> None:
-    result = trend_test(emerging, SETTINGS, n_resamples=19, rng=np.random.default_rng(0))
+    result = trend_test(emerging, SETTINGS, n_resamples=199, rng=np.random.default_rng(0))
     _, rho = _per_checkpoint(emerging, np.searchsorted(np.unique(emerging.steps), emerging.steps))
     for h, row in result.table.iterrows():
         means = {f: sum(rho[k, h, i] for k in range(4)) / 4 for i, f in enumerate(emerging.feature_names)}
@@ -113,18 +113,24 @@ def test_p_values_match_the_enumeration_of_every_reassignment() -> None:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_the_interval_excludes_zero_exactly_when_the_test_rejects(seed: int) -> None:
+@pytest.mark.parametrize("n_resamples", [99, 199, 999])  # alpha (B + 1) is an integer, but not in floats
+def test_the_interval_excludes_zero_exactly_when_the_test_rejects(seed: int, n_resamples: int) -> None:
     dataset = generate(n_episodes=6, n_steps=4, checkpoints=(1, 2, 3), heads=specialising_heads(1, 3),
                        rng=seed).dataset
     for level in (0.9, 0.95):
-        table = trend_test(dataset, SETTINGS, n_resamples=199, rng=np.random.default_rng(seed),
+        table = trend_test(dataset, SETTINGS, n_resamples=n_resamples, rng=np.random.default_rng(seed),
                            confidence_level=level).table
         excludes = (table["ci_low"] > 0) | (table["ci_high"] < 0)
-        np.testing.assert_array_equal(excludes, table["p_value"] < 1 - level)
+        np.testing.assert_array_equal(excludes, table["p_value"] < round(1 - level, 12))  # 1 - 0.95 > 0.05 in floats
         assert ((table["ci_low"] <= table["slope"]) & (table["slope"] <= table["ci_high"])).all()
         half = table["slope"] - table["ci_low"]
         np.testing.assert_allclose(table["ci_high"] - table["slope"], half, rtol=1e-12)  # symmetric
     assert table["trend"].str.startswith("rho(").all()
+
+
+def test_too_few_permutations_to_reject_give_an_unbounded_interval(emerging: HSIDataset) -> None:
+    table = trend_test(emerging, SETTINGS, n_resamples=18, rng=np.random.default_rng(1)).table
+    assert (table["p_value"] >= 0.05).all() and np.isinf(table["ci_high"]).all() and np.isinf(table["ci_low"]).all()
 
 
 def test_a_bootstrap_resample_is_the_data_set_that_repeats_its_episodes(emerging: HSIDataset) -> None:

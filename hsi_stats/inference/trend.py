@@ -229,9 +229,12 @@ def trend_test(dataset: HSIDataset | ChunkSource, settings: AnalysisSettings, *,
 
 def _inverted_half_width(null: FloatArray, alpha: float) -> FloatArray:
     """q (H,): the m-th largest |S*| (m = ceil(alpha (B + 1)) - 1), so that |S| > q exactly when the permutation
-    p-value (1 + #{|S*| >= |S|}) / (1 + B) is below alpha; NaN where the statistic is."""
+    p-value (1 + #{|S*| >= |S|}) / (1 + B) is below alpha; NaN where the statistic is, and infinite when no
+    p-value can be below alpha (m = 0: too few permutations)."""
     ordered = -np.sort(-np.where(np.isnan(null), -np.inf, null), axis=0)  # descending
-    m = max(1, math.ceil(alpha * (null.shape[0] + 1)) - 1)
+    m = math.ceil(alpha * (null.shape[0] + 1) - 1e-9) - 1  # 0.05 * 100 is 5.000000000000001 in floats
+    if m < 1:
+        return np.full(null.shape[1], np.inf)
     return np.where(np.isfinite(ordered[m - 1]), ordered[m - 1], np.nan)
 
 
