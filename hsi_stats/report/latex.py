@@ -147,8 +147,8 @@ def _intervals_text(result: HSIResult, hsi: bool) -> str:
     s, d = result.settings, result.data_summary
     level = round(100 * s["confidence_level"])
     method = CI_METHOD_NAMES[s["ci_method"]]
-    bias = {"expanded": " (for the HSI: BCa at the expanded level, correcting the upward bias of a maximum)",
-            "bca": ""}.get(s["ci_method"], "") if hsi else ""
+    bias = (" (for rho; the HSI's interval projects the simultaneous band of the head's rhos onto the largest "
+            "$|\\rho|$)") if hsi else ""
     return (f"{level}\\,\\% {method} cluster-bootstrap intervals{bias}, from {s['n_resamples']} resamples of the "
             f"{d['n_groups']} groups (episodes)")
 

@@ -194,10 +194,10 @@ def hsi_bars(result: HSIResult, *, ax: Axes | None = None) -> Axes:
     """HSI per head with its confidence interval, strength lines and validated labels.
 
     Bars are coloured by whether the head's label validated; each head's tick gives its short name and its
-    label. The interval is drawn as an error bar from ``heads.ci_low`` to ``heads.ci_high`` exactly (a BCa
-    interval need not contain the estimate), as the first :class:`~matplotlib.container.ErrorbarContainer` of
-    the axes. Horizontal lines mark the bands of :data:`STRENGTH_LINES`, plus the validation threshold if the
-    analysis used another one.
+    label. The interval is drawn as an error bar from ``heads.ci_low`` to ``heads.ci_high`` exactly (the
+    projection of the simultaneous band of the head's rhos, :mod:`hsi_stats.inference.bootstrap`), as the first
+    :class:`~matplotlib.container.ErrorbarContainer` of the axes. Horizontal lines mark the bands of
+    :data:`STRENGTH_LINES`, plus the validation threshold if the analysis used another one.
 
     Parameters
     ----------
