@@ -1,5 +1,6 @@
-"""Development sessions: ``nox -s tests`` (the suite), ``lint``, ``typecheck``, ``latex``, ``render``, ``demo``,
-``notebooks``, ``bench``, ``scale``, ``calibration``, ``bands``, ``trend``, ``joint``, ``ablation``."""
+"""Development sessions: ``nox -s tests`` (the quick tier), ``tests_full`` (the whole suite), ``lint``,
+``typecheck``, ``latex``, ``render``, ``demo``, ``notebooks``, ``bench``, ``scale``, ``calibration``, ``bands``,
+``trend``, ``joint``, ``ablation``."""
 
 from __future__ import annotations
 
@@ -12,11 +13,27 @@ nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
 
+#: The quick tier: everything but the slow statistical checks and studies and the tests that need a framework.
+QUICK = ("-m", "not slow and not extras", "--ignore=tests/extras")
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the whole test suite (doctests included) with hypothesis derandomized."""
-    _install_torch(session)
+    """The quick tier (a few minutes): unit, reference and property tests and doctests, hypothesis derandomized.
+
+    Installs the package with its light test extra only; the frameworks, the simulations and the slow tier are
+    ``tests_full``. Arguments after ``--`` go to pytest.
+    """
     session.install("-e", ".[test]")
+    session.run("pytest", *QUICK, *session.posargs, env={"CI": os.environ.get("CI", "true")})
+
+
+@nox.session
+def tests_full(session: nox.Session) -> None:
+    """The whole suite: the quick tier, the slow tier (simulations, brute force, 72-head reports, studies' checks)
+    and the tests that run torch, highway-env, Dask clusters, jax/flax and notebooks for real (about 15 min)."""
+    _install_torch(session)
+    session.install("-e", ".[test-full]")
     session.run("pytest", *session.posargs, env={"CI": os.environ.get("CI", "true")})
 
 
@@ -56,7 +73,6 @@ def latex(session: nox.Session) -> None:
     are skipped with a reason.
     """
     _install_system_tools(session, {"pdflatex": TEXLIVE})
-    _install_torch(session)
     session.install("-e", ".[test]")
     session.run("pytest", "tests/test_latex.py", *session.posargs)
 
@@ -185,7 +201,6 @@ def render(session: nox.Session) -> None:
     an existing report).
     """
     _install_system_tools(session, {"pdftoppm": ("poppler-utils",), "chromium": ("chromium",)})
-    _install_torch(session)
     session.install("-e", ".[test]")
     session.run("pytest", "tests/test_render.py", env={"CI": "true"})
     out = session.posargs or ["--out", str(session.create_tmp() + "/rendered")]

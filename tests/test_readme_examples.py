@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-#: Example -> the packages it needs (the test extra installs them; elsewhere the example is skipped).
+#: Example -> the packages it needs (the test-full extra installs them; elsewhere the example is skipped).
 NEEDS = {"highway": ("torch", "highway_env"), "flax": ("jax", "flax"), "explain": (), "joint": (),
          "ablation": ("torch", "highway_env")}
 
@@ -25,8 +25,12 @@ def test_every_marked_example_is_tested() -> None:
 SLOW = ("highway", "ablation")  # roll-outs in highway-env
 
 
-@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name
-                                  for name in sorted(NEEDS)])
+def _marks(name: str) -> list[pytest.MarkDecorator]:
+    """``slow`` for roll-outs, ``extras`` for an example that needs a framework (the full tier runs both)."""
+    return [pytest.mark.slow] * (name in SLOW) + [pytest.mark.extras] * bool(NEEDS[name])
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=_marks(name)) for name in sorted(NEEDS)])
 def test_the_readme_example_runs(name: str, capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # an example may write files

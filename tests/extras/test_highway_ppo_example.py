@@ -22,7 +22,7 @@ from hsi_stats import analyze, load_npz
 pytest.importorskip("stable_baselines3", reason="the example needs stable-baselines3 (installed by the test extra)")
 pytest.importorskip("highway_env", reason="the example needs highway-env (installed by the test extra)")
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "highway_ppo"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "highway_ppo"
 
 
 @pytest.mark.slow  # a training run of about 20 s

@@ -30,7 +30,7 @@ from tests.notebook_from_seed import (
 
 pytestmark = pytest.mark.slow  # executes notebooks in a kernel
 
-SHARED_SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_ab47f41b40a66697.txt"
+SHARED_SEED = Path(__file__).resolve().parents[3] / "shared" / "seeds" / "000_ab47f41b40a66697.txt"
 
 
 def _outputs(notebook: nbformat.NotebookNode, kind: str) -> str:
