@@ -105,11 +105,11 @@ def test_methods_markdown_writes_math_and_the_settings_used(demo, evolution) -> 
     assert r"$\mathrm{HSI}_h = \max_f |\rho_{hf}|$" in markdown
     assert r"H(p) = -\sum_{v=1}^{V_s} p_v \log p_v" in markdown  # the entropy, defined
     assert "expanded percentile intervals [@hesterberg2015]" in markdown
-    assert "its interval was the projection of a simultaneous band of the head's rhos" in markdown
+    assert "its interval was the projection of a simultaneous band of the head's correlations" in markdown
     assert r"\max_f \max\big(0, |\hat\rho_{hf}| - c_h s_{hf}\big)" in markdown
     assert "sign-flip randomisation test [@winkler2014]" in markdown
     assert "all 64 head x feature tests" in markdown and "the 8 head-level tests" in markdown
-    assert "Change over training was measured" in markdown and r"f_h = \arg\max_f" in markdown
+    assert "Change over training was measured" in markdown and r"f_h = \mathrm{arg\,max}_f" in markdown
     assert "so that the interval excludes 0 exactly when the test rejects" in markdown
     plain = " ".join(methods_text(demo).paragraphs)
     assert "$" not in plain and "[@" not in plain and "(Field and Welsh, 2007)" in plain

@@ -78,8 +78,9 @@ def test_pdf_holds_the_head_table_methods_and_figures(report_dir: Path, pdf_text
     for row in head_table(result).itertuples():
         assert row.head in text and row.label in text
         assert row._4 in text  # "HSI [CI]"
-    first_sentence = methods_text(result).paragraphs[0].split(";")[0]
-    assert _normalise(first_sentence) in text
+    first_block = methods_text(result).pdf[0][0][1]  # the PDF's own rendering: symbols, not "rho"
+    first_sentence = re.sub(r"<[^>]+>", "", first_block).split(";")[0]
+    assert "\u03c1" in first_sentence and _normalise(first_sentence) in text
     n_images = sum(len(page.images) for page in PdfReader(report_dir / "report.pdf").pages)
     html_images = re.findall(r'src="data:image/png;base64,', (report_dir / "report.html").read_text())
     assert n_images == len(html_images)  # every figure of the report, once

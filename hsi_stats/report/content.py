@@ -32,7 +32,7 @@ from .tables import HEAD_COLUMN_KINDS, head_table, left_out_table
 if TYPE_CHECKING:
     from ..evolution import EvolutionResult
 
-__all__ = ["Figure", "ReportContent", "build_content"]
+__all__ = ["Figure", "Findings", "ReportContent", "build_content", "findings"]
 
 
 @dataclass(frozen=True)
@@ -71,15 +71,27 @@ def figure_key(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class ReportContent:
-    """Everything both renderers show, in order.
+class Findings:
+    """The report's opening summary: a headline, one line per validated head and what was analysed."""
 
-    ``name_legend`` maps the short head names of the figures (and the PDF's tables) to the full ones; None when
-    every name is short already. ``ablation`` is the section on removing heads, None without ablation results.
+    headline: str
+    heads: list[str]
+    analysed: str
+
+
+@dataclass(frozen=True)
+class ReportContent:
+    """Everything both renderers show.
+
+    They show it findings first: the title and :attr:`findings`, the heads, the figures, the ablation section,
+    the evolution, the explanations, then the data, the methods and the references. ``name_legend`` maps the short
+    head names of the figures (and the PDF's tables) to the full ones; None when every name is short already.
+    ``ablation`` is the section on removing heads, None without ablation results.
     """
 
     title: str
     created: str
+    findings: Findings
     summary: list[tuple[str, str]]
     notes: list[str]
     left_out: pd.DataFrame
@@ -97,6 +109,59 @@ class ReportContent:
     def head_classes(self) -> dict[str, str]:
         """The HTML class of each head-table column: numbers aligned, the label and the reasons styled."""
         return {column: HEAD_COLUMN_KINDS.get(column, "") for column in self.heads.columns}
+
+
+#: Validated heads named one by one in the opening summary; the rest are counted (the head table has them all).
+FINDINGS_HEADS = 12
+
+
+def _finding(row: Any, short: str, level: int) -> str:
+    """One validated head: its label and feature, its rho, adjusted p, HSI and focus, and its joint profile."""
+    text = (f"{short}: {row.label} ({row.label_feature}), rho "
+            f"{format_interval(row.label_rho, row.label_ci_low, row.label_ci_high)}, adjusted p "
+            f"{format_p(row.label_p_adjusted)}; HSI {format_interval(row.hsi, row.ci_low, row.ci_high)}; focus "
+            f"{format_interval(row.label_focus, row.label_focus_ci_low, row.label_focus_ci_high)}")
+    profile = getattr(row, "profile", "")
+    return text + (f"; profile {profile}" if isinstance(profile, str) and profile else "") + f" ({level}% CIs)."
+
+
+def findings(result: HSIResult) -> Findings:
+    """The opening summary of a report: how many heads validated, which ones with their key numbers, and the
+    step, scenarios and data analysed.
+
+    Examples
+    --------
+    >>> from hsi_stats import analyze
+    >>> from hsi_stats.synthetic import generate
+    >>> found = findings(analyze(generate(n_episodes=20, n_steps=10, rng=0).dataset, n_resamples=999, rng=1))
+    >>> found.headline
+    '3 of 8 heads carry a validated label: h1 Proximity Head, h2 Left Lane Head, h3 Traffic Flow Head.'
+    >>> found.analysed.split(";")[0]
+    'Analysed: training step 1000000, 200 scenarios in 20 independent episodes, 8 heads x 8 features'
+    """
+    heads, d = result.heads, result.data_summary
+    level = round(100 * result.settings.confidence_level)
+    short = short_head_names([str(h) for h in heads["head"]])
+    validated = heads[heads["validated"].astype(bool)]
+    named = [f"{short[str(h)]} {label}" for h, label in zip(validated["head"], validated["label"], strict=True)]
+    shown = ", ".join(named[:FINDINGS_HEADS]) + (f" and {len(named) - FINDINGS_HEADS} more" if
+                                                 len(named) > FINDINGS_HEADS else "")
+    headline = (f"{len(validated)} of {len(heads)} heads carry a validated label" + (f": {shown}." if named else
+                ": no head's association with a feature passed every rule (see Heads for each head's reasons)."))
+    lines = [_finding(row, short[str(row.head)], level) for row in validated.head(FINDINGS_HEADS).itertuples()]
+    if len(validated) > FINDINGS_HEADS:
+        lines.append(f"The other {len(validated) - FINDINGS_HEADS} validated heads are in the head table.")
+    analysed = (f"{d['n_scenarios']} scenarios in {d['n_groups']} independent episodes, {d['n_heads']} heads x "
+                f"{d['n_features']} features; data fingerprint {str(result.provenance['data_fingerprint'])[:16]}.")
+    if d["steps"]:
+        selection = StepSelection.from_dict(d["step_selection"])
+        steps = ", ".join(selection.label(step) for step in d["steps"])
+        which = "training step" if len(d["steps"]) == 1 else "training steps"
+        total = len(selection.available)
+        analysed = f"Analysed: {which} {steps}" + (f" (of {total} in the data), " if total > 1 else ", ") + analysed
+    else:
+        analysed = "Analysed: " + analysed
+    return Findings(headline, lines, analysed)
 
 
 def _summary_rows(result: HSIResult) -> list[tuple[str, str]]:
@@ -213,7 +278,7 @@ def _evolution_tables(evolution: EvolutionResult | None) -> tuple[pd.DataFrame |
     table = pd.DataFrame({
         "head": trends["head"],
         "feature": trends["feature"],
-        f"trend of rho per step [{level}% CI]": [format_interval(v, lo, hi) for v, lo, hi in
+        f"trend per checkpoint (+ when |rho| grows) [{level}% CI]": [format_interval(v, lo, hi) for v, lo, hi in
                                                   zip(trends["slope"], trends["ci_low"], trends["ci_high"],
                                                       strict=True)],
         "adjusted p": [format_p(v) for v in trends["p_adjusted"]],
@@ -249,6 +314,7 @@ def build_content(result: HSIResult, *, evolution: EvolutionResult | None = None
     return ReportContent(
         title=title,
         created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        findings=findings(result),
         summary=_summary_rows(result),
         notes=notes,
         left_out=left_out_table(result),

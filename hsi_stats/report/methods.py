@@ -133,7 +133,7 @@ def _first(result: HSIResult) -> list[Segment]:
     s = result.settings
     paragraph: list[Segment] = [*_data(result), *_CORRELATION_TEXT[s.correlation](s.estimator == "pooled"),
                                 *_ESTIMATOR_TEXT[s.estimator](s), slot,
-                                " The Head Specialization Index of head h is ",
+                                " The Head Specialization Index of head ", _m("h"), " is ",
                                 _m(r"\mathrm{HSI}_h = \max_f |\rho_{hf}|", "HSI_h = max_f |rho_hf|"),
                                 "; the feature attaining it is the head's primary feature."]
     described = StepSelection.from_dict(result.data_summary["step_selection"]).describe()
@@ -178,9 +178,10 @@ def _hsi_interval(half: float, n_groups: int) -> list[Segment]:
     """The HSI's interval, whatever the interval method of rho: the projection of a simultaneous band."""
     expanded = expanded_alpha(half, n_groups)
     return [
-        "The HSI, a maximum of absolute values, is not a smooth function of the rhos where features tie or every "
-        "rho is 0, and no bootstrap interval of it covers a head without effect; its interval was the projection "
-        "of a simultaneous band of the head's rhos onto ", _m(r"\max_f |\cdot|", "max_f |.|"), ": with ",
+        "The HSI, a maximum of absolute values, is not a smooth function of the correlations where features tie or "
+        "every ", _RHO, " is 0, and no bootstrap interval of it covers a head without effect; its interval was the "
+        "projection of a simultaneous band of the head's correlations onto ", _m(r"\max_f |\cdot|", "max_f |.|"),
+        ": with ",
         _m(r"s_{hf}", "s_hf"), " the bootstrap standard error of ", _RHO, " and ", _m("c_h"), " the ",
         _m(r"1 - 2\alpha'", "1 - 2 alpha'"), " quantile of ",
         _m(r"\max_f |\rho^*_{hf} - \hat\rho_{hf}| / s_{hf}", "max_f |rho*_hf - rho_hf| / s_hf"),
@@ -190,7 +191,8 @@ def _hsi_interval(half: float, n_groups: int) -> list[Segment]:
         _display(r"\Big[\max_f \max\big(0, |\hat\rho_{hf}| - c_h s_{hf}\big),\ \min\big(1, \max_f (|\hat\rho_{hf}| "
                  r"+ c_h s_{hf})\big)\Big],",
                  " [max_f max(0, |rho_hf| - c_h s_hf), min(1, max_f (|rho_hf| + c_h s_hf))],"),
-        "which covers the true HSI whenever the band covers every true rho of the head, holds the estimate, and "
+        "which covers the true HSI whenever the band covers every true ", _RHO, " of the head, holds the estimate, "
+        "and "
         "starts at 0 when no feature of the head is told apart from 0. ",
     ]
 
@@ -249,15 +251,15 @@ def _statistics(correction: str) -> list[Segment]:
             " over the randomisations: each statistic on the scale of its own null distribution", *why]
 
 
-_MAX_T: list[Segment] = ["the adjusted p-value of test i is ",
+_MAX_T: list[Segment] = ["the adjusted p-value of test ", _m("i"), " is ",
                          _m(r"\tilde p_i = \big(1 + \#\{r : \max_j T^*_{rj} \ge T_i\}\big)/(1 + R)",
                             "p~_i = (1 + #{r : max_j T*_rj >= T_i}) / (1 + R)")]
 _FWER_ANY = "; it controls the family-wise error rate under any dependence between tests"
 #: The multiple-comparison procedure of each ``correction``.
 _STEP_DOWN: list[Segment] = [
     "the step-down max-T procedure ", _cite("westfall1993"), " from the same randomisations: with the tests ordered "
-    "by their statistics, ", *_MAX_T, " with the maximum taken over test i and the tests ranked below it, made "
-    "monotone in that order", _FWER_ANY]
+    "by their statistics, ", *_MAX_T, " with the maximum taken over test ", _m("i"), " and the tests ranked below "
+    "it, made monotone in that order", _FWER_ANY]
 _SINGLE_STEP: list[Segment] = ["the single-step max-T procedure ", _cite("westfall1993"), " from the same "
                                "randomisations: ", *_MAX_T, ", the maximum taken over the family", _FWER_ANY]
 _CORRECTION_TEXT: dict[str, list[Segment]] = {
@@ -309,16 +311,17 @@ def _second(result: HSIResult) -> list[Segment]:
 
 _SCALE_TEXT: dict[str, list[Segment]] = {
     "rank-feature": [
-        "Because rho is linear in attention, a head with all its attention on the flagged entity of an indicator "
-        "reaches |rho| = 1; against a continuous feature, a head with all its attention on the most extreme of n "
-        "entities reaches at most ", _m(r"\sqrt{3/(n+1)}", "sqrt(3/(n+1))"),
-        " (0.71 for n = 5), so for continuous features the focus says more about concentration than the band."],
+        "Because ", _RHO, " is linear in attention, a head with all its attention on the flagged entity of an "
+        "indicator reaches ", _m(r"|\rho_{hf}| = 1", "|rho_hf| = 1"), "; against a continuous feature, a head with "
+        "all its attention on the most extreme of ", _m("n"), " entities reaches at most ",
+        _m(r"\sqrt{3/(n+1)}", "sqrt(3/(n+1))"), " (0.71 for ", _m("n = 5"),
+        "), so for continuous features the focus says more about concentration than the band."],
     "spearman": [
         "Under Spearman, the within-scenario correlation with a binary feature that flags one entity among n cannot "
         "exceed ", _m(r"\sqrt{3/(n+1)}", "sqrt(3/(n+1))"), ", so bands for binary features understate the "
         "strength."],
-    "pearson": ["Under Pearson, rho depends on the feature's scale: heavy-tailed features are dominated by their "
-                "largest values."],
+    "pearson": ["Under Pearson, ", _RHO, " depends on the feature's scale: heavy-tailed features are dominated by "
+                "their largest values."],
 }
 
 
@@ -355,7 +358,7 @@ def _third(result: HSIResult) -> list[Segment]:
         " with ", _m(r"\bar f", "mean f"), " the mean of the scenarios' ", _m(r"u/(1 - u)", "u / (1 - u)"),
         ", so that -1 is no attention on the targets at all (a head unrelated to the feature has a focus of 0 in "
         f"expectation either way); its {level}% interval comes from the same bootstrap resamples, by the interval "
-        "method of rho.",
+        "method of ", _RHO, ".",
     ]
 
 
@@ -383,7 +386,7 @@ def _joint(result: HSIResult) -> list[Segment]:
         "percentile within the scenario, each indicator as 0/1"
         + (", and indicators of the observation slot" if s["adjust"] == "slot" else "") + "),",
         _display(r"p_{hsv} = \frac{\exp(\beta_h^\top z_{sv})}{\sum_{v'} \exp(\beta_h^\top z_{sv'})}, \qquad "
-                 r"\hat\beta_h = \arg\max_\beta \sum_s \sum_v \tilde a_{hsv} \log p_{hsv}(\beta),",
+                 r"\hat\beta_h = \mathrm{arg\,max}_\beta \sum_s \sum_v \tilde a_{hsv} \log p_{hsv}(\beta),",
                  " p_hsv = exp(b_h' z_sv) / sum_v' exp(b_h' z_sv'), b_h maximising sum_s sum_v a_hsv log p_hsv,"),
         "the same estimate as a Poisson regression with scenario fixed effects ", _cite("baker1994"),
         "; scenario-level factors cancel, and ", _m(r"e^{\beta_{hf}}", "exp(b_hf)"), " is an attention odds ratio: "
@@ -421,9 +424,10 @@ def _evolution(evolution: EvolutionResult) -> list[Segment]:
     return [
         f"Each of the K = {len(evolution.steps)} training steps ({first} to {last}) was analysed in the same way on "
         "its own episodes. Change over training was measured per head on the feature it tracks over the run, ",
-        _m(r"f_h = \arg\max_f |\bar\rho_{hf}|", "f_h = argmax_f |mean_k rho_hfk|"), " with ",
+        _m(r"f_h = \mathrm{arg\,max}_f |\bar\rho_{hf}|", "f_h = argmax_f |mean_k rho_hfk|"), " with ",
         _m(r"\bar\rho_{hf} = K^{-1} \sum_k \rho_{hfk}", "mean_k rho_hfk = (1/K) sum_k rho_hfk"),
-        ", by the least-squares slope of its rho on the checkpoint index k = 0, ..., K - 1, signed by the sign ",
+        ", by the least-squares slope of its ", _m(r"\rho_{hf_hk}", "rho_hf_hk"), " on the checkpoint index ",
+        _m(r"k = 0, \dots, K - 1", "k = 0, ..., K - 1"), ", signed by the sign ",
         _m("o_h", "o_h"), " of that relation,",
         _display(r"S_h = o_h \sum_{k=0}^{K-1} c_k \, \rho_{hf_hk}, \qquad "
                  r"c_k = \frac{k - \bar k}{\sum_{k'} (k' - \bar k)^2},",
@@ -461,7 +465,7 @@ def _ablation(given: Sequence[Any]) -> list[Segment]:
         paragraph += [
             " Open loop, on the same observations with and without the head, with ", _m("p_t"), " and ", _m("q_t"),
             " the action probabilities at step t, the share of steps whose most probable action changed, ",
-            _m(r"\bar c = T^{-1} \sum_t [\arg\max p_t \ne \arg\max q_t]",
+            _m(r"\bar c = T^{-1} \sum_t [\mathrm{arg\,max} p_t \ne \mathrm{arg\,max} q_t]",
                "mean over t of [argmax p_t != argmax q_t]"), ", and the mean total-variation distance ",
             _m(r"T^{-1} \sum_t \tfrac12 \lVert p_t - q_t \rVert_1", "mean over t of (1/2) |p_t - q_t|_1"),
             f" were bounded by {level}% expanded percentile intervals ", _cite("hesterberg2015"), " from "

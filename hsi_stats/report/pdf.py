@@ -4,21 +4,29 @@ ReportLab is a pure-Python wheel: the PDF needs no system library (no browser, n
 works right after ``pip install hsi_stats`` on a fresh machine. Tables wrap between words only
 (:mod:`hsi_stats.report.pdf_tables`), heads go by their short names with a legend
 (:mod:`hsi_stats.report.naming`), figures keep their printed size on portrait pages, and the references follow
-the methods they support, kept with their heading.
+the methods they support, kept with their heading. The report leads with its findings (the summary, the heads and
+the figures) and ends with the data and the methods, whose formulas are set in Unicode symbols with sub- and
+superscripts (:mod:`hsi_stats.report.mathml`) in DejaVu Sans, a font that holds them.
 """
 
 from __future__ import annotations
 
 import io
 import struct
+from functools import cache
+from pathlib import Path
 from xml.sax.saxutils import escape
 
+import matplotlib
 import pandas as pd
 from reportlab.lib import colors
+from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import A4, landscape, portrait
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import cm
 from reportlab.lib.utils import ImageReader
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import (
     BaseDocTemplate,
     Flowable,
@@ -47,15 +55,39 @@ _CAPTION_ROOM = 2.5 * cm
 _PASSED = "all rules passed"
 
 
+#: The PDF's font: DejaVu Sans, which holds Greek letters, mathematical operators and combining accents (the
+#: methods' formulas), shipped with matplotlib as TrueType files that the PDF embeds.
+FONT = "DejaVuSans"
+_FONT_FILES = {FONT: "DejaVuSans.ttf", f"{FONT}-Bold": "DejaVuSans-Bold.ttf",
+               f"{FONT}-Oblique": "DejaVuSans-Oblique.ttf", f"{FONT}-BoldOblique": "DejaVuSans-BoldOblique.ttf"}
+
+
+@cache
+def _register_fonts() -> str:
+    """Register DejaVu Sans (regular, bold, oblique) with ReportLab once, from matplotlib's font folder."""
+    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    for name, file in _FONT_FILES.items():
+        pdfmetrics.registerFont(TTFont(name, str(folder / file)))
+    pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=f"{FONT}-Bold", italic=f"{FONT}-Oblique",
+                                  boldItalic=f"{FONT}-BoldOblique")
+    return FONT
+
+
 def _styles() -> dict[str, ParagraphStyle]:
-    base = getSampleStyleSheet()
+    base, font = getSampleStyleSheet(), _register_fonts()
+    bold = f"{font}-Bold"
     return {
-        "title": base["Title"],
-        "h2": ParagraphStyle("h2", parent=base["Heading2"], keepWithNext=1),
-        "h3": ParagraphStyle("h3", parent=base["Heading3"], keepWithNext=1),
-        "body": ParagraphStyle("body", parent=base["BodyText"], fontSize=9.5, leading=12.5),
-        "cell": ParagraphStyle("cell", parent=base["BodyText"], fontSize=8, leading=9.6),
-        "caption": ParagraphStyle("caption", parent=base["BodyText"], fontSize=8, leading=10,
+        "title": ParagraphStyle("title", parent=base["Title"], fontName=bold),
+        "h2": ParagraphStyle("h2", parent=base["Heading2"], fontName=bold, keepWithNext=1),
+        "h3": ParagraphStyle("h3", parent=base["Heading3"], fontName=bold, keepWithNext=1),
+        "body": ParagraphStyle("body", parent=base["BodyText"], fontName=font, fontSize=9, leading=12.5),
+        "methods": ParagraphStyle("methods", parent=base["BodyText"], fontName=font, fontSize=9, leading=14),
+        "formula": ParagraphStyle("formula", parent=base["BodyText"], fontName=font, fontSize=9, leading=16,
+                                  alignment=TA_CENTER, spaceBefore=2, spaceAfter=4),
+        "bullet": ParagraphStyle("bullet", parent=base["BodyText"], fontName=font, fontSize=9, leading=12,
+                                 leftIndent=12, bulletIndent=2),
+        "cell": ParagraphStyle("cell", parent=base["BodyText"], fontName=font, fontSize=7.5, leading=9.4),
+        "caption": ParagraphStyle("caption", parent=base["BodyText"], fontName=font, fontSize=7.5, leading=10,
                                   textColor=colors.HexColor("#57606a")),
     }
 
@@ -148,23 +180,53 @@ def _ablation(content: ReportContent, s: dict[str, ParagraphStyle]) -> list[Flow
     return story
 
 
-def _story(content: ReportContent) -> list[Flowable]:
-    s = _styles()
-    story: list[Flowable] = [Paragraph(escape(content.title), s["title"]),
-                             Paragraph(f"Generated {escape(content.created)} by hsi_stats.", s["caption"]),
-                             Paragraph("Data", s["h2"])]
-    story.append(word_table(pd.DataFrame(content.summary, columns=["", "value"]), s["cell"], _WIDTH))
-    story.append(Paragraph("Values left out, per feature:", s["body"]))
-    story.append(word_table(content.left_out[["feature", "why"]].rename(columns={"why": "left out"}), s["cell"],
-                            _WIDTH))
+def _findings(content: ReportContent, s: dict[str, ParagraphStyle]) -> list[Flowable]:
+    """The opening summary: the headline, a line per validated head, what was analysed."""
+    found = content.findings
+    story: list[Flowable] = [Paragraph(f"<b>{escape(found.headline)}</b>", s["body"])]
+    story += [Paragraph(escape(line), s["bullet"], bulletText="\u2022") for line in found.heads]
+    story.append(Paragraph(escape(found.analysed), s["body"]))
+    return story
+
+
+def _figures(content: ReportContent, s: dict[str, ParagraphStyle]) -> list[Flowable]:
+    """The figures at their printed size on portrait pages, each kept with its caption."""
+    story: list[Flowable] = [NextPageTemplate("figures"), PageBreak(), Paragraph("Figures", s["h2"])]
+    for figure in content.figures:
+        story.append(KeepTogether([
+            _image(figure.png, _FIGURE_WIDTH, _FIGURE_HEIGHT - _CAPTION_ROOM),
+            Paragraph(f"<b>{escape(figure.title)}.</b> {escape(figure.caption)}", s["caption"]),
+            Spacer(1, 0.4 * cm),
+        ]))
+    return [*story, NextPageTemplate("text"), PageBreak()]
+
+
+def _data_and_methods(content: ReportContent, s: dict[str, ParagraphStyle]) -> list[Flowable]:
+    """The data analysed, the methods (formulas in symbols) and the references they cite."""
+    story: list[Flowable] = [Paragraph("Data", s["h2"]),
+                             word_table(pd.DataFrame(content.summary, columns=["", "value"]), s["cell"], _WIDTH),
+                             Paragraph("Values left out, per feature:", s["body"]),
+                             word_table(content.left_out[["feature", "why"]].rename(columns={"why": "left out"}),
+                                        s["cell"], _WIDTH)]
     story += [Paragraph(escape(note), s["body"]) for note in content.notes]
     story.append(Paragraph("Methods", s["h2"]))
-    story += [Paragraph(escape(p), s["body"]) for p in content.methods.paragraphs]
+    story += [Paragraph(markup, s["formula" if kind == "display" else "methods"])
+              for paragraph in content.methods.pdf for kind, markup in paragraph]
     references = [Paragraph(f"{i}. {escape(text)}", s["body"])
                   for i, text in enumerate(content.methods.references.values(), start=1)]
     story.append(KeepTogether([Paragraph("References", s["h3"]), *references]))  # with the methods they support
+    return story
+
+
+def _story(content: ReportContent) -> list[Flowable]:
+    """Findings first: title and summary, heads, figures; then ablation, evolution, explanations, data, methods."""
+    s = _styles()
+    story: list[Flowable] = [Paragraph(escape(content.title), s["title"]),
+                             Paragraph(f"Generated {escape(content.created)} by hsi_stats.", s["caption"])]
+    story += _findings(content, s)
     story.append(Paragraph("Heads", s["h2"]))
     story += _head_tables(content, s)
+    story += _figures(content, s)
     if content.ablation is not None:
         story += _ablation(content, s)
     if content.evolution_table is not None:
@@ -178,14 +240,7 @@ def _story(content: ReportContent) -> list[Flowable]:
                                "with the largest share of its attention) and the least typical (the largest share "
                                "on another entity).", s["body"]))
         story.append(word_table(content.explanations.rename(columns={"text": "explanation"}), s["cell"], _WIDTH))
-    story += [NextPageTemplate("figures"), PageBreak(), Paragraph("Figures", s["h2"])]
-    for figure in content.figures:
-        story.append(KeepTogether([
-            _image(figure.png, _FIGURE_WIDTH, _FIGURE_HEIGHT - _CAPTION_ROOM),
-            Paragraph(f"<b>{escape(figure.title)}.</b> {escape(figure.caption)}", s["caption"]),
-            Spacer(1, 0.4 * cm),
-        ]))
-    return story
+    return story + _data_and_methods(content, s)
 
 
 def _page_template(name: str, size: tuple[float, float]) -> PageTemplate:
