@@ -83,7 +83,10 @@ def notebooks(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Time the estimators and the whole analysis (against per-pair scipy) on the reference workload of DESIGN 7.
+    """Time the estimators and the whole analysis (against per-pair scipy) on the reference workload.
+
+    The reference workload: 200 episodes x 50 steps x 8 entity slots (2-8 present), 8 heads, 8 features,
+    ``n_resamples=9999`` for both the bootstrap and the randomisation test.
 
     ``bench_analyze.py`` writes ``benchmarks/results/bench_analyze.json``. Arguments after ``--`` go to both scripts
     (only ``--repeats`` is understood by both). ``bench_explain.py`` times run-time explanations (one step, and a

@@ -1,4 +1,4 @@
-r"""Calibration study of :func:`hsi_stats.analyze` on synthetic driving data (DESIGN 4 and 8).
+r"""Calibration study of :func:`hsi_stats.analyze` on synthetic driving data with clustering and a density confound.
 
 Run with ``nox -s calibration`` (or ``python benchmarks/calibration.py --replicates 500``). Writes
 ``benchmarks/results/calibration.json`` (every number and setting) and ``benchmarks/results/calibration.md`` (the

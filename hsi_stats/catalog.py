@@ -1,8 +1,8 @@
 """Feature meanings: which head function a feature stands for and which sign of correlation is expected.
 
-The driving catalog (DESIGN 2.3) is built in; users pass their own as a mapping or a TOML/JSON file for other
-domains. A feature the catalog does not know gets the generic label ``"<feature> Head"`` with sign ``either``.
-This module holds data and lookups only: it computes nothing.
+The driving catalog (eight driving features, each with a head-function label and an expected sign) is built in; users
+pass their own as a mapping or a TOML/JSON file for other domains. A feature the catalog does not know gets the
+generic label ``"<feature> Head"`` with sign ``either``. This module holds data and lookups only: it computes nothing.
 """
 
 from __future__ import annotations
