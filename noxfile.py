@@ -1,5 +1,5 @@
-"""Development sessions: ``nox -s tests`` (the suite), ``lint``, ``typecheck``, ``latex``, ``render``, ``demo``,
-``notebooks``, ``bench``, ``scale``, ``calibration``, ``bands``, ``trend``, ``joint``, ``ablation``."""
+"""Development sessions: ``nox -s tests`` (the suite), ``lint``, ``typecheck``, ``docs``, ``latex``, ``render``,
+``demo``, ``notebooks``, ``bench``, ``scale``, ``calibration``, ``bands``, ``trend``, ``joint``, ``ablation``."""
 
 from __future__ import annotations
 
@@ -34,6 +34,18 @@ def lint(session: nox.Session) -> None:
     """Ruff: style, imports, numpy idioms."""
     session.install("ruff>=0.6")
     session.run("ruff", "check", "hsi_stats", "tests", "benchmarks", "examples/highway_ppo", "noxfile.py")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation into ``docs/_build/html`` with warnings as errors (the gallery's examples run).
+
+    Installs the package with its ``docs`` extra (Sphinx, numpydoc, MyST, sphinx-gallery, the pydata theme);
+    arguments after ``--`` go to ``sphinx-build`` (e.g. ``nox -s docs -- -E`` to rebuild every page).
+    """
+    session.install("-e", ".[docs]")
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", *session.posargs, "docs", "docs/_build/html",
+                env={"MPLBACKEND": "Agg"})
 
 
 @nox.session
@@ -92,7 +104,7 @@ def bench(session: nox.Session) -> None:
     (only ``--repeats`` is understood by both). ``bench_explain.py`` times run-time explanations (one step, and a
     batch of 100,000) into ``benchmarks/results/bench_explain.json``; ``bench_joint.py`` the default analysis
     against ``joint=False`` at 200,000 scenarios, with the passes each makes, into
-    ``benchmarks/results/bench_joint.json``. Without arguments the README's tables are rewritten from the results.
+    ``benchmarks/results/bench_joint.json``. Without arguments the docs' tables are rewritten from the results.
     """
     session.install(".")
     session.run("python", "benchmarks/bench_estimate.py", *session.posargs)
@@ -107,13 +119,13 @@ def bench(session: nox.Session) -> None:
 def scale(session: nox.Session) -> None:
     """Time and peak memory of ``analyze`` at 10,000, 100,000 and 1,000,000 scenarios, each in a fresh process.
 
-    Writes ``benchmarks/results/bench_scale.json`` and, run without arguments, the README's table; arguments after
+    Writes ``benchmarks/results/bench_scale.json`` and, run without arguments, the docs' table; arguments after
     ``--`` go to the script (e.g. ``nox -s scale -- --sizes 10000 100000 --resamples 999`` for a quick look; the
     default 1,000,000 scenarios need several minutes and gigabytes of memory).
     """
     session.install(".")
     session.run("python", "benchmarks/bench_scale.py", *session.posargs)
-    if not session.posargs:  # the benchmark as the README reports it: rewrite the README's table from its results
+    if not session.posargs:  # the benchmark as the docs report it: rewrite their table from its results
         session.run("python", "benchmarks/readme_tables.py", "scale")
 
 
@@ -124,14 +136,14 @@ def calibration(session: nox.Session) -> None:
     intervals of rates near 0 and 1 (``rate_study.py``, 2 min).
 
     Writes ``benchmarks/results/calibration.json``, ``corrections.json`` and ``rates.json`` (and their ``.md``
-    tables) and, run without arguments, the README's tables; arguments after ``--`` go to the calibration script
+    tables) and, run without arguments, the documentation's tables; arguments after ``--`` go to the calibration script
     (e.g. ``nox -s calibration -- --replicates 100``).
     """
     session.install(".")
     session.run("python", "benchmarks/calibration.py", *session.posargs)
     session.run("python", "benchmarks/correction_study.py")
     session.run("python", "benchmarks/rate_study.py")
-    if not session.posargs:  # the study as the README reports it: rewrite the README's table from its results
+    if not session.posargs:  # the study as the docs report it: rewrite their table from its results
         session.run("python", "benchmarks/readme_tables.py", "calibration", "corrections", "rates")
 
 
@@ -139,12 +151,12 @@ def calibration(session: nox.Session) -> None:
 def bands(session: nox.Session) -> None:
     """Where planted heads of graded strength land in the 0.3/0.5/0.7 bands, per estimator and correlation (< 1 min).
 
-    Writes ``benchmarks/results/bands.json`` and ``bands.md`` and, run without arguments, the README's table;
+    Writes ``benchmarks/results/bands.json`` and ``bands.md`` and, run without arguments, the docs' table;
     arguments after ``--`` go to the script (e.g. ``nox -s bands -- --seed 7 --out /tmp/bands``).
     """
     session.install(".")
     session.run("python", "benchmarks/bands.py", *session.posargs)
-    if not session.posargs:  # the study as the README reports it: rewrite the README's table from its results
+    if not session.posargs:  # the study as the docs report it: rewrite their table from its results
         session.run("python", "benchmarks/readme_tables.py", "bands")
 
 
@@ -152,12 +164,12 @@ def bands(session: nox.Session) -> None:
 def trend(session: nox.Session) -> None:
     """Size and power of tests of change over training, on simulated runs of 3, 5 and 10 checkpoints (~15 min).
 
-    Writes ``benchmarks/results/trend.json`` and ``trend.md`` and, run without arguments, the README's table;
+    Writes ``benchmarks/results/trend.json`` and ``trend.md`` and, run without arguments, the docs' table;
     arguments after ``--`` go to the script (e.g. ``nox -s trend -- --scale 0.1`` for a quick look).
     """
     session.install(".")
     session.run("python", "benchmarks/trend_study.py", *session.posargs)
-    if not session.posargs:  # the study as the README reports it: rewrite the README's table from its results
+    if not session.posargs:  # the study as the docs report it: rewrite their table from its results
         session.run("python", "benchmarks/readme_tables.py", "trend")
 
 
@@ -200,12 +212,12 @@ def joint(session: nox.Session) -> None:
     """Calibration study of the joint model: coverage, family-wise error and power with known coefficients (R = 300,
     about 5 min on 2 cores).
 
-    Writes ``benchmarks/results/joint.json`` and ``joint.md`` and, run without arguments, the README's table;
+    Writes ``benchmarks/results/joint.json`` and ``joint.md`` and, run without arguments, the docs' table;
     arguments after ``--`` go to the script (e.g. ``nox -s joint -- --replicates 50 --n-resamples 999``).
     """
     session.install(".")
     session.run("python", "benchmarks/joint_study.py", *session.posargs)
-    if not session.posargs:  # the study as the README reports it: rewrite the README's table from its results
+    if not session.posargs:  # the study as the docs report it: rewrite their table from its results
         session.run("python", "benchmarks/readme_tables.py", "joint")
 
 
@@ -214,11 +226,11 @@ def ablation(session: nox.Session) -> None:
     """Calibration study of ablation: coverage of the open-loop intervals on episodes drawn from a pool of the planted
     policy, and the closed-loop intervals and tests (R = 1000, about 17 min on 2 cores).
 
-    Writes ``benchmarks/results/ablation.json`` and ``ablation.md`` and, run without arguments, the README's table;
+    Writes ``benchmarks/results/ablation.json`` and ``ablation.md`` and, run without arguments, the docs' table;
     arguments after ``--`` go to the script (e.g. ``nox -s ablation -- --replicates 100``).
     """
     _install_torch(session)
     session.install(".[torch]")
     session.run("python", "benchmarks/ablation_study.py", *session.posargs)
-    if not session.posargs:  # the study as the README reports it: rewrite the README's table from its results
+    if not session.posargs:  # the study as the docs report it: rewrite their table from its results
         session.run("python", "benchmarks/readme_tables.py", "ablation")

@@ -9,8 +9,8 @@ readers can be tested end to end.
 Traffic. Each episode has 3 or 4 lanes (3.7 m wide; lane 0 is the rightmost, ``dy > 0`` is left) and an episode-level
 traffic density ``rho ~ U(0, 1)``. Dense episodes have more vehicles present, a shorter window (the V nearest vehicles
 of dense traffic are all near: half-width 80 m at ``rho = 0``, 40 m at ``rho = 1``) and slower traffic (desired speeds
-6 m/s lower): the density confound, on which the original pooled method finds heads that track nothing (see the
-calibration page of the docs). Speeds follow the intelligent driver model with a smooth (Ornstein-Uhlenbeck)
+6 m/s lower): the density confound, under which the original pooled method's iid p-values reject far too often (see
+the calibration page of the docs). Speeds follow the intelligent driver model with a smooth (Ornstein-Uhlenbeck)
 acceleration noise, positions integrate the speeds, vehicles change lane now and then (more often when blocked) and
 move sideways over a few seconds, and a vehicle that leaves the window is replaced, after a short delay, by a new one
 entering at the window's edge. At every step 2 to ``n_slots`` vehicles are present; slots are ordered by distance
