@@ -51,8 +51,11 @@ KINDS = (("indicator", "indicator"), ("ttc", "lowest TTC"))
 
 
 def calibration_block(record: dict[str, Any]) -> str:
-    """The table and its notes, as the study wrote them (calibration, trend)."""
-    return str(record["markdown"]).strip()
+    """The table and its notes, as the study wrote them (calibration, trend).
+
+    A ``|`` inside a cell (``h1|ttc``, a head and its feature) is escaped, so that it does not split the cell.
+    """
+    return re.sub(r"(?<=\w)\|(?=\w)", r"\\|", str(record["markdown"]).strip())
 
 
 def _band(value: float | None) -> str:

@@ -50,6 +50,9 @@ autosummary_generate = True
 autosummary_imported_members = True
 autodoc_default_options = {"member-order": "bysource"}
 autodoc_typehints = "none"  # numpydoc's Parameters sections give the types
+# The capture modules import torch and highway-env at import; the documentation is built without them (they are
+# large, and no example page executes them), so autodoc reads those modules against stand-ins.
+autodoc_mock_imports = ["torch", "highway_env", "gymnasium"]
 numpydoc_show_class_members = False  # the class template lists the members with autodoc instead
 numpydoc_class_members_toctree = False
 numpydoc_attributes_as_param_list = True
@@ -83,7 +86,7 @@ html_theme_options = {
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
-html_sidebars = {"index": [], "changelog": [], "install": []}
+html_sidebars = {page: [] for page in ("index", "install", "cli", "development", "changelog")}
 html_show_sourcelink = False
 pygments_style = "default"
 

@@ -1,4 +1,4 @@
-"""The ``hsi-stats`` command line: ``demo``, ``analyze``, ``registry``, ``explain`` and ``convert``.
+"""The hsi-stats command line: demo, analyze, registry, explain and convert.
 
 The analysis flags are built from :class:`~hsi_stats.settings.AnalysisSettings` (names, choices, defaults and
 help), so the command line always offers what the API offers. Bad input (data, files, options: an

@@ -48,12 +48,12 @@ run.truth_frame()
 # The HSI of each head with its interval and the 0.3/0.5/0.7 strength lines:
 from hsi_stats.report.figures import focus_plot, hsi_bars, rho_heatmap
 
-hsi_bars(result)
+ax = hsi_bars(result)
 
 # %%
 # Every rho, with ``*`` where its adjusted p-value is below alpha:
-rho_heatmap(result)
+ax = rho_heatmap(result)
 
 # %%
 # The focus of each head on its label feature's target: 0 for uniform attention, 1 for all of it on the target.
-focus_plot(result)
+ax = focus_plot(result)

@@ -25,4 +25,4 @@ evolution.trends.round(3)
 # HSI with its interval at every step, per head:
 from hsi_stats.report.figures import evolution_plot
 
-evolution_plot(evolution.per_step, threshold=0.3)
+ax = evolution_plot(evolution.per_step, threshold=0.3)

@@ -30,4 +30,4 @@ print((out / "table.tex").read_text())
 # The forest plot of every rho with its interval, as the report draws it:
 from hsi_stats.report.figures import forest_plot
 
-forest_plot(result, heads=["h0", "h1", "h4"])
+ax = forest_plot(result, heads=["h0", "h1", "h4"])

@@ -24,4 +24,4 @@ result.joint.round(2)
 # The odds ratios with their intervals, per head:
 from hsi_stats.report.figures import odds_ratio_plot
 
-odds_ratio_plot(result)
+fig = odds_ratio_plot(result)
