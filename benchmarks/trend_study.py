@@ -218,7 +218,7 @@ def summarise(results: list[dict[str, Any]], truth: dict[int, list[float]]) -> d
 
 
 def markdown(summary: dict[str, Any], settings: Settings) -> str:
-    """The README tables: size (family-wise, over 8 heads) and power (all 4 planted heads found) per design, then
+    """The docs' tables: size (family-wise, over 8 heads) and power (all 4 planted heads found) per design, then
     the coverage of the trend's intervals."""
     header = ("| checkpoints K, episodes E | " + " | ".join(f"size: {t}" for t in TESTS) + " | "
               + " | ".join(f"power: {t} (full / quarter effect)" for t in TESTS) + " |")
