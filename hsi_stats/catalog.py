@@ -161,6 +161,10 @@ def load_catalog(catalog: FeatureCatalog | Mapping[str, Any] | str | os.PathLike
                     f"but {type(catalog).__name__} was passed.")
 
 
+#: The built-in driving catalog: ``ttc`` (Safety Head, negative), ``distance_to_ego`` (Proximity Head, negative),
+#: ``closing_speed`` (Threat Assessment Head, positive), ``is_ahead`` (Traffic Flow Head, positive), ``is_behind``
+#: (Rear Monitoring Head, positive), ``is_left`` (Left Lane Head, positive), ``is_right`` (Right Lane Head,
+#: positive) and ``agent_speeds`` (Dynamic Object Head, either). The default ``catalog`` of every analysis.
 DRIVING_CATALOG = FeatureCatalog.from_mapping(
     {
         "ttc": {"label": "Safety Head", "sign": "negative",
