@@ -1,6 +1,6 @@
 """Development sessions: ``nox -s tests`` (the quick tier), ``tests_full`` (the whole suite), ``lint``,
-``typecheck``, ``latex``, ``render``, ``demo``, ``notebooks``, ``bench``, ``scale``, ``calibration``, ``bands``,
-``trend``, ``joint``, ``ablation``."""
+``typecheck``, ``docs``, ``latex``, ``render``, ``demo``, ``notebooks``, ``bench``, ``scale``, ``calibration``,
+``bands``, ``trend``, ``joint``, ``ablation``."""
 
 from __future__ import annotations
 
@@ -54,6 +54,18 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation into ``docs/_build/html`` with warnings as errors (the gallery's examples run).
+
+    Installs the package with its ``docs`` extra (Sphinx, numpydoc, MyST, sphinx-gallery, the pydata theme);
+    arguments after ``--`` go to ``sphinx-build`` (e.g. ``nox -s docs -- -E`` to rebuild every page).
+    """
+    session.install("-e", ".[docs]")
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", *session.posargs, "docs", "docs/_build/html",
+                env={"MPLBACKEND": "Agg"})
+
+
+@nox.session
 def typecheck(session: nox.Session) -> None:
     """Mypy on the package."""
     _install_torch(session)
@@ -99,13 +111,16 @@ def notebooks(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Time the estimators and the whole analysis (against per-pair scipy) on the reference workload of DESIGN 7.
+    """Time the estimators and the whole analysis (against per-pair scipy) on the reference workload.
+
+    The reference workload: 200 episodes x 50 steps x 8 entity slots (2-8 present), 8 heads, 8 features,
+    ``n_resamples=9999`` for both the bootstrap and the randomisation test.
 
     ``bench_analyze.py`` writes ``benchmarks/results/bench_analyze.json``. Arguments after ``--`` go to both scripts
     (only ``--repeats`` is understood by both). ``bench_explain.py`` times run-time explanations (one step, and a
     batch of 100,000) into ``benchmarks/results/bench_explain.json``; ``bench_joint.py`` the default analysis
     against ``joint=False`` at 200,000 scenarios, with the passes each makes, into
-    ``benchmarks/results/bench_joint.json``. Without arguments the README's tables are rewritten from the results.
+    ``benchmarks/results/bench_joint.json``. Without arguments the docs' tables are rewritten from the results.
     """
     session.install(".")
     session.run("python", "benchmarks/bench_estimate.py", *session.posargs)
@@ -120,13 +135,13 @@ def bench(session: nox.Session) -> None:
 def scale(session: nox.Session) -> None:
     """Time and peak memory of ``analyze`` at 10,000, 100,000 and 1,000,000 scenarios, each in a fresh process.
 
-    Writes ``benchmarks/results/bench_scale.json`` and, run without arguments, the README's table; arguments after
+    Writes ``benchmarks/results/bench_scale.json`` and, run without arguments, the docs' table; arguments after
     ``--`` go to the script (e.g. ``nox -s scale -- --sizes 10000 100000 --resamples 999`` for a quick look; the
     default 1,000,000 scenarios need several minutes and gigabytes of memory).
     """
     session.install(".")
     session.run("python", "benchmarks/bench_scale.py", *session.posargs)
-    if not session.posargs:  # the benchmark as the README reports it: rewrite the README's table from its results
+    if not session.posargs:  # the benchmark as the docs report it: rewrite their table from its results
         session.run("python", "benchmarks/readme_tables.py", "scale")
 
 
@@ -137,14 +152,14 @@ def calibration(session: nox.Session) -> None:
     intervals of rates near 0 and 1 (``rate_study.py``, 2 min).
 
     Writes ``benchmarks/results/calibration.json``, ``corrections.json`` and ``rates.json`` (and their ``.md``
-    tables) and, run without arguments, the README's tables; arguments after ``--`` go to the calibration script
+    tables) and, run without arguments, the documentation's tables; arguments after ``--`` go to the calibration script
     (e.g. ``nox -s calibration -- --replicates 100``).
     """
     session.install(".")
     session.run("python", "benchmarks/calibration.py", *session.posargs)
     session.run("python", "benchmarks/correction_study.py")
     session.run("python", "benchmarks/rate_study.py")
-    if not session.posargs:  # the study as the README reports it: rewrite the README's table from its results
+    if not session.posargs:  # the study as the docs report it: rewrite their table from its results
         session.run("python", "benchmarks/readme_tables.py", "calibration", "corrections", "rates")
 
 
@@ -152,12 +167,12 @@ def calibration(session: nox.Session) -> None:
 def bands(session: nox.Session) -> None:
     """Where planted heads of graded strength land in the 0.3/0.5/0.7 bands, per estimator and correlation (< 1 min).
 
-    Writes ``benchmarks/results/bands.json`` and ``bands.md`` and, run without arguments, the README's table;
+    Writes ``benchmarks/results/bands.json`` and ``bands.md`` and, run without arguments, the docs' table;
     arguments after ``--`` go to the script (e.g. ``nox -s bands -- --seed 7 --out /tmp/bands``).
     """
     session.install(".")
     session.run("python", "benchmarks/bands.py", *session.posargs)
-    if not session.posargs:  # the study as the README reports it: rewrite the README's table from its results
+    if not session.posargs:  # the study as the docs report it: rewrite their table from its results
         session.run("python", "benchmarks/readme_tables.py", "bands")
 
 
@@ -165,12 +180,12 @@ def bands(session: nox.Session) -> None:
 def trend(session: nox.Session) -> None:
     """Size and power of tests of change over training, on simulated runs of 3, 5 and 10 checkpoints (~15 min).
 
-    Writes ``benchmarks/results/trend.json`` and ``trend.md`` and, run without arguments, the README's table;
+    Writes ``benchmarks/results/trend.json`` and ``trend.md`` and, run without arguments, the docs' table;
     arguments after ``--`` go to the script (e.g. ``nox -s trend -- --scale 0.1`` for a quick look).
     """
     session.install(".")
     session.run("python", "benchmarks/trend_study.py", *session.posargs)
-    if not session.posargs:  # the study as the README reports it: rewrite the README's table from its results
+    if not session.posargs:  # the study as the docs report it: rewrite their table from its results
         session.run("python", "benchmarks/readme_tables.py", "trend")
 
 
@@ -212,12 +227,12 @@ def joint(session: nox.Session) -> None:
     """Calibration study of the joint model: coverage, family-wise error and power with known coefficients (R = 300,
     about 5 min on 2 cores).
 
-    Writes ``benchmarks/results/joint.json`` and ``joint.md`` and, run without arguments, the README's table;
+    Writes ``benchmarks/results/joint.json`` and ``joint.md`` and, run without arguments, the docs' table;
     arguments after ``--`` go to the script (e.g. ``nox -s joint -- --replicates 50 --n-resamples 999``).
     """
     session.install(".")
     session.run("python", "benchmarks/joint_study.py", *session.posargs)
-    if not session.posargs:  # the study as the README reports it: rewrite the README's table from its results
+    if not session.posargs:  # the study as the docs report it: rewrite their table from its results
         session.run("python", "benchmarks/readme_tables.py", "joint")
 
 
@@ -226,11 +241,11 @@ def ablation(session: nox.Session) -> None:
     """Calibration study of ablation: coverage of the open-loop intervals on episodes drawn from a pool of the planted
     policy, and the closed-loop intervals and tests (R = 1000, about 17 min on 2 cores).
 
-    Writes ``benchmarks/results/ablation.json`` and ``ablation.md`` and, run without arguments, the README's table;
+    Writes ``benchmarks/results/ablation.json`` and ``ablation.md`` and, run without arguments, the docs' table;
     arguments after ``--`` go to the script (e.g. ``nox -s ablation -- --replicates 100``).
     """
     _install_torch(session)
     session.install(".[torch]")
     session.run("python", "benchmarks/ablation_study.py", *session.posargs)
-    if not session.posargs:  # the study as the README reports it: rewrite the README's table from its results
+    if not session.posargs:  # the study as the docs report it: rewrite their table from its results
         session.run("python", "benchmarks/readme_tables.py", "ablation")

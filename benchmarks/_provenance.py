@@ -72,7 +72,7 @@ def peak_rss_mib() -> float:
 
 def write_study(out: Path, name: str, record: dict[str, Any], table: str) -> None:
     """Write a study's ``out/<name>.json`` (``record`` with the table under ``markdown``) and ``out/<name>.md`` (the
-    README's table), and print the table."""
+    docs' table), and print the table."""
     import json
 
     out.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@ r"""Calibration study of ablation: coverage of the open-loop intervals, and the 
 
 Run with ``nox -s ablation`` (or ``python benchmarks/ablation_study.py --replicates 1000``). Writes
 ``benchmarks/results/ablation.json`` (every number and setting) and ``benchmarks/results/ablation.md`` (the
-README's table) and prints the table.
+docs' table) and prints the table.
 
 Open loop: a fixed policy, episodes from a large pool
 -----------------------------------------------------
@@ -179,7 +179,7 @@ def summarise(found: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def markdown(summary: dict[str, Any], settings: dict[str, Any]) -> str:
-    """The README's tables and their notes."""
+    """The docs' tables and their notes."""
     true = settings["truth"]
     lines = ["| episodes G | " + " | ".join(f"coverage: {label}" for label in MEASURES.values())
              + " | mean width (changed) | targeted power |", "|" + "---|" * (len(MEASURES) + 3)]

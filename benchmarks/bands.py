@@ -2,7 +2,7 @@ r"""Where planted heads of known strength land in the strength bands, for every 
 
 Run with ``nox -s bands`` (or ``python benchmarks/bands.py --seed 20251201``). Writes
 ``benchmarks/results/bands.json`` (every number, the settings and the provenance) and
-``benchmarks/results/bands.md`` (the tables of the README) and prints the Markdown. Takes a few seconds.
+``benchmarks/results/bands.md`` (the tables of the docs) and prints the Markdown. Takes a few seconds.
 
 Why
 ---

@@ -1,4 +1,5 @@
-r"""Time the whole analysis on the reference workload of DESIGN 7 against the per-pair scipy approach.
+r"""Time the whole analysis on the reference workload (200 episodes x 50 steps, 8 slots,
+8 heads, 8 features, ``n_resamples=9999``) against the per-pair scipy approach.
 
 Run with ``nox -s bench`` (after ``bench_estimate.py``) or ``python benchmarks/bench_analyze.py``. Writes
 ``benchmarks/results/bench_analyze.json``.
@@ -25,8 +26,8 @@ the 8 default heads and the 8 driving features (10,000 scenarios, 64 (head, feat
     ``--scipy-episodes`` below 200 the scipy calls run on the first episodes only and their time is scaled
     linearly in the number of flattened pairs n; the BCa jackknife costs O(n^2), so this too underestimates scipy.
 
-Reported: the time of ``analyze``, the extrapolated scipy time, their ratio (DESIGN 7 asks >= 100x), the times at the
-three sizes and resample counts with a least-squares line ``seconds = intercept + slope * size`` for each (the cost
+Reported: the time of ``analyze``, the extrapolated scipy time, their ratio (the target is at least 100x), the times at
+the three sizes and resample counts with a least-squares line ``seconds = intercept + slope * size`` for each (the cost
 is affine: a fixed part, mostly the estimation, which ``estimate`` alone times, plus a part linear in scenarios and in
 resamples; the resampling stage alone, ``cluster_bootstrap`` + ``randomisation_test`` on the group sums, is timed at
 the three resample counts too), and the peak memory: the process's

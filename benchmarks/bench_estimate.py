@@ -1,4 +1,4 @@
-"""Time the point estimators at three sizes of the reference workload (DESIGN 7).
+"""Time the point estimators at three sizes of the reference workload (8 slots, 8 heads, 8 features).
 
 Run with ``nox -s bench``. Prints seconds per estimator and correlation type at 50, 100 and 200 episodes of 50
 steps (8 slots, 8 heads, 8 features), so the growth in scenarios can be read off, and the peak resident memory.

@@ -1,8 +1,8 @@
-r"""Calibration study of :func:`hsi_stats.analyze` on synthetic driving data (DESIGN 4 and 8).
+r"""Calibration study of :func:`hsi_stats.analyze` on synthetic driving data with clustering and a density confound.
 
 Run with ``nox -s calibration`` (or ``python benchmarks/calibration.py --replicates 500``). Writes
 ``benchmarks/results/calibration.json`` (every number and setting) and ``benchmarks/results/calibration.md`` (the
-Markdown table of the README) and prints the table.
+Markdown table of the docs) and prints the table.
 
 What is simulated
 -----------------
@@ -611,7 +611,7 @@ def _rate(entry: dict[str, Any]) -> str:
 
 
 def markdown_table(summary: dict[str, Any], settings: Settings) -> str:
-    """The README table: rows are quantities, columns the defaults, the within-scenario scheme and the original."""
+    """The docs' table: rows are quantities, columns the defaults, the within-scenario scheme and the original."""
     n0, p0 = summary["null"]["defaults"], summary["planted"]["defaults"]
     n1, p1 = summary["null"]["within-scenario"], summary["planted"]["within-scenario"]
     orig = summary["null"]["original"]

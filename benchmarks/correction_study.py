@@ -1,7 +1,7 @@
 r"""Power and family-wise error of the corrections on a family whose features vary unequally.
 
 Run by ``nox -s calibration`` (or ``python benchmarks/correction_study.py``). Writes
-``benchmarks/results/corrections.json`` and ``corrections.md`` (the README's table) and prints the table.
+``benchmarks/results/corrections.json`` and ``corrections.md`` (the docs' table) and prints the table.
 
 What is simulated
 -----------------

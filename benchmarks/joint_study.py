@@ -1,7 +1,7 @@
 r"""Calibration study of the joint model: coverage, family-wise error and power with known coefficients.
 
 Run with ``nox -s joint`` (or ``python benchmarks/joint_study.py --replicates 300``). Writes
-``benchmarks/results/joint.json`` (every number and setting) and ``benchmarks/results/joint.md`` (the README's
+``benchmarks/results/joint.json`` (every number and setting) and ``benchmarks/results/joint.md`` (the docs'
 table) and prints the table.
 
 What is simulated
@@ -209,7 +209,7 @@ def summarise(results: list[dict[str, Any]], alpha: float = 0.05) -> dict[str, A
 
 
 def markdown(summary: dict[str, Any], settings: dict[str, Any]) -> str:
-    """The README's table and its notes."""
+    """The docs' table and its notes."""
     header = ["head", "fit", *[f"coverage: {label}" for label in METHODS.values()], "power", "false positives"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
 

@@ -1,7 +1,7 @@
 r"""Coverage of the intervals of rates and bounded means measured over episodes, near 0, 1/2 and 1.
 
 Run by ``nox -s calibration`` (or ``python benchmarks/rate_study.py``). Writes ``benchmarks/results/rates.json`` and
-``rates.md`` (the README's table) and prints the table.
+``rates.md`` (the docs' table) and prints the table.
 
 What is simulated
 -----------------

@@ -1,33 +1,32 @@
-"""Write the README's result tables from the studies' JSON files, so that the README never drifts from them.
+"""Write the result tables of the documentation from the studies' JSON files, so that the pages never drift from them.
 
-Each table sits in README.md between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``:
+The tables used to live in the README; they now sit in the documentation's pages (``docs/``), each between
+``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` markers in the page that discusses it (:data:`PAGES`):
 
-``calibration``
-    the table and notes of ``benchmarks/results/calibration.json`` (its ``markdown`` entry, which
-    ``calibration.py`` builds from the same numbers);
-``bands``
+``calibration``, ``corrections``, ``rates`` (``docs/statistics/calibration.md``)
+    the tables and notes of ``benchmarks/results/calibration.json`` (its ``markdown`` entry, which
+    ``calibration.py`` builds from the same numbers), ``corrections.json`` (the corrections on a family whose
+    features vary unequally) and ``rates.json`` (coverage of the intervals of rates near 0 and 1);
+``bands`` (``docs/statistics/focus.md``)
     a summary of ``benchmarks/results/bands.json``: for the ``within`` estimator, the rho (and band) of planted
     heads that put a share m of their attention on the target, per correlation and kind of feature, and the focus;
-``trend``
+``trend`` (``docs/guides/evolution.md``)
     the table and notes of ``benchmarks/results/trend.json`` (its ``markdown`` entry);
-``joint``
-    the table and notes of ``benchmarks/results/joint.json`` (the joint model's calibration study);
-``corrections``, ``rates``
-    the tables and notes of ``benchmarks/results/corrections.json`` (the corrections on a family whose features vary
-    unequally) and ``rates.json`` (coverage of the intervals of rates near 0 and 1);
-``ablation``
+``joint``, ``joint-cost`` (``docs/statistics/joint.md``)
+    the table and notes of ``benchmarks/results/joint.json`` (the joint model's calibration study), and from
+    ``benchmarks/results/bench_joint.json`` the default analysis against ``joint=False``, with its passes;
+``ablation`` (``docs/statistics/ablation.md``)
     the tables and notes of ``benchmarks/results/ablation.json`` (coverage of the ablation intervals, error rate of
     the closed-loop tests);
-``joint-cost``
-    from ``benchmarks/results/bench_joint.json``: the default analysis against ``joint=False``, with its passes;
-``scale``
+``scale`` (``docs/guides/shards.md``)
     from ``benchmarks/results/bench_scale.json``: per number of scenarios (and mode), the seconds of ``analyze`` and
     ``estimate``, the peak resident memory, its overhead above the loaded data and the data's size, then the growth
     exponents and the time ratios of consecutive sizes.
 
 Run by the ``calibration``, ``bands``, ``trend``, ``joint``, ``ablation``, ``bench`` and ``scale`` nox sessions after
-their study; ``python benchmarks/readme_tables.py`` rewrites all of them from the files as they are (skipping a
-table whose file does not exist yet).
+their study; ``python benchmarks/readme_tables.py NAME...`` rewrites the named tables, and without names all of them,
+from the files as they are (skipping a table whose file does not exist yet). ``--docs DIR`` writes into another copy
+of the documentation's sources.
 """
 
 from __future__ import annotations
@@ -41,14 +40,22 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+#: Each table's page, relative to the documentation's sources (``docs/``).
+PAGES = {"calibration": "statistics/calibration.md", "corrections": "statistics/calibration.md",
+         "rates": "statistics/calibration.md", "bands": "statistics/focus.md", "trend": "guides/evolution.md",
+         "joint": "statistics/joint.md", "joint-cost": "statistics/joint.md", "ablation": "statistics/ablation.md",
+         "scale": "guides/shards.md"}
 BANDS_SHARES = (0.3, 0.5, 0.7, 0.9)
 CORRELATIONS = ("rank-feature", "spearman", "pearson")
 KINDS = (("indicator", "indicator"), ("ttc", "lowest TTC"))
 
 
 def calibration_block(record: dict[str, Any]) -> str:
-    """The table and its notes, as the study wrote them (calibration, trend)."""
-    return str(record["markdown"]).strip()
+    """The table and its notes, as the study wrote them (calibration, trend).
+
+    A ``|`` inside a cell (``h1|ttc``, a head and its feature) is escaped, so that it does not split the cell.
+    """
+    return re.sub(r"(?<=\w)\|(?=\w)", r"\\|", str(record["markdown"]).strip())
 
 
 def _band(value: float | None) -> str:
@@ -139,11 +146,11 @@ def joint_cost_block(record: dict[str, Any]) -> str:
             "(`benchmarks/results/bench_joint.json`).")
 
 
-def replace_block(text: str, name: str, block: str) -> str:
+def replace_block(text: str, name: str, block: str, where: str = "the page") -> str:
     """``text`` with the content between the ``name`` markers replaced by ``block``."""
     pattern = re.compile(rf"(<!-- {name}:start -->\n)(?:.*?\n)?(<!-- {name}:end -->)", re.DOTALL)
     if not pattern.search(text):
-        raise ValueError(f"README.md has no <!-- {name}:start --> ... <!-- {name}:end --> block")
+        raise ValueError(f"{where} has no <!-- {name}:start --> ... <!-- {name}:end --> block")
     return pattern.sub(lambda m: m.group(1) + block + "\n" + m.group(2), text)
 
 
@@ -153,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="which tables to rewrite: calibration, bands, trend, scale, joint, joint-cost, ablation, "
                              "corrections, rates "
                              "(default: all that have results)")
-    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs",
+                        help="the documentation's sources, whose pages hold the tables (default: docs/)")
     args = parser.parse_args(argv)
     builders = {"calibration": calibration_block, "bands": bands_block, "trend": calibration_block,
                 "scale": scale_block, "joint": calibration_block, "joint-cost": joint_cost_block,
@@ -167,12 +175,15 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         parser.error(f"no results to write the table from: {missing} do not exist")
     args.names = args.names or [name for name in builders if files[name].is_file()]
-    text = args.readme.read_text(encoding="utf-8")
-    for name in args.names:
-        record = json.loads(files[name].read_text(encoding="utf-8"))
-        text = replace_block(text, name, builders[name](record))
-    args.readme.write_text(text, encoding="utf-8")
-    print(f"rewrote the {', '.join(args.names)} table(s) of {args.readme}")
+    for page in dict.fromkeys(PAGES[name] for name in args.names):
+        path = args.docs / page
+        text = path.read_text(encoding="utf-8")
+        names = [name for name in args.names if PAGES[name] == page]
+        for name in names:
+            record = json.loads(files[name].read_text(encoding="utf-8"))
+            text = replace_block(text, name, builders[name](record), str(path))
+        path.write_text(text, encoding="utf-8")
+        print(f"rewrote the {', '.join(names)} table(s) of {path}")
     return 0
 
 

@@ -55,7 +55,7 @@ ALPHA = 0.05
 STEPS_PER_EPISODE = 10
 TESTS = ("trend", "slope of HSI", "rank", "rank, Holm", "first-last")
 #: (checkpoints K, episodes per checkpoint E, replicates under null, under emerging and under weak)
-DESIGNS = ((3, 40, 500, 200, 200), (5, 40, 500, 200, 200), (5, 20, 200, 200, 200), (5, 60, 200, 200, 200),
+RUN_SHAPES = ((3, 40, 500, 200, 200), (5, 40, 500, 200, 200), (5, 20, 200, 200, 200), (5, 60, 200, 200, 200),
            (10, 40, 200, 200, 200))
 KINDS = ("null", "emerging", "weak")
 WINDOWS = {3: (1, 3), 5: (2, 4), 10: (3, 8)}  # emergence windows over checkpoints 1..K
@@ -180,7 +180,7 @@ def summarise(results: list[dict[str, Any]], truth: dict[int, list[float]]) -> d
     planted = [i for i, spec in enumerate(default_heads()) if spec.feature is not None]
     no_effect = [i for i, spec in enumerate(default_heads()) if spec.feature is None]
     out: dict[str, Any] = {}
-    for n_checkpoints, n_episodes, *_ in DESIGNS:
+    for n_checkpoints, n_episodes, *_ in RUN_SHAPES:
         key = f"K={n_checkpoints}, E={n_episodes}"
         entry: dict[str, Any] = {}
         for kind in KINDS:
@@ -218,7 +218,7 @@ def summarise(results: list[dict[str, Any]], truth: dict[int, list[float]]) -> d
 
 
 def markdown(summary: dict[str, Any], settings: Settings) -> str:
-    """The README tables: size (family-wise, over 8 heads) and power (all 4 planted heads found) per design, then
+    """The docs' tables: size (family-wise, over 8 heads) and power (all 4 planted heads found) per design, then
     the coverage of the trend's intervals."""
     header = ("| checkpoints K, episodes E | " + " | ".join(f"size: {t}" for t in TESTS) + " | "
               + " | ".join(f"power: {t} (full / quarter effect)" for t in TESTS) + " |")
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     root = np.random.SeedSequence(settings.seed)
     truth_seed, replicate_seed = root.spawn(2)
     tasks = []
-    for (n_checkpoints, n_episodes, *counts), design_seed in zip(DESIGNS, replicate_seed.spawn(len(DESIGNS)),
+    for (n_checkpoints, n_episodes, *counts), design_seed in zip(RUN_SHAPES, replicate_seed.spawn(len(RUN_SHAPES)),
                                                                  strict=True):
         for kind, replicates, kind_seed in zip(KINDS, counts, design_seed.spawn(len(KINDS)), strict=True):
             count = max(2, round(replicates * settings.scale))
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(summary, settings)
     args.out.mkdir(parents=True, exist_ok=True)
     record = {"description": "Size and power of tests of change over training; see benchmarks/trend_study.py.",
-              "settings": asdict(settings), "designs": [list(d) for d in DESIGNS], "windows": WINDOWS,
+              "settings": asdict(settings), "designs": [list(d) for d in RUN_SHAPES], "windows": WINDOWS,
               "steps_per_episode": STEPS_PER_EPISODE, "environment": started,
               "elapsed_seconds": time.perf_counter() - start, "replicate_seconds": seconds,
               "true_slopes": truth, "summary": summary, "markdown": table}

@@ -1,8 +1,8 @@
 """Feature meanings: which head function a feature stands for and which sign of correlation is expected.
 
-The driving catalog (DESIGN 2.3) is built in; users pass their own as a mapping or a TOML/JSON file for other
-domains. A feature the catalog does not know gets the generic label ``"<feature> Head"`` with sign ``either``.
-This module holds data and lookups only: it computes nothing.
+The driving catalog (eight driving features, each with a head-function label and an expected sign) is built in; users
+pass their own as a mapping or a TOML/JSON file for other domains. A feature the catalog does not know gets the
+generic label ``"<feature> Head"`` with sign ``either``. This module holds data and lookups only: it computes nothing.
 """
 
 from __future__ import annotations
@@ -161,6 +161,10 @@ def load_catalog(catalog: FeatureCatalog | Mapping[str, Any] | str | os.PathLike
                     f"but {type(catalog).__name__} was passed.")
 
 
+#: The built-in driving catalog: ``ttc`` (Safety Head, negative), ``distance_to_ego`` (Proximity Head, negative),
+#: ``closing_speed`` (Threat Assessment Head, positive), ``is_ahead`` (Traffic Flow Head, positive), ``is_behind``
+#: (Rear Monitoring Head, positive), ``is_left`` (Left Lane Head, positive), ``is_right`` (Right Lane Head,
+#: positive) and ``agent_speeds`` (Dynamic Object Head, either). The default ``catalog`` of every analysis.
 DRIVING_CATALOG = FeatureCatalog.from_mapping(
     {
         "ttc": {"label": "Safety Head", "sign": "negative",

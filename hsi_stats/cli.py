@@ -1,4 +1,4 @@
-"""The ``hsi-stats`` command line: ``demo``, ``analyze``, ``registry`` and ``convert`` (DESIGN 6).
+"""The hsi-stats command line: demo, analyze, registry, explain and convert.
 
 The analysis flags are built from :class:`~hsi_stats.settings.AnalysisSettings` (names, choices, defaults and
 help), so the command line always offers what the API offers. Bad input (data, files, options: an
@@ -415,6 +415,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``hsi-stats`` argument parser, its subcommands' parsers in ``parser.commands`` (the docs' command-line
+    page prints their help)."""
     parser = _Parser(prog="hsi-stats", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"hsi_stats {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)

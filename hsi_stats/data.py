@@ -1,7 +1,7 @@
 """The data model: :class:`HSIDataset`, validated at construction and immutable afterwards.
 
 An ``HSIDataset`` holds, for S scenarios, H heads, V entity slots and F features, the attention each head puts on
-each entity and the semantic features of the entities (DESIGN section 2). Everything above this layer may assume
+each entity and the semantic features of the entities. Everything above this layer may assume
 the invariants checked here; this module imports numpy only and never computes a statistic.
 """
 

@@ -1,4 +1,7 @@
-"""Estimators of rho[h, f] and the Head Specialization Index (DESIGN 3).
+"""Estimators of rho[h, f] and the Head Specialization Index.
+
+The estimators (``within``, ``pooled``, ``fisher``) and correlations (``rank-feature``, ``spearman``,
+``pearson``) are defined, with the reasons for the defaults, in the statistical guide of the docs.
 
 :func:`estimate` turns an :class:`~hsi_stats.data.HSIDataset` into per-group additive sums
 (:mod:`hsi_stats.group_sums`) and evaluates them once. The same sums are what the inference layer resamples, so
@@ -59,7 +62,10 @@ BoolArray = NDArray[np.bool_]
 # --------------------------------------------------------------------------- inputs per feature
 @dataclass(frozen=True)
 class _FeatureInput:
-    """One feature's values and the entities it uses, after the non-finite rules of DESIGN 3.4."""
+    """One feature's values and the entities it uses, after the non-finite rules.
+
+    NaN is left out; +-inf is ranked as the most extreme value, or left out under Pearson.
+    """
 
     values: FloatArray  # (S, V), finite (or +-inf under Spearman) where valid
     valid: BoolArray  # (S, V)
@@ -340,7 +346,7 @@ def selectivity(dataset: HSIDataset | ChunkSource) -> FloatArray:
     :math:`p`, the selectivity is :math:`1 - H(p)/\log n` (0 for uniform attention, 1 for all mass on one
     entity); scenarios with fewer than two valid entities or no attention mass are skipped. A head whose
     attention is uniform to within rounding can still rank-correlate with a feature; this guards against
-    labelling it (DESIGN 4.4, rule 6).
+    labelling it: a head below ``min_selectivity`` is never labelled (the validation rules).
 
     Examples
     --------

@@ -185,7 +185,7 @@ def analyze_evolution(dataset: HSIDataset | ChunkSource, settings: AnalysisSetti
     :math:`p_h = (1 + \#\{b: |S^*_{bh}| \ge |S_h|\}) / (1 + B)` [1]_, adjusted over the heads by the step-down
     max-T procedure from the same permutations [2]_. The interval inverts the same test, so it excludes 0 exactly
     when :math:`p_h` is below the level. The size, power and coverage of this test and interval are measured by
-    ``nox -s trend`` and reported in the README.
+    ``nox -s trend`` and reported in the documentation (runs over training).
 
     Emergence. For each head, the first step :math:`t_j` such that at every step :math:`t_k \ge t_j` the
     head is validated with the label it has at the last step, with the HSI interval at that step; None when it is

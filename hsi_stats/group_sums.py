@@ -1,9 +1,10 @@
 """Per-group additive sums and the closed forms that turn them into correlations rho[h, f].
 
-Every estimator of DESIGN 3 is a smooth function of sums over groups (episodes). Storing those sums, one row per
-group, makes resampling cheap and exact: a cluster bootstrap replicate is a weighted sum of rows (weights = how
-often each group was drawn) and a sign-flip replicate multiplies each group's cross-product row by +-1. The
-classes here hold such rows and evaluate rho for a whole batch of weight vectors with one matrix product.
+Every estimator (``within``, ``pooled``, ``fisher``, with each correlation) is a smooth function of sums over groups
+(episodes). Storing those sums, one row per group, makes resampling cheap and exact: a cluster bootstrap replicate is
+a weighted sum of rows (weights = how often each group was drawn) and a sign-flip replicate multiplies each group's
+cross-product row by +-1. The classes here hold such rows and evaluate rho for a whole batch of weight vectors with
+one matrix product.
 
 This module knows nothing about files, labels or plotting.
 """

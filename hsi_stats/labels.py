@@ -1,4 +1,4 @@
-"""Head-function labels: strength bands, the choice of the label's feature and the verdict of DESIGN 4.4.
+"""Head-function labels: strength bands, the choice of the label's feature and the verdict of the validation rules.
 
 This module judges a head's evidence against the feature catalog and the validation rules of an
 :class:`~hsi_stats.settings.AnalysisSettings`. The ``label`` it gives is the point-estimate label (the strongest

@@ -1,4 +1,4 @@
-"""The head-function registry (DESIGN 5): ``head_functions.json``, read at inference time by XAI tools.
+"""The head-function registry: ``head_functions.json``, read at inference time by XAI tools.
 
 Top-level keys are head indices as strings (``REGISTRY[str(h)]["name"]`` keeps working), each entry holding the
 original keys (``name, description, primary_feature, hsi, correlation, correlation_sign``) and the evidence

@@ -1,4 +1,4 @@
-"""The full analysis: :func:`analyze` and its frozen result, :class:`HSIResult` (DESIGN 5).
+"""The full analysis: :func:`analyze` and its frozen result, :class:`HSIResult`.
 
 ``analyze`` runs estimation, the cluster bootstrap, the randomisation test, the multiple-comparison correction
 and the label validation in that order, from one ``rng``, and keeps everything a report needs to trace a number

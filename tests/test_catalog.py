@@ -1,4 +1,4 @@
-"""The feature catalog (DESIGN 2.3): the built-in driving table, generic labels and user catalogs."""
+"""The feature catalog: the built-in driving table, generic labels and user catalogs."""
 
 from __future__ import annotations
 

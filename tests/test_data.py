@@ -1,4 +1,4 @@
-"""The data model (DESIGN 2) and the npz interchange file (DESIGN 2.1).
+"""The data model (``HSIDataset``) and the npz interchange file.
 
 Every invalid input must raise a ``ValueError`` that names the field and the shapes involved; a valid
 dataset is immutable; ``select`` and ``fingerprint`` behave as documented; loading an npz file never

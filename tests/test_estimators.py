@@ -1,4 +1,4 @@
-"""``estimate`` against an independent brute force written from DESIGN section 3.
+"""``estimate`` against an independent brute force written from the estimators' definitions.
 
 The brute force below loops over scenarios, heads and features in plain Python and calls scipy for
 every correlation and rank; it imports nothing from hsi_stats but the entry points it checks. The
@@ -103,7 +103,7 @@ def make_case(seed: int, *, with_slots: bool = False) -> Case:
     )
 
 
-# --------------------------------------------------------------------------- brute force (DESIGN 3)
+# --------------------------------------------------------------------------- brute force (the definitions)
 def _is_constant(values) -> bool:
     return len(values) == 0 or min(values) == max(values)
 

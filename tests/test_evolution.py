@@ -2,11 +2,12 @@
 
 The end-to-end checks use a synthetic run whose planted heads specialise over training: 10 checkpoints 100k..1M,
 planted window (300k, 800k) (effects absent up to 300k, growing linearly, complete from 800k on), 30 episodes x 20
-steps per checkpoint. The trend test's size and power are measured by ``benchmarks/trend_study.py`` (README): at
-K = 10 with 40 episodes every planted head is found in every run; under no change the family-wise error over the
-8 heads is at the nominal 5%, so the assertions on no-effect heads below (at most one adjusted p-value below
-0.05, at least two above 0.01) fail with probability well under 1e-3. The statistics of the test itself are
-checked in ``tests/test_trend.py``; the acceptance run of 5 checkpoints (effects 0, 0, 0.5, 1, 1) is here.
+steps per checkpoint. The trend test's size and power are measured by ``benchmarks/trend_study.py``
+(docs/guides/evolution.md): at K = 10 with 40 episodes every planted head is found in every run; under no change the
+family-wise error over the 8 heads is at the nominal 5%, so the assertions on no-effect heads below (at most one
+adjusted p-value below 0.05, at least two above 0.01) fail with probability well under 1e-3. The statistics of the
+test itself are checked in ``tests/test_trend.py``; the acceptance run of 5 checkpoints (effects 0, 0, 0.5, 1, 1) is
+here.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Label validation (DESIGN 4.4) on constructed evidence, strength bands at their edges, and selectivity.
+"""Label validation (the six rules) on constructed evidence, strength bands at their edges, and selectivity.
 
 Each validation rule is switched on alone against evidence that passes every other rule, and the verdict and
 the recorded reason are checked; the choice of the label's feature among sign-consistent features is checked

@@ -1,4 +1,10 @@
-"""The README's examples run as written: each code block after an ``<!-- example: NAME -->`` marker is executed."""
+"""The examples users read run as written: each code block after an ``<!-- example: NAME -->`` marker in the README
+or in a Markdown page of ``docs/`` is executed.
+
+The pages show the examples that need PyTorch, highway-env or JAX with recorded output and do not execute them
+when the documentation is built; this test is where they run. The gallery (``examples/gallery/``) is executed by
+the documentation build itself.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +13,23 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = (ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")))
 #: Example -> the packages it needs (the test-full extra installs them; elsewhere the example is skipped).
 NEEDS = {"highway": ("torch", "highway_env"), "flax": ("jax", "flax"), "explain": (), "joint": (),
-         "ablation": ("torch", "highway_env")}
+         "ablation": ("torch", "highway_env"), "quickstart": ()}
 
 
-def _examples() -> dict[str, str]:
-    text = README.read_text(encoding="utf-8")
-    return dict(re.findall(r"<!-- example: (\w+) -->\n```python\n(.*?)```", text, flags=re.DOTALL))
+def _examples() -> dict[str, tuple[Path, str]]:
+    found: dict[str, tuple[Path, str]] = {}
+    for page in PAGES:
+        if "_build" in page.parts:
+            continue
+        text = page.read_text(encoding="utf-8")
+        for name, code in re.findall(r"<!-- example: (\w+) -->\n```python\n(.*?)```", text, flags=re.DOTALL):
+            assert name not in found, f"example {name!r} is marked in {found[name][0]} and in {page}"
+            found[name] = (page, code)
+    return found
 
 
 def test_every_marked_example_is_tested() -> None:
@@ -31,12 +45,13 @@ def _marks(name: str) -> list[pytest.MarkDecorator]:
 
 
 @pytest.mark.parametrize("name", [pytest.param(name, marks=_marks(name)) for name in sorted(NEEDS)])
-def test_the_readme_example_runs(name: str, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+def test_the_marked_example_runs(name: str, capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # an example may write files
     for package in NEEDS[name]:
-        pytest.importorskip(package, reason=f"the README's {name} example needs {package}")
-    exec(compile(_examples()[name], f"README.md example {name}", "exec"), {"__name__": "__readme__"})
+        pytest.importorskip(package, reason=f"the {name} example needs {package}")
+    page, code = _examples()[name]
+    exec(compile(code, f"{page.relative_to(ROOT)} example {name}", "exec"), {"__name__": "__readme__"})
     printed = capsys.readouterr().out
     if name == "highway":
         assert "HSI analysis" in printed
@@ -51,3 +66,7 @@ def test_the_readme_example_runs(name: str, capsys: pytest.CaptureFixture[str], 
         nearest = next(line for line in lines if line.strip().startswith("nearest"))
         assert "Proximity Head" in lead and "Proximity Head" in nearest
         assert "is_ahead ×" in lead and "is_ahead" not in nearest
+    if name == "quickstart":  # the planted heads are found; the registry and the report are written
+        assert "Safety Head" in printed and "General Context Head" in printed
+        assert (tmp_path / "head_functions.json").is_file()
+        assert (tmp_path / "reports" / "run1" / "report.html").is_file()

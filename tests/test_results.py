@@ -1,11 +1,11 @@
-"""``analyze`` and ``HSIResult`` against the synthetic ground truth and the contracts of DESIGN 5.
+"""``analyze`` and ``HSIResult`` against the synthetic ground truth and the output contracts.
 
 - On ``generate(n_episodes=20)`` the planted heads h0-h3 are validated with their planted label and the
-  no-effect heads h4-h7 are not (each with its reasons); the tables have the DESIGN 5 columns in that order and
+  no-effect heads h4-h7 are not (each with its reasons); the tables have the documented columns in that order and
   the HSI column is max |rho| of the pair table (recomputed here).
 - The result is frozen; ``summary()`` names every head and the settings; settings record the resolved scheme;
   provenance records versions, the data fingerprint and a seed that reproduces the result.
-- ``export_registry`` writes the DESIGN 5 keys, writes unvalidated labels as General Context Heads unless
+- ``export_registry`` writes the documented keys, writes unvalidated labels as General Context Heads unless
   ``allow_unvalidated=True``, and is atomic: a failure while writing leaves an existing file untouched and no
   temporary file behind.
 """

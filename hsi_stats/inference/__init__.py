@@ -1,4 +1,4 @@
-"""Inference on the per-group sums: cluster bootstrap, randomisation tests and multiple comparisons (DESIGN 4).
+"""Inference on the per-group sums: cluster bootstrap, randomisation tests and multiple comparisons.
 
 Every procedure resamples or randomises whole groups (episodes), the unit of independence. Resamples are stacked
 on a leading axis and processed in batches; the numbers do not depend on the batch size. The scheme of the test is

@@ -1,4 +1,4 @@
-r"""Cluster bootstrap confidence intervals for rho[h, f] and HSI[h] (DESIGN 4.1).
+r"""Cluster bootstrap confidence intervals for rho[h, f] and HSI[h].
 
 Groups (episodes) are resampled with replacement. Because every estimator is a function of per-group sums, a
 replicate is the same function of the group rows weighted by how often each group was drawn: one matrix product

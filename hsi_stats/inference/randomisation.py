@@ -1,4 +1,4 @@
-r"""Randomisation tests of "no association" for every (head, feature) pair and every head (DESIGN 4.2).
+r"""Randomisation tests of "no association" for every (head, feature) pair and every head.
 
 Null hypothesis for (h, f): within a scenario, the head's attention is unrelated to which entity has which
 feature value. The statistics are studentised by the spread of their own null distribution (Westfall and Young

@@ -1,4 +1,4 @@
-"""Reader and writer of the two-directory driving logs (DESIGN 2.2): feature logs plus attention files.
+"""Reader and writer of the two-directory driving logs: feature logs plus attention files.
 
 A feature directory holds ``attention_log_{step:08d}.pkl`` files (semantic features per object id),
 an attention directory holds ``attention_scenario_{i:04d}.pkl`` files (raw attention per token).
@@ -609,7 +609,7 @@ def write_logs(
     object_ids: ArrayLike | None = None, episode_ids: ArrayLike | None = None, n_latents: int = 4,
     t_obs: int = 5, dtype: DTypeLike = np.float32, include_steps: bool = True, rng: object = None,
 ) -> None:
-    """Write ``dataset`` as two-directory driving logs (DESIGN 2.2) that :func:`load_logs` reads back.
+    """Write ``dataset`` as two-directory driving logs that :func:`load_logs` reads back.
 
     The i-th checkpoint (distinct ``dataset.steps``, in order of first appearance) gets a feature log
     ``feature_dir/attention_log_{step:08d}.pkl`` (the fields :func:`load_logs` lists; features in

@@ -1,4 +1,4 @@
-"""Reader and writer of unified extraction files ``extraction_{checkpoint}.pkl`` (DESIGN 2.2).
+"""Reader and writer of unified extraction files ``extraction_{checkpoint}.pkl``.
 
 Each file holds the per-vehicle attention and the semantic features of many scenarios at one
 checkpoint, either as independent snapshots or as rollouts (episodes of consecutive timesteps).
@@ -426,7 +426,7 @@ def write_extraction(
     episode_ids: ArrayLike | None = None, timesteps: ArrayLike | None = None,
     collision_risk: ArrayLike | None = None,
 ) -> None:
-    """Write ``dataset`` as unified extractions (DESIGN 2.2) that :func:`load_extraction` reads back.
+    """Write ``dataset`` as unified extractions that :func:`load_extraction` reads back.
 
     Each checkpoint (distinct ``dataset.steps``) becomes ``path/extraction_{step}.pkl``, holding
     ``{"step": step, "scenarios": [...]}``; the step named ``"final"`` (:attr:`~hsi_stats.data.HSIDataset.step_names`)

@@ -1,4 +1,4 @@
-"""The ``.npz`` interchange file (DESIGN 2.1): exact round trip, never needs ``allow_pickle``."""
+"""The ``.npz`` interchange file: exact round trip, never needs ``allow_pickle``."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ _OPTIONAL = ("mask", "groups", "steps", "slots", "head_names", "notes", "named_s
 
 
 def write_npz(dataset: HSIDataset, path: str | os.PathLike[str]) -> None:
-    """Write ``dataset`` as the interchange ``.npz`` file (DESIGN 2.1), compressed and atomically.
+    """Write ``dataset`` as the interchange ``.npz`` file, compressed and atomically.
 
     String fields are stored as fixed-width unicode arrays so that reading never needs pickle;
     :func:`load_npz` gives the same dataset back (equal :meth:`~hsi_stats.data.HSIDataset.fingerprint`).

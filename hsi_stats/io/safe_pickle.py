@@ -1,7 +1,8 @@
 """Load pickle files without letting them run code.
 
 Unpickling calls whatever callable the file names, so a pickle from an untrusted source can run
-arbitrary code the moment it is loaded. The driving-log formats (DESIGN 2.2) are pickles holding
+arbitrary code the moment it is loaded. The driving-log formats (feature logs, attention files, unified
+extractions) are pickles holding
 nothing but plain containers, numbers, strings and numpy arrays, so the loader here resolves only
 those and refuses any other global with :class:`UnsafePickleError` *before* it is called. This
 module must never call :func:`pickle.load` on a file unless the user passed ``trust_pickle=True``.

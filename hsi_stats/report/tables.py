@@ -1,7 +1,7 @@
 """Display tables of a result, formatted once and shared by the HTML, PDF and LaTeX outputs.
 
 Numbers are written by :mod:`hsi_stats.formatting`, so every output shows the same digits of the same
-``HSIResult``. :func:`head_table` is the table of DESIGN 5 (the LaTeX tables for a paper are in
+``HSIResult``. :func:`head_table` is the report's head table, one row per head (the LaTeX tables for a paper are in
 :mod:`hsi_stats.report.latex`).
 """
 
@@ -80,7 +80,11 @@ def _left_out_reason(missing: int, infinite: int, infinite_left_out: int, ranked
 
 
 def left_out_table(result: HSIResult) -> pd.DataFrame:
-    """Per feature: values left out and why (DESIGN 3.4)."""
+    """Per feature: values left out and why.
+
+    NaN is left out for that feature; +-inf is ranked as the most extreme value under ``rank-feature`` and
+    ``spearman`` and left out (and counted) under ``pearson``.
+    """
     frame = pd.DataFrame(result.data_summary["left_out"])
     ranked = result.settings.correlation != "pearson"  # the feature is ranked: +-inf is its most extreme value
     frame["why"] = [_left_out_reason(int(missing), int(infinite), int(left), ranked) for missing, infinite, left

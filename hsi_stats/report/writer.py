@@ -1,4 +1,4 @@
-"""``write_report``: the report files of one analysis, each written atomically (DESIGN 5, report)."""
+"""``write_report``: the report files of one analysis, each written atomically."""
 
 from __future__ import annotations
 

@@ -1,21 +1,20 @@
 """Synthetic driving data with planted attention heads: the demo and the calibration engine.
 
-:func:`generate` simulates episodes of multi-lane highway traffic around an ego vehicle (DESIGN 8),
-computes the driving features with the definitions of the driving logs (DESIGN 2.3) and draws the
+:func:`generate` simulates episodes of multi-lane highway traffic around an ego vehicle,
+computes the driving features with the definitions of the driving logs (:mod:`hsi_stats.kinematics`) and draws the
 attention of heads whose relation to the features is known. :func:`write_driving_logs` and
-:func:`write_extraction` write a run in the driving formats of DESIGN 2.2, so that the readers can
-be tested end to end.
+:func:`write_extraction` write a run in the driving formats (two-directory logs, unified extractions), so that the
+readers can be tested end to end.
 
-Traffic. Each episode has 3 or 4 lanes (3.7 m wide; lane 0 is the rightmost, ``dy > 0`` is left)
-and an episode-level traffic density ``rho ~ U(0, 1)``. Dense episodes have more vehicles present,
-a shorter window (the V nearest vehicles of dense traffic are all near: half-width 80 m at
-``rho = 0``, 40 m at ``rho = 1``) and slower traffic (desired speeds 6 m/s lower): the density
-confound of DESIGN 8. Speeds follow the intelligent driver model with a smooth (Ornstein-Uhlenbeck)
-acceleration noise, positions integrate the speeds, vehicles change lane now and then (more often
-when blocked) and move sideways over a few seconds, and a vehicle that leaves the window is
-replaced, after a short delay, by a new one entering at the window's edge. At every step 2 to
-``n_slots`` vehicles are present; slots are ordered by distance (slot 0 is the nearest present
-vehicle; absent slots are padding at the end, with mask False and features 0).
+Traffic. Each episode has 3 or 4 lanes (3.7 m wide; lane 0 is the rightmost, ``dy > 0`` is left) and an episode-level
+traffic density ``rho ~ U(0, 1)``. Dense episodes have more vehicles present, a shorter window (the V nearest vehicles
+of dense traffic are all near: half-width 80 m at ``rho = 0``, 40 m at ``rho = 1``) and slower traffic (desired speeds
+6 m/s lower): the density confound, under which the original pooled method's iid p-values reject far too often (see
+the calibration page of the docs). Speeds follow the intelligent driver model with a smooth (Ornstein-Uhlenbeck)
+acceleration noise, positions integrate the speeds, vehicles change lane now and then (more often when blocked) and
+move sideways over a few seconds, and a vehicle that leaves the window is replaced, after a short delay, by a new one
+entering at the window's edge. At every step 2 to ``n_slots`` vehicles are present; slots are ordered by distance
+(slot 0 is the nearest present vehicle; absent slots are padding at the end, with mask False and features 0).
 
 Attention. Head h gives each present vehicle the logit
 ``beta_h * x_f / scale_f + gamma_h * [slot == k_eh] + noise_h * eps + persistent_h * u``,

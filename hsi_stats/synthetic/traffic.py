@@ -3,7 +3,7 @@
 Draws the episodes (density, lanes, ego speed, capacity, object ids), simulates them all at once
 (intelligent driver model with smooth acceleration noise, lane changes, vehicles that leave the
 window and are replaced at its edge), computes the features with the definitions of the driving
-logs (DESIGN 2.3; TTC censored at 5 s) and orders the vehicles into slots, nearest first. It knows
+logs (:mod:`hsi_stats.kinematics`; TTC censored at 5 s) and orders the vehicles into slots, nearest first. It knows
 nothing of heads or attention beyond drawing each head's preferred slot with the episodes, and must
 never write a file.
 """

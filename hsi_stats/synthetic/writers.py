@@ -1,4 +1,5 @@
-"""A :class:`~hsi_stats.synthetic.run.SyntheticRun` written in the driving formats (DESIGN 2.2).
+"""A :class:`~hsi_stats.synthetic.run.SyntheticRun` written in the driving formats: two-directory logs and unified
+extraction files.
 
 Thin wrappers that hand a run's dataset and per-scenario arrays to the writers of
 :mod:`hsi_stats.io`, so that the readers can be tested end to end on data with a known truth.
@@ -39,7 +40,10 @@ def write_driving_logs(
     include_steps: bool = True,
     rng: object = None,
 ) -> None:
-    """Write ``run`` in the two-directory driving-log layout (DESIGN 2.2), a pair per checkpoint.
+    """Write ``run`` in the two-directory driving-log layout, a pair per checkpoint.
+
+    The layout: a feature directory of ``attention_log_{step:08d}.pkl`` files and an attention directory of
+    ``attention_scenario_{i:04d}.pkl`` files (see the data guide).
 
     :func:`hsi_stats.io.driving_logs.write_logs` with the run's episodes and, with
     ``include_object_ids``, its object-id map (the features are then indexed by raw object id,
@@ -83,7 +87,7 @@ def write_driving_logs(
 
 def write_extraction(run: SyntheticRun, path: str | os.PathLike[str], *,
                      kind: str = "rollout") -> None:
-    """Write ``run`` as unified extractions (DESIGN 2.2), ``extraction_{checkpoint}.pkl`` each.
+    """Write ``run`` as unified extraction files, ``extraction_{checkpoint}.pkl`` each.
 
     :func:`hsi_stats.io.extraction.write_extraction` with the run's episodes and timesteps, and as
     collision risk of each step the largest ``1 - ttc / 5`` over its present vehicles.
