@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -27,6 +28,7 @@ matplotlib.use("Agg")
 from hsi_stats import analyze, analyze_evolution, write_report
 from hsi_stats.formatting import format_interval, format_p
 from hsi_stats.report import segments
+from hsi_stats.report.content import FINDINGS_HEADS, findings
 from hsi_stats.report.mathml import to_mathml, to_pdf_markup
 from hsi_stats.report.methods import methods_text
 from hsi_stats.report.naming import short_head_names
@@ -162,3 +164,16 @@ def test_every_formula_of_the_methods_converts(run, overrides) -> None:
         root = ET.fromstring(mathml)
         assert root.tag.endswith("math") and "\\" not in mathml, formula.latex
         assert "\\" not in to_pdf_markup(formula.latex)
+
+
+def test_a_summary_of_many_heads_groups_them_by_label(result) -> None:
+    heads = pd.concat([result.heads.assign(head=[f"layer{k}/{h}" for h in result.heads["head"]]) for k in range(6)],
+                      ignore_index=True)
+    many = dataclasses.replace(result, heads=heads)
+    found = findings(many)
+    validated = heads[heads["validated"]]
+    assert found.headline.startswith(f"{len(validated)} of {len(heads)} heads carry a validated label: ")
+    for label, count in validated["label"].value_counts().items():
+        assert f"{label} x{count} (" in found.headline
+    assert len(found.heads) == FINDINGS_HEADS + 1 and found.heads[-1].startswith(
+        f"The other {len(validated) - FINDINGS_HEADS} validated heads")

@@ -111,8 +111,9 @@ class ReportContent:
         return {column: HEAD_COLUMN_KINDS.get(column, "") for column in self.heads.columns}
 
 
-#: Validated heads named one by one in the opening summary; the rest are counted (the head table has them all).
-FINDINGS_HEADS = 12
+#: Validated heads given a line each in the opening summary; beyond that the headline groups them by label and the
+#: head table has them all.
+FINDINGS_HEADS = 8
 
 
 def _finding(row: Any, short: str, level: int) -> str:
@@ -143,11 +144,15 @@ def findings(result: HSIResult) -> Findings:
     level = round(100 * result.settings.confidence_level)
     short = short_head_names([str(h) for h in heads["head"]])
     validated = heads[heads["validated"].astype(bool)]
-    named = [f"{short[str(h)]} {label}" for h, label in zip(validated["head"], validated["label"], strict=True)]
-    shown = ", ".join(named[:FINDINGS_HEADS]) + (f" and {len(named) - FINDINGS_HEADS} more" if
-                                                 len(named) > FINDINGS_HEADS else "")
-    headline = (f"{len(validated)} of {len(heads)} heads carry a validated label" + (f": {shown}." if named else
-                ": no head's association with a feature passed every rule (see Heads for each head's reasons)."))
+    if len(validated) <= FINDINGS_HEADS:
+        shown = ", ".join(f"{short[str(h)]} {label}" for h, label in
+                          zip(validated["head"], validated["label"], strict=True))
+    else:  # many heads: by label, with how many carry it
+        by_label = validated.groupby("label", sort=False)["head"]
+        shown = "; ".join(f"{label} x{len(names)} ({', '.join(short[str(h)] for h in names)})"
+                          for label, names in by_label)
+    headline = (f"{len(validated)} of {len(heads)} heads carry a validated label" + (f": {shown}." if len(validated)
+                else ": no head's association with a feature passed every rule (see Heads for each head's reasons)."))
     lines = [_finding(row, short[str(row.head)], level) for row in validated.head(FINDINGS_HEADS).itertuples()]
     if len(validated) > FINDINGS_HEADS:
         lines.append(f"The other {len(validated) - FINDINGS_HEADS} validated heads are in the head table.")
