@@ -6,8 +6,8 @@ larger than memory in shards (:func:`write_shards`, :func:`scan`), the options
 of an analysis (:class:`AnalysisSettings`), the estimators (:func:`estimate`) and the full analysis with inference
 and validated labels (:func:`analyze`, returning an :class:`HSIResult`), and run-time explanations from the
 registry it exports (:class:`Explainer`), and the effect of removing heads on a live policy's actions
-(:func:`ablation_effects`). Recording attention from a live model, and removing heads from it, is
-:mod:`hsi_stats.capture`.
+(:func:`ablation_effects`), and whether head functions replicate across runs (:func:`compare_runs`). Recording
+attention from a live model, and removing heads from it, is :mod:`hsi_stats.capture`.
 """
 
 from importlib import import_module
@@ -33,11 +33,13 @@ _EXPORTS = {
     "Explainer": "explain",
     "ablation_effects": "ablation",
     "write_report": "report",
+    "RunComparison": "compare", "compare_runs": "compare",
 }
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from .ablation import ablation_effects
     from .catalog import DRIVING_CATALOG, FeatureCatalog, FeatureMeaning, load_catalog
+    from .compare import RunComparison, compare_runs
     from .data import HSIDataset
     from .estimators import Estimate, estimate
     from .evolution import analyze_evolution
@@ -69,11 +71,13 @@ __all__ = [
     "FeatureMeaning",
     "HSIDataset",
     "HSIResult",
+    "RunComparison",
     "ShardedDataset",
     "__version__",
     "ablation_effects",
     "analyze",
     "analyze_evolution",
+    "compare_runs",
     "estimate",
     "load_catalog",
     "load_extraction",

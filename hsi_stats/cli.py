@@ -1,4 +1,4 @@
-"""The hsi-stats command line: demo, analyze, registry, explain and convert.
+"""The hsi-stats command line: demo, analyze, registry, explain, convert and compare.
 
 The analysis flags are built from :class:`~hsi_stats.settings.AnalysisSettings` (names, choices, defaults and
 help), so the command line always offers what the API offers. Bad input (data, files, options: an
@@ -102,8 +102,8 @@ def check_outputs(args: argparse.Namespace) -> None:
         raise CommandError(f"the output must be a .npz file, but {args.output!r} was given")
     if sharded and args.shard_size < 1:
         raise CommandError(f"--shard-size must be a positive number of scenarios, but {args.shard_size} was given")
-    folder = args.command in ("demo", "analyze") or sharded
-    flag = "--out" if args.command in ("demo", "analyze") else "--output"
+    folder = args.command in ("demo", "analyze", "compare") or sharded
+    flag = "--out" if args.command in ("demo", "analyze", "compare") else "--output"
     problem = check_writable(args.out if flag == "--out" else args.output, folder=folder)
     if problem:
         raise CommandError(f"{flag}: {problem}")
@@ -265,6 +265,22 @@ def cmd_convert(args: argparse.Namespace) -> int:
     else:
         paths = write_shards(dataset, args.output, args.shard_size)
         print(f"wrote {len(paths)} shard(s) of up to {args.shard_size} scenarios into {args.output}: {dataset!r}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_runs
+
+    if len(args.runs) < 2:
+        raise CommandError(f"{args.runs[0]}: a comparison needs at least 2 run folders, but 1 was given")
+    names = None if args.names is None else [n.strip() for n in args.names.split(",")]
+    comparison = compare_runs(args.runs, names=names, by=args.by, min_match_stability=args.min_match_stability,
+                              min_margin=args.min_margin)
+    from .report.compare import write_comparison  # plotting is slow to import: only once the comparison is made
+
+    paths = write_comparison(comparison, args.out)
+    print(comparison.summary())
+    print(_written(Path(args.out), list(paths.values())))
     return 0
 
 
@@ -477,6 +493,22 @@ def build_parser() -> argparse.ArgumentParser:
                          help="write .npz shards of N scenarios each into the --output folder (hsi-stats analyze "
                               "FOLDER then reads one shard at a time)")
     convert.set_defaults(handler=cmd_convert)
+    compare = commands.add_parser("compare", help="match the heads of several runs and count how often each function "
+                                                  "replicates")
+    compare.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                         help="analysis output folders (written by hsi-stats analyze), the first the reference")
+    compare.add_argument("--out", default="reports/compare", help="output folder (default: reports/compare)")
+    compare.add_argument("--names", default=None, help="comma-separated run names (default: the folder names)")
+    compare.add_argument("--by", choices=("rho", "joint"), default="rho", type=str.lower,
+                         help="match heads by their rho profiles or by their joint model's coefficients "
+                              "(default: rho)")
+    compare.add_argument("--min-match-stability", type=float, default=0.8,
+                         help="least share of resamples keeping a match for it to be unambiguous (default: 0.8; "
+                              "folders hold no episodes to resample, so --min-margin decides)")
+    compare.add_argument("--min-margin", type=float, default=0.1,
+                         help="least pair margin (total similarity lost without the pair) of an unambiguous match "
+                              "when no stability is measured (default: 0.1)")
+    compare.set_defaults(handler=cmd_compare)
     parser.commands = dict(commands.choices)
     return parser
 
