@@ -10,13 +10,10 @@ the figure and the page of a comparison are in :mod:`hsi_stats.report.compare`.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -28,7 +25,6 @@ from tqdm import tqdm
 from ._validation import (
     HSIDataError,
     OptionError,
-    OptionTypeError,
     check_choice,
     check_int,
     is_real,
@@ -37,13 +33,23 @@ from ._validation import (
 from .catalog import GENERAL_CONTEXT
 from .evolution import EvolutionResult
 from .formatting import MISSING, format_number
-from .inference.bootstrap import bootstrap_weights
-from .inference.joint import ScoreBootstrap
 from .inference.matching import Assignment, best_assignment, match_stability, profile_similarity
-from .inference.resampling import batch_sizes, check_batch
-from .joint.design import INDICATOR_SCALE
+from .inference.resampling import check_batch
 from .profiles import significant_rows
 from .results import HSIResult
+from .runs import (
+    SETTINGS_REFUSED,
+    SETTINGS_WARNED,
+    ComparisonWarning,
+    RunTables,
+    attach_emergence,
+    check_same_features,
+    check_same_settings,
+    load_runs,
+)
+
+#: Pair margin below which a match is ambiguous when its stability cannot be measured (runs read from folders).
+DEFAULT_MIN_MARGIN = 0.1
 
 __all__ = ["CARRIER_COLUMNS", "DEFAULT_MIN_MARGIN", "FUNCTION_COLUMNS", "MATCH_COLUMNS", "SETTINGS_REFUSED",
            "SETTINGS_WARNED", "ComparisonWarning", "RunComparison", "compare_runs"]
@@ -55,188 +61,6 @@ MATCH_COLUMNS = ("run", "head", "reference_head", "similarity", "margin", "pair_
 FUNCTION_COLUMNS = ("label", "runs_with", "runs", "rate", "ci_low", "ci_high", "kind", "carried_by")
 #: Columns of :attr:`RunComparison.carriers`, in order.
 CARRIER_COLUMNS = ("label", "run", "head", "reference_head", "ambiguous", "hsi", "rho", "focus", "emerges_at")
-#: Settings that change what rho or a label means: runs that differ in one are not compared.
-SETTINGS_REFUSED = ("estimator", "correlation", "adjust", "fisher_clip", "catalog")
-#: Settings that change the intervals or how strict the validation is: runs that differ in one are compared with a
-#: :class:`ComparisonWarning`.
-SETTINGS_WARNED = ("confidence_level", "ci_method", "n_resamples", "scheme", "correction", "alpha", "threshold",
-                   "min_stability", "min_selectivity", "strict", "joint")
-#: Pair margin below which a match is ambiguous when its stability cannot be measured (runs read from folders).
-DEFAULT_MIN_MARGIN = 0.1
-_FILES = ("heads.csv", "pairs.csv", "head_functions.json")
-
-
-class ComparisonWarning(UserWarning):
-    """Runs compared although some of their settings differ (the message names them)."""
-
-
-@dataclass(frozen=True, eq=False)
-class _Run:
-    """One run as the comparison reads it, from memory or from a folder."""
-
-    name: str
-    source: str
-    heads: pd.DataFrame
-    pairs: pd.DataFrame
-    joint: pd.DataFrame | None
-    settings: Mapping[str, Any]
-    result: HSIResult | None = None
-    emergence: Mapping[str, Any] | None = None
-
-    @property
-    def head_names(self) -> list[str]:
-        return [str(h) for h in self.heads["head"]]
-
-    @property
-    def features(self) -> list[str]:
-        return [str(f) for f in pd.unique(self.pairs["feature"])]
-
-    def labels(self) -> list[str]:
-        """The validated label of each head, else General Context Head."""
-        return [str(label) if bool(ok) else GENERAL_CONTEXT
-                for label, ok in zip(self.heads["label"], self.heads["validated"], strict=True)]
-
-    def profiles(self, by: str) -> pd.DataFrame:
-        """Heads x features: rho, or the joint model's coefficients (log odds ratios)."""
-        if by == "rho":
-            return self.pairs.pivot(index="head", columns="feature", values="rho").reindex(index=self.head_names)
-        assert self.joint is not None
-        return self.joint.pivot(index="head", columns="feature", values="coef").reindex(index=self.head_names)
-
-    def replicates(self, by: str, features: Sequence[str], rng: np.random.Generator, n_resamples: int,
-                   batch: int) -> np.ndarray | None:
-        """Resampled profiles (B, H, F) from the cluster bootstrap of the run's episodes; None from a folder."""
-        if self.result is None:
-            return None
-        sums = self.result.estimate.sums
-        names = list(self.result.estimate.feature_names)
-        scores = None
-        if by == "joint":
-            model = self.result.joint_model
-            assert model is not None
-            scores = ScoreBootstrap(model.fit)
-            kept = list(model.fit.kept)
-            names = [model.fit.columns[c] for c in kept]
-        out = []
-        for size in batch_sizes(n_resamples, batch):
-            weights = bootstrap_weights(rng, size, sums.n_groups)
-            if scores is None:
-                out.append(sums.rho(weights))
-            else:
-                scores.add(weights)
-        if scores is None:
-            values = np.concatenate(out)
-        else:
-            fit = scores.fit
-            values = fit.coef[:, kept][None] + scores.deviations
-            scale = {str(f): s for f, s in zip(self.joint["feature"], self.joint["scale"], strict=True)}  # type: ignore[index]
-            values = values * np.array([INDICATOR_SCALE if scale.get(n) == "indicator" else 1.0 for n in names])
-        return values[:, :, [names.index(f) for f in features]]
-
-
-# ------------------------------------------------------------------------------------------------- reading runs
-def _from_result(result: HSIResult, name: str) -> _Run:
-    return _Run(name, "memory", result.heads, result.pairs, result.joint, result.settings.to_dict(), result)
-
-
-def _from_folder(path: Path, name: str) -> _Run:
-    if not path.is_dir():
-        raise HSIDataError(f"{path}: not a folder (an analysis output folder, written by hsi-stats analyze or "
-                           "write_report, is needed)")
-    missing = [f for f in _FILES if not (path / f).is_file()]
-    if missing:
-        raise HSIDataError(f"{path}: not an analysis output folder (written by hsi-stats analyze or write_report): "
-                           f"{', '.join(missing)} missing")
-    try:
-        meta = json.loads((path / "head_functions.json").read_text(encoding="utf-8")).get("_meta", {})
-        heads, pairs = pd.read_csv(path / "heads.csv"), pd.read_csv(path / "pairs.csv")
-        joint = pd.read_csv(path / "joint.csv") if (path / "joint.csv").is_file() else None
-        trends = pd.read_csv(path / "trends.csv") if (path / "trends.csv").is_file() else None
-    except (ValueError, AttributeError) as exc:
-        raise HSIDataError(f"{path}: an analysis file cannot be read ({exc})") from None
-    for table, file, needed in ((heads, "heads.csv", ("head", "hsi", "label", "validated")),
-                                (pairs, "pairs.csv", ("head", "feature", "rho"))):
-        absent = [c for c in needed if c not in table.columns]
-        if absent:
-            raise HSIDataError(f"{path}: {file} must have the columns {list(needed)}, but {absent} are missing")
-    if not isinstance(meta, Mapping) or not isinstance(meta.get("settings"), Mapping):
-        raise HSIDataError(f"{path}: head_functions.json has no _meta.settings (the settings of the analysis)")
-    emergence = None
-    if trends is not None and {"head", "emerges_at"} <= set(trends.columns):
-        emergence = {str(h): (None if pd.isna(v) else int(v)) for h, v in zip(trends["head"], trends["emerges_at"],
-                                                                            strict=True)}
-    return _Run(name, str(path), heads, pairs, joint, dict(meta["settings"]), None, emergence)
-
-
-def _runs_iv(runs: object, names: object) -> list[_Run]:
-    if isinstance(runs, (str, os.PathLike, HSIResult)) or not isinstance(runs, Sequence):
-        raise OptionTypeError("The value for `runs` must be a sequence of HSIResult objects or analysis folders, "
-                              f"but {type(runs).__name__} was passed.")
-    if len(runs) < 2:
-        given = ", ".join(str(r) if not isinstance(r, HSIResult) else "an HSIResult" for r in runs) or "none"
-        raise HSIDataError(f"a comparison needs at least 2 runs, but 1 was given ({given})" if runs else
-                           "a comparison needs at least 2 runs, but none was given")
-    if names is None:
-        chosen = [Path(r).name if isinstance(r, (str, os.PathLike)) else f"run{i}" for i, r in enumerate(runs)]
-        if len(set(chosen)) < len(chosen):
-            chosen = [f"run{i}" for i in range(len(runs))]
-    else:
-        if isinstance(names, str) or not isinstance(names, Sequence) or len(names) != len(runs) \
-                or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
-            raise OptionError(f"The value for `names` must be None or {len(runs)} distinct non-empty strings (one "
-                              f"per run), but {names!r} was passed.")
-        chosen = list(names)
-    loaded = []
-    for run, name in zip(runs, chosen, strict=True):
-        if isinstance(run, HSIResult):
-            loaded.append(_from_result(run, name))
-        elif isinstance(run, (str, os.PathLike)):
-            loaded.append(_from_folder(Path(run), name))
-        else:
-            raise OptionTypeError(f"Each of `runs` must be an HSIResult or an analysis folder, but "
-                                  f"{type(run).__name__} was passed.")
-    return loaded
-
-
-def _check_features(runs: list[_Run]) -> None:
-    first = runs[0]
-    for run in runs[1:]:
-        if set(run.features) != set(first.features):
-            raise HSIDataError(f"{run.source if run.result is None else run.name}: the runs must have the same "
-                               f"features, but {run.name} has {run.features} and {first.name} {first.features}")
-
-
-def _check_settings(runs: list[_Run]) -> None:
-    first = runs[0]
-    for run in runs[1:]:
-        refused = [k for k in SETTINGS_REFUSED if k != "fisher_clip" or first.settings.get("estimator") == "fisher"
-                   if run.settings.get(k) != first.settings.get(k)]
-        if refused:
-            pairs = ", ".join(f"{k}={first.settings.get(k)!r} vs {run.settings.get(k)!r}" for k in refused)
-            raise HSIDataError(f"{run.source if run.result is None else run.name}: analysed with other settings than "
-                               f"{first.name} ({pairs}); they change what rho and the labels mean, so the runs are "
-                               "not compared: analyse them with the same settings")
-        warned = [k for k in SETTINGS_WARNED if run.settings.get(k) != first.settings.get(k)]
-        if warned:
-            pairs = ", ".join(f"{k}={first.settings.get(k)!r} vs {run.settings.get(k)!r}" for k in warned)
-            warnings.warn(f"{run.name} was analysed with other settings than {first.name} ({pairs}): intervals or "
-                          "the validation of labels differ between the runs", ComparisonWarning, stacklevel=3)
-
-
-def _emergence_iv(evolution: object, runs: list[_Run]) -> None:
-    if evolution is None:
-        return
-    if not isinstance(evolution, Sequence) or len(evolution) != len(runs) or not all(
-            e is None or isinstance(e, EvolutionResult) for e in evolution):
-        raise OptionError(f"The value for `evolution` must be None or {len(runs)} EvolutionResult objects (or None), "
-                          f"one per run, but {evolution!r} was passed.")
-    for i, (evo, run) in enumerate(zip(evolution, runs, strict=True)):
-        if evo is None:
-            continue
-        if set(evo.emergence) != set(run.head_names):
-            raise HSIDataError(f"`evolution[{i}]` must have the heads of run {run.name} ({run.head_names}), but it "
-                               f"has {list(evo.emergence)}")
-        object.__setattr__(run, "emergence", dict(evo.emergence))
 
 
 # ------------------------------------------------------------------------------------------------- the result
@@ -370,7 +194,7 @@ def clopper_pearson(k: int, n: int, confidence_level: float) -> tuple[float, flo
     return float(interval.low), float(interval.high)
 
 
-def _common_features(runs: list[_Run], by: str) -> tuple[list[str], list[str]]:
+def _common_features(runs: list[RunTables], by: str) -> tuple[list[str], list[str]]:
     notes = []
     if by == "joint":
         missing = [run.name for run in runs if run.joint is None]
@@ -422,7 +246,7 @@ def _carrier_text(row: Mapping[str, Any]) -> str:
     return f"{row['head']} ({', '.join(parts)}{'; ambiguous match' if row['ambiguous'] else ''})"
 
 
-def _functions(runs: list[_Run], matches: pd.DataFrame, by: str, features: Sequence[str],
+def _functions(runs: list[RunTables], matches: pd.DataFrame, by: str, features: Sequence[str],
                level: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     carriers, rows = [], []
     matched = {(r, h): (ref, amb) for r, h, ref, amb in zip(matches["run"], matches["head"],
@@ -472,10 +296,12 @@ def _functions(runs: list[_Run], matches: pd.DataFrame, by: str, features: Seque
                          "runs_with": k, "runs": len(runs) - 1, "rate": k / (len(runs) - 1), "ci_low": low,
                          "ci_high": high, "kind": "profile", "carried_by": "; ".join(per_run)})
     functions = pd.DataFrame(rows, columns=list(FUNCTION_COLUMNS)).astype({"runs_with": np.int64, "runs": np.int64})
-    return functions, pd.DataFrame(carriers, columns=list(CARRIER_COLUMNS))
+    carried = pd.DataFrame(carriers, columns=list(CARRIER_COLUMNS))
+    carried["emerges_at"] = carried["emerges_at"].astype("Int64")
+    return functions, carried
 
 
-def _match_rows(run: _Run, reference: _Run, similarity: np.ndarray, assignment: Assignment,
+def _match_rows(run: RunTables, reference: RunTables, similarity: np.ndarray, assignment: Assignment,
                 stability: np.ndarray | None, min_match_stability: float, min_margin: float) -> list[dict[str, Any]]:
     by_head = {int(j): k for k, j in enumerate(assignment.other)}
     labels, reference_labels = run.labels(), reference.labels()
@@ -641,10 +467,10 @@ def compare_runs(
     if not is_real(confidence_level) or not 0 < float(confidence_level) < 1:
         raise OptionError(f"The value for `confidence_level` must lie in (0, 1), but {confidence_level!r} was "
                           "passed.")
-    loaded = _runs_iv(runs, names)
-    _check_features(loaded)
-    _check_settings(loaded)
-    _emergence_iv(evolution, loaded)
+    loaded = load_runs(runs, names)
+    check_same_features(loaded)
+    check_same_settings(loaded)
+    attach_emergence(evolution, loaded)
     features, notes = _common_features(loaded, by)
     seed, generator = seeded_generator(rng)
 

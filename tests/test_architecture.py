@@ -22,7 +22,7 @@ MAX_LINES = 600
 STATISTICS = ("hsi_stats._validation", "hsi_stats.settings", "hsi_stats.catalog", "hsi_stats.data", "hsi_stats.io",
               "hsi_stats.group_sums", "hsi_stats.estimators", "hsi_stats.inference", "hsi_stats.labels",
               "hsi_stats.registry", "hsi_stats.results", "hsi_stats.evolution", "hsi_stats.synthetic",
-              "hsi_stats.ablation")
+              "hsi_stats.ablation", "hsi_stats.compare", "hsi_stats.runs")
 PLOTTING = ("matplotlib", "seaborn", "hsi_stats.report")
 
 

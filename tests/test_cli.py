@@ -509,3 +509,59 @@ def test_explain_prints_the_claims_of_validated_heads(tmp_path: Path, capsys: py
     write_npz(renamed, tmp_path / "other.npz")
     assert main(["explain", str(registry), str(tmp_path / "other.npz")]) == 2
     assert f"the registry names heads ['{validated[0]}'" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------- compare
+@pytest.fixture(scope="module")
+def run_dirs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Three analysis folders of runs with different seeds, written by hsi-stats analyze (tables only)."""
+    root = tmp_path_factory.mktemp("compare")
+    folders = []
+    for seed in range(3):
+        write_npz(generate(n_episodes=16, n_steps=8, rng=seed).dataset, root / f"seed{seed}.npz")
+        out = root / f"seed{seed}"
+        assert main(["analyze", str(root / f"seed{seed}.npz"), "--out", str(out), "--format", "", "--seed", "0",
+                     *FAST]) == 0
+        folders.append(out)
+    return folders
+
+
+def test_compare_writes_the_tables_figure_page_and_summary(run_dirs: list[Path], tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    out = tmp_path / "cmp"
+    assert main(["compare", *map(str, run_dirs), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("Comparison of 3 runs (seed0, seed1, seed2)") and f"wrote {out}" in printed
+    for name in ("matches.csv", "functions.csv", "carriers.csv", "similarity.csv", "summary.txt", "comparison.html",
+                 "figures/runs.pdf", "figures/runs.svg", "figures/runs.png"):
+        assert (out / name).is_file(), name
+    matches = pd.read_csv(out / "matches.csv")
+    assert len(matches) == 16 and matches["stability"].isna().all()
+    functions = pd.read_csv(out / "functions.csv")
+    assert {"label", "runs_with", "runs", "rate", "ci_low", "ci_high"} <= set(functions.columns)
+    assert (functions["runs"] == 3).all()
+    html = (out / "comparison.html").read_text()
+    assert "<script" not in html and "data:image/png;base64," in html
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert (out / "summary.txt").read_text().strip() in printed
+
+
+def test_compare_bad_input_exits_2_with_one_line_naming_the_folder(run_dirs: list[Path], tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    fewer = tmp_path / "fewer"
+    fewer.mkdir()
+    for name in ("heads.csv", "head_functions.json"):
+        (fewer / name).write_bytes((run_dirs[1] / name).read_bytes())
+    pairs = pd.read_csv(run_dirs[1] / "pairs.csv")
+    pairs[pairs["feature"] != "ttc"].to_csv(fewer / "pairs.csv", index=False)
+    out = tmp_path / "out"
+    cases = [([str(run_dirs[0])], f"{run_dirs[0]}: a comparison needs at least 2"),
+             ([str(run_dirs[0]), str(tmp_path)], f"{tmp_path}: not an analysis output folder"),
+             ([str(run_dirs[0]), str(fewer)], f"{fewer}: the runs must have the same features")]
+    for runs, message in cases:
+        capsys.readouterr()
+        assert main(["compare", *runs, "--out", str(out)]) == 2
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("hsi-stats: error: ") and message in lines[0], lines
+        assert not out.exists()  # nothing written

@@ -17,6 +17,7 @@ import jinja2
 import pandas as pd
 
 from .._atomic import atomic_folder
+from ..catalog import GENERAL_CONTEXT
 from ..compare import RunComparison
 from ..formatting import MISSING, format_number
 from .figures import render_figure
@@ -108,8 +109,11 @@ def comparison_page(comparison: RunComparison, figure_png: bytes) -> str:
     findings += [f"{row.label}: kept in {row.runs_with} of the {row.runs} other runs" for row in
                  comparison.functions[comparison.functions["kind"] == "profile"].itertuples()]
     n_ambiguous = int(m["ambiguous"].sum())
+    labelled = (m["label"] != GENERAL_CONTEXT) | (m["reference_label"].fillna(GENERAL_CONTEXT) != GENERAL_CONTEXT)
     margins = m.groupby("run", sort=False)["margin"].first()
-    headline = (f"{len(comparison.runs)} runs compared; {n_ambiguous} of {len(m)} matched heads are ambiguous; "
+    headline = (f"{len(comparison.runs)} runs compared; {n_ambiguous} of {len(m)} matched heads are ambiguous "
+                f"({int((m['ambiguous'] & labelled).sum())} of the {int(labelled.sum())} with a validated label on "
+                "either side); "
                 f"smallest margin of a run's matching {min(margins):.3f} ({margins.idxmin()}).")
     context = _Page(
         title=f"Comparison of runs: {', '.join(comparison.runs)}",
