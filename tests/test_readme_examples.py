@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = (ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")))
 #: Example -> the packages it needs (the test-full extra installs them; elsewhere the example is skipped).
 NEEDS = {"highway": ("torch", "highway_env"), "flax": ("jax", "flax"), "explain": (), "joint": (),
-         "ablation": ("torch", "highway_env"), "quickstart": ()}
+         "ablation": ("torch", "highway_env"), "quickstart": (), "compare": ()}
 
 
 def _examples() -> dict[str, tuple[Path, str]]:
@@ -66,6 +66,8 @@ def test_the_marked_example_runs(name: str, capsys: pytest.CaptureFixture[str], 
         nearest = next(line for line in lines if line.strip().startswith("nearest"))
         assert "Proximity Head" in lead and "Proximity Head" in nearest
         assert "is_ahead ×" in lead and "is_ahead" not in nearest
+    if name == "compare":  # three runs, each planted function found in every one
+        assert "Comparison of 3 runs (seed0, seed1, seed2)" in printed and "Safety Head          3     3" in printed
     if name == "quickstart":  # the planted heads are found; the registry and the report are written
         assert "Safety Head" in printed and "General Context Head" in printed
         assert (tmp_path / "head_functions.json").is_file()
