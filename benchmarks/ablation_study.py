@@ -200,8 +200,10 @@ def markdown(summary: dict[str, Any], settings: dict[str, Any]) -> str:
     inert = max(record["inert_changed_max"] for record in summary["open_loop"].values())
     notes = (f"\n\nOpen loop: R = {settings['replicates']} replicates per G, each G episodes of {STEPS} steps drawn "
              f"from a pool of {POOL_EPISODES:,} episodes of the planted policy (`hsi_stats.synthetic.policy`), "
-             f"analysed by `ablation_effects` with its defaults (n_resamples = {settings['n_resamples']}, 95% "
-             "expanded percentile intervals from resampling episodes). Coverage: the share of intervals of head "
+             f"analysed by `ablation_effects` with its defaults (95% intervals: the clustered Wilson interval over "
+             "episodes for the share of actions changed and the total variation, the cluster bootstrap with "
+             f"n_resamples = {settings['n_resamples']} for the targeted difference). Coverage: the share of "
+             "intervals of head "
              "0 (the head that decides) containing the pool's value ± Monte-Carlo standard error; the pool's "
              f"values are {true['changed']:.4f} (changed), {true['tv']:.4f} (total variation) and "
              f"{true['difference']:.4f} (targeted: {true['changed_salient']:.4f} where the nearest vehicle is "

@@ -177,7 +177,7 @@ def large_simulation_rho(kind: str, settings: Settings, seed: np.random.SeedSequ
     focus is computed in both directions and kept in the catalog's (NaN where the catalog says "either").
     """
     from hsi_stats import estimate
-    from hsi_stats.focus import focus_sums
+    from hsi_stats.focus import FocusSums, focus_sums
     from hsi_stats.synthetic import generate
 
     n_chunks = max(1, -(-settings.truth_episodes // settings.truth_chunk))
@@ -192,15 +192,17 @@ def large_simulation_rho(kind: str, settings: Settings, seed: np.random.SeedSequ
         shape = est.rho.shape
         down, up = (focus_sums(run.dataset, np.full(shape, d)) for d in (-1, 1))
         parts = [sums.cross.sum(axis=0), sums.attention_ss.sum(axis=0), sums.feature_ss.sum(axis=0),
-                 down.total.sum(axis=0), down.count.sum(axis=0), up.total.sum(axis=0), up.count.sum(axis=0)]
+                 *(getattr(side, name).sum(axis=0) for side in (down, up) for name in ("total", "count", "floor"))]
         totals = parts if not totals else [t + p for t, p in zip(totals, parts, strict=True)]
         chunk_rho.append(est.rho)
         names = (est.head_names, est.feature_names)
-    cross, attention_ss, feature_ss, down_total, down_count, up_total, up_count = totals
+    cross, attention_ss, feature_ss, *sides = totals
     rho = cross / np.sqrt(attention_ss * feature_ss[None, :])
+    # the focus of all the episodes together, by the package's definition (a negative mean excess over its floor)
+    down_focus, up_focus = (FocusSums(*(part[None] for part in sides[k:k + 3])).focus() for k in (0, 3))
     se = np.std(np.stack(chunk_rho), axis=0, ddof=1) / np.sqrt(n_chunks) if n_chunks > 1 else np.full_like(rho, np.nan)
     directions = catalog_directions(names[1], len(names[0]))
-    focus = np.where(directions < 0, down_total / down_count, up_total / up_count)
+    focus = np.where(directions < 0, down_focus, up_focus)
     focus = np.where(directions == 0, np.nan, focus)
     return {"episodes": n_chunks * settings.truth_chunk, "chunks": n_chunks, "heads": list(names[0]),
             "features": list(names[1]), "rho": rho.tolist(), "mc_se": se.tolist(), "focus": focus.tolist(),
@@ -214,7 +216,7 @@ def truth_key(settings: Settings) -> dict[str, Any]:
     defaults = AnalysisSettings()
     return {"seed": settings.seed, "n_steps": settings.n_steps, "truth_episodes": settings.truth_episodes,
             "truth_chunk": settings.truth_chunk, "estimator": defaults.estimator,
-            "correlation": defaults.correlation, "with_focus": True}
+            "correlation": defaults.correlation, "with_focus": True, "focus_scale": "floor-scaled"}
 
 
 def load_or_compute_truth(settings: Settings, out: Path, recompute: bool) -> tuple[dict[str, Any], float, bool]:
