@@ -44,12 +44,13 @@ def _intro(effects: AblationEffects | None, episodes: AblationEpisodes | None) -
         parts.append(f"Open loop, the policy saw the same {n_steps} observations of {effects.n_groups} episodes "
                      "with and without the head: \"actions changed\" is the share whose most probable action "
                      "changed, \"total variation\" the mean total-variation distance between the two action "
-                     f"distributions; {round(100 * effects.confidence_level)}% intervals from "
-                     f"{effects.n_resamples} resamples of the episodes.")
+                     f"distributions; {round(100 * effects.confidence_level)}% clustered Wilson intervals over "
+                     "the episodes.")
         if effects.targeted is not None and len(effects.targeted):
             parts.append("For each head with a validated label, the share of changed actions where the label's "
                          "target is salient (present and extreme among the vehicles) is compared with the other "
-                         "steps (Holm-adjusted p over the heads).")
+                         f"steps ({effects.n_resamples} resamples of the episodes; Holm-adjusted p over the "
+                         "heads).")
     if episodes is not None:
         parts.append(f"Closed loop, each condition drove the same {len(episodes.returns)} seeded episodes; the "
                      "changes of mean return and crash rate are ablated minus intact, with "

@@ -176,6 +176,16 @@ _WORKS = (
     Reference("kutner2005", "book", ("Kutner, Michael H.", "Nachtsheim, Christopher J.", "Neter, John", "Li, William"),
               2005, "Applied Linear Statistical Models",
               {"edition": "Fifth", "publisher": "McGraw-Hill/Irwin", "address": "Boston"}),
+    _article("wilson1927", ("Wilson, Edwin B.",), 1927,
+             "Probable inference, the law of succession, and statistical inference",
+             "Journal of the American Statistical Association", "22", "158", "209-212",
+             "10.1080/01621459.1927.10502953"),
+    Reference("kish1965", "book", ("Kish, Leslie",), 1965, "Survey Sampling",
+              {"publisher": "Wiley", "address": "New York"}),
+    _article("newcombe1998", ("Newcombe, Robert G.",), 1998,
+             "Interval estimation for the difference between independent proportions: comparison of eleven methods",
+             "Statistics in Medicine", "17", "8", "873-890",
+             "10.1002/(SICI)1097-0258(19980430)17:8<873::AID-SIM779>3.0.CO;2-I"),
 )
 
 #: Every work a methods text may cite, by BibTeX key.

@@ -468,18 +468,23 @@ def _ablation(given: Sequence[Any]) -> list[Segment]:
             _m(r"\bar c = T^{-1} \sum_t [\mathrm{arg\,max} p_t \ne \mathrm{arg\,max} q_t]",
                "mean over t of [argmax p_t != argmax q_t]"), ", and the mean total-variation distance ",
             _m(r"T^{-1} \sum_t \tfrac12 \lVert p_t - q_t \rVert_1", "mean over t of (1/2) |p_t - q_t|_1"),
-            f" were bounded by {level}% expanded percentile intervals ", _cite("hesterberg2015"), " from "
-            f"{effects.n_resamples} cluster-bootstrap resamples of the {effects.n_groups} episodes ",
-            _cite("field2007"), ", each resample recomputing the ratio of the resampled sums."]
+            f" were given {level}% Wilson score intervals ", _cite("wilson1927"), " over the "
+            f"{effects.n_groups} episodes: the number of steps divided by the design effect of the episodes ",
+            _cite("kish1965"), " (the cluster-robust variance of the ratio over its binomial variance), with t "
+            "degrees of freedom from the episodes that carry the rarer outcome, so that a share of 0 or 1 gets "
+            "the interval of no event in as many trials as there are episodes, not a point."]
         if effects.targeted is not None and len(effects.targeted):
             paragraph += [
                 " For a head with a validated label, a step's target was salient when the label's target was "
                 "present and stood out: for an indicator, some but not all valid vehicles flagged; for a continuous "
                 "feature, the step's most extreme valid vehicle in the label's direction more extreme than in the "
                 "median step. The share of changed actions in the salient steps minus that in the others was "
-                "bounded in the same way, the median split recomputed in every resample (the steps weighted by "
-                "their episode's multiplicity), and tested two-sided by the bootstrap, adjusted over the heads with "
-                "Holm's procedure ", _cite("holm1979"), "."]
+                f"bounded by the {level}% expanded percentile interval ", _cite("hesterberg2015"), " from "
+                f"{effects.n_resamples} cluster-bootstrap resamples of the episodes ", _cite("field2007"),
+                ", the median split recomputed in every resample (the steps weighted by their episode's "
+                "multiplicity), or, where every resample gives the same difference, by Newcombe's hybrid of the two "
+                "shares' intervals ", _cite("newcombe1998"), "; it was tested two-sided by the bootstrap, adjusted "
+                "over the heads with Holm's procedure ", _cite("holm1979"), "."]
     if episodes is not None:
         level = round(100 * episodes.confidence_level)
         paragraph += [

@@ -98,15 +98,16 @@ def _with_short_names(frame: pd.DataFrame, short: dict[str, str], column: str = 
 
 
 def _head_tables(content: ReportContent, s: dict[str, ParagraphStyle]) -> list[Flowable]:
-    """The head table (short names), the reasons of the heads that did not pass every rule, and the name legend."""
+    """The head table (short names), the reasons of the heads that did not pass every rule (and the notes of
+    validated heads), and the name legend."""
     names = [str(name) for name in content.heads["head"]]
     short = short_head_names(names)
     heads = _with_short_names(content.heads, short)
     story: list[Flowable] = [word_table(heads.drop(columns=["reasons"]), s["cell"], _WIDTH)]
     story += [Paragraph(escape(note), s["caption"]) for note in content.head_notes]
-    reasons = heads.loc[heads["reasons"] != _PASSED, ["head", "reasons"]]
+    reasons = heads.loc[heads["reasons"] != _PASSED, ["head", "validated", "reasons"]]
     if len(reasons):
-        story += [Spacer(1, 0.3 * cm), Paragraph("Why labels were not validated (every failed rule):", s["body"]),
+        story += [Spacer(1, 0.3 * cm), Paragraph(_reasons_title(reasons["validated"] == "yes"), s["body"]),
                   word_table(reasons, s["cell"], _WIDTH)]
     legend = content.name_legend
     if legend is not None:
@@ -114,6 +115,15 @@ def _head_tables(content: ReportContent, s: dict[str, ParagraphStyle]) -> list[F
             Paragraph("Head names, shortened in the tables and figures:", s["body"]),
             word_table(side_by_side(legend, _LEGEND_ROWS), s["cell"], _WIDTH)])]
     return story
+
+
+def _reasons_title(validated: pd.Series) -> str:
+    """The heading of the reasons table: every failed rule of the heads not validated, notes of the others."""
+    if validated.all():
+        return "Notes on validated heads:"
+    if not validated.any():
+        return "Why labels were not validated (every failed rule):"
+    return "Why labels were not validated (every failed rule), and notes on validated heads:"
 
 
 #: Rows of the name legend per column group: a longer legend is set in groups side by side.
