@@ -20,6 +20,7 @@ __all__ = [
     "InputError",
     "OptionError",
     "OptionTypeError",
+    "RegistryStepWarning",
     "ResamplingWarning",
     "StepPoolingWarning",
     "check_choice",
@@ -57,6 +58,10 @@ class ResamplingWarning(UserWarning):
 
 class StepPoolingWarning(UserWarning):
     """Scenarios of several training steps (different networks) were pooled into one estimate."""
+
+
+class RegistryStepWarning(UserWarning):
+    """Attention of several training steps explained with a registry that does not say which step it describes."""
 
 
 class ConvergenceWarning(RuntimeWarning):

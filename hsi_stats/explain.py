@@ -10,12 +10,19 @@ model predicts (the highest fitted attention from the effects of its profile), w
 agreement rate. Heads without a validated label (General Context Heads among them)
 make no claim. A registry without the evidence (the notebook's original format) is refused unless
 ``allow_unvalidated=True``, and then every claim says it is unvalidated.
+
+A registry describes the network of one training step (its ``_meta.data_summary``, :func:`registry_step`). Given
+the training step of each scenario (``steps=``), :meth:`Explainer.explain` explains the scenarios of that step
+only, and refuses data that lack it; another step is explained when asked for (``step=``), and then every claim
+notes that the registry describes another network. A registry that names no single step explains every step it is
+given, with a :class:`~hsi_stats._validation.RegistryStepWarning` when there are several.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -26,7 +33,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from ._validation import HSIDataError, OptionError
+from ._validation import HSIDataError, OptionError, OptionTypeError, RegistryStepWarning, is_int
 from .agreement import PERCENTILES, target_words, top_entities
 from .catalog import GENERAL_CONTEXT
 from .focus import is_indicator, target_entities
@@ -34,14 +41,15 @@ from .joint.design import fitted_targets
 
 FloatArray = NDArray[np.float64]
 
-__all__ = ["CLAIM_COLUMNS", "Explainer", "Explanation", "claim_text", "example_explanations", "load_registry"]
+__all__ = ["CLAIM_COLUMNS", "Explainer", "Explanation", "claim_text", "example_explanations", "load_registry",
+           "registry_step"]
 
 #: The columns of :attr:`Explanation.claims` (``scenario`` first for a batch).
 CLAIM_COLUMNS = ("head", "head_name", "label", "validated", "entity", "entity_name", "share", "focus_percentile",
                  "feature", "target", "value", "consistent", "agreement", "agreement_ci_low", "agreement_ci_high",
                  "chance", "profile", "joint_entity", "joint_entity_name", "joint_tied", "joint_consistent",
                  "joint_agreement",
-                 "joint_agreement_ci_low", "joint_agreement_ci_high", "joint_chance")
+                 "joint_agreement_ci_low", "joint_agreement_ci_high", "joint_chance", "step", "note")
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,75 @@ def load_registry(registry: str | os.PathLike[str] | Mapping[str, Any]) -> Mappi
     if not isinstance(loaded, Mapping):
         raise HSIDataError(f"{path}: a registry is a JSON object of heads, but it holds a {type(loaded).__name__}.")
     return loaded
+
+
+def registry_step(registry: Mapping[str, Any]) -> int | None:
+    """The training step whose network a registry describes, read from its ``_meta``; None when it does not say
+    (a registry of data without steps, or of the original format) or when its analysis pooled several steps.
+
+    The step is ``_meta.data_summary.step_selection.step`` (the step analysed), failing that the one step of
+    ``_meta.data_summary.steps``.
+
+    Examples
+    --------
+    >>> registry_step({"_meta": {"data_summary": {"steps": [1000000], "step_selection": {"step": 1000000,
+    ...                                                                                  "pooled": False}}}})
+    1000000
+    >>> registry_step({"_meta": {"data_summary": {"steps": [100, 200], "step_selection": {"step": None,
+    ...                                                                                  "pooled": True}}}})
+    >>> registry_step({"0": {"name": "Safety Head"}}) is None  # the original format: no _meta
+    True
+    """
+    meta = registry.get("_meta")
+    summary = meta.get("data_summary") if isinstance(meta, Mapping) else None
+    if not isinstance(summary, Mapping):
+        return None
+    selection = summary.get("step_selection")
+    if isinstance(selection, Mapping):
+        if selection.get("pooled"):
+            return None
+        if is_int(selection.get("step")):
+            return int(selection["step"])
+    steps = summary.get("steps")
+    if isinstance(steps, Sequence) and len(steps) == 1 and is_int(steps[0]):
+        return int(steps[0])
+    return None
+
+
+def _registry_steps(registry: Mapping[str, Any]) -> tuple[int, ...]:
+    """Every step a registry's analysis read (several when it pooled them), from ``_meta.data_summary.steps``."""
+    meta = registry.get("_meta")
+    summary = meta.get("data_summary") if isinstance(meta, Mapping) else None
+    steps = summary.get("steps") if isinstance(summary, Mapping) else None
+    if not isinstance(steps, Sequence) or isinstance(steps, str) or not all(is_int(s) for s in steps):
+        return ()
+    return tuple(int(s) for s in steps)
+
+
+@dataclass(frozen=True)
+class _StepChoice:
+    """Which scenarios of a batch are explained, by their training step, and what the explanation says of it."""
+
+    keep: NDArray[np.bool_] | None  # None: every scenario given
+    steps: NDArray[np.int64] | None  # the training step of each scenario kept (None: not given)
+    heading: str | None  # one sentence for the text: which step is explained, and why
+    note: str | None  # for every claim: the registry describes another step
+
+
+def _span(steps: Sequence[int]) -> str:
+    """``"100000"``, ``"100000 and 200000"`` or ``"100000 to 1000000"``.
+
+    >>> _span([5]), _span([5, 9]), _span([1, 2, 3])
+    ('5', '5 and 9', '1 to 3')
+    """
+    if len(steps) <= 2:
+        return " and ".join(str(s) for s in steps)
+    return f"{steps[0]} to {steps[-1]}"
+
+
+def _steps_words(steps: Sequence[int]) -> str:
+    """``"training step 5"``, ``"the 2 training steps 5 and 9"``, ``"the 10 training steps 1 to 10"``."""
+    return f"training step {steps[0]}" if len(steps) == 1 else f"the {len(steps)} training steps {_span(steps)}"
 
 
 def _rates(agreement: object) -> tuple[float, float, float, float] | None:
@@ -145,10 +222,14 @@ class Explainer:
     87% [60%, 97%] of scenarios (chance 19%).
     """
 
-    def __init__(self, claimants: Sequence[_Claimant], n_heads: int, silent: Sequence[str]) -> None:
+    def __init__(self, claimants: Sequence[_Claimant], n_heads: int, silent: Sequence[str], *,
+                 step: int | None = None, registry_steps: Sequence[int] = ()) -> None:
         self._claimants = tuple(claimants)
         self.n_heads = n_heads
         self.silent = tuple(silent)  # heads that make no claim, by name
+        #: The training step whose network the registry describes (:func:`registry_step`); None when it does not say.
+        self.step = step
+        self._registry_steps = tuple(registry_steps)
         # fixed per claim, computed once: which heads, which claims are judged on a feature, in which direction
         self._heads = np.array([c.index for c in self._claimants], dtype=np.intp)
         self._features = tuple(dict.fromkeys(c.feature for c in self._claimants if c.feature is not None))
@@ -164,7 +245,8 @@ class Explainer:
         """An explainer of the heads of ``registry`` (a ``head_functions.json`` path or its mapping).
 
         A registry without validation evidence (the original format: no ``validated`` key) is refused unless
-        ``allow_unvalidated``; then every labelled head claims, and every claim says it is unvalidated.
+        ``allow_unvalidated``; then every labelled head claims, and every claim says it is unvalidated. The training
+        step the registry describes is read from its ``_meta`` (:attr:`step`, :func:`registry_step`).
         """
         loaded = load_registry(registry)
         entries = {int(key): value for key, value in loaded.items() if str(key).isdigit()}
@@ -184,7 +266,8 @@ class Explainer:
                 silent.append(str(entry.get("head", f"h{h}")))
             else:
                 claimants.append(found)
-        return cls(claimants, max(entries) + 1, silent)
+        return cls(claimants, max(entries) + 1, silent, step=registry_step(loaded),
+                   registry_steps=_registry_steps(loaded))
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -214,16 +297,58 @@ class Explainer:
 
     def explain(self, attention: ArrayLike, features: Mapping[str, ArrayLike] | None = None,
                 mask: ArrayLike | None = None, entity_names: Sequence[str] | None = None, *,
-                scenarios: ArrayLike | None = None) -> Explanation:
+                scenarios: ArrayLike | None = None, steps: ArrayLike | None = None,
+                step: int | None = None) -> Explanation:
         """The claims of one step, attention (H, V), or of a batch (B, H, V).
 
-        ``features`` (name -> (V,) or (B, V)) lets each claim say whether the attended entity is its label's
-        target, and, when they hold every feature of the head's joint model (:attr:`joint_features`), whether it
-        is among the entities the joint model predicts (``joint_entity``, ``joint_tied``, ``joint_consistent``);
-        ``mask`` (V,) or (B, V) marks the entities present (all by default); ``entity_names`` names the V entities
-        in the text (``entity {v}`` by default); ``scenarios`` (B,) labels the steps of a batch (their position by
-        default). Every head is handled at once (numpy over steps and heads); the claims table is
-        built when first read.
+        Parameters
+        ----------
+        attention : array_like, shape (H, V) or (B, H, V)
+            The attention of one scenario (one step of a policy at run time) or of a batch of them.
+        features : mapping of str to array_like, optional
+            Name -> (V,) or (B, V). They let each claim say whether the attended entity is its label's target,
+            and, when they hold every feature of the head's joint model (:attr:`joint_features`), whether it is
+            among the entities the joint model predicts (``joint_entity``, ``joint_tied``, ``joint_consistent``).
+        mask : array_like of bool, shape (V,) or (B, V), optional
+            The entities present (all by default).
+        entity_names : sequence of str, optional
+            The names of the V entities in the text (``entity {v}`` by default).
+        scenarios : array_like, shape (B,), optional
+            Labels of the scenarios of a batch (their position by default; kept when ``steps`` selects some).
+        steps : int or array_like of int, shape (B,), optional
+            The training step (checkpoint) whose network produced each scenario's attention, one number for all.
+            With them, only the scenarios of the registry's own step (:attr:`step`) are explained, and data
+            without that step are refused with the steps they hold; without them, what is given is explained as
+            it is.
+        step : int, optional
+            Explain the scenarios of this training step (one of ``steps``) instead. When the registry describes
+            another step, every claim carries a ``note`` saying so: its labels and agreement rates are those of
+            another network.
+
+        Returns
+        -------
+        Explanation
+            Its claims (a table built when first read), :meth:`~Explanation.text` and, when ``steps`` were
+            given, :attr:`~Explanation.heading`: which step was explained and why.
+
+        Raises
+        ------
+        HSIDataError
+            On attention, features or a mask of the wrong shape, data without the registry's step, or a ``step``
+            the data lack (the message names the steps they hold).
+        OptionError
+            On ``step`` without ``steps``, or labels or steps that do not match the batch.
+
+        Warns
+        -----
+        RegistryStepWarning
+            When the registry names no single training step and ``steps`` hold several, none asked for: every step
+            is explained with the same registry.
+
+        Notes
+        -----
+        Every head is handled at once (numpy over scenarios and heads); the claims table is built when first
+        read.
         """
         values = np.asarray(attention, dtype=np.float64)
         batch = values.ndim == 3
@@ -240,6 +365,15 @@ class Explainer:
         labels = np.arange(n_steps) if scenarios is None else np.asarray(scenarios).reshape(-1)
         if labels.shape != (n_steps,):
             raise OptionError(f"`scenarios` must label the {n_steps} steps, but {labels.size} labels were passed.")
+        choice = self.choose_step(steps, step, n_steps)
+        if choice.keep is not None and not choice.keep.all():
+            keep = choice.keep
+            if features is not None:
+                features = {name: self._per_step(features[name], f"features[{name!r}]", n_steps, n_entities,
+                                                 float)[keep]
+                            for name in dict.fromkeys([*self.features, *self.joint_features]) if name in features}
+            values, valid, labels = values[keep], valid[keep], labels[keep]
+            n_steps = values.shape[0]
         top, share, _ = top_entities(values[:, self._heads, :], valid)  # (B, C) each
         percentile = np.full(share.shape, np.nan)
         for c, claimant in enumerate(self._claimants):
@@ -248,7 +382,75 @@ class Explainer:
         value, consistent, targets = self._checked(features, valid, top, n_steps, n_entities)
         joint = self._joint_checked(features, valid, top, n_steps, n_entities)
         return Explanation(self._claimants, self.silent, batch, labels, names, top, share, percentile, value,
-                           consistent, targets, joint)
+                           consistent, targets, joint, steps=choice.steps, heading=choice.heading, note=choice.note)
+
+    def choose_step(self, steps: ArrayLike | None, step: int | None = None, n_scenarios: int | None = None
+                    ) -> _StepChoice:
+        """Which scenarios :meth:`explain` explains, given their training ``steps`` and the ``step`` asked for.
+
+        The registry's own step (:attr:`step`) by default, refused with the steps available when ``steps`` lack it;
+        ``step`` when asked for (then a note for every claim when the registry describes another step); everything
+        given when the registry names no single step (a :class:`~hsi_stats._validation.RegistryStepWarning` when
+        ``steps`` hold several) or when ``steps`` is None.
+        """
+        if step is not None and not is_int(step):
+            raise OptionTypeError(f"The value for `step` must be None or an integer training step, but {step!r} was "
+                                  "passed.")
+        if steps is None:
+            if step is not None:
+                raise OptionError(f"`step={step}` picks the scenarios of a training step, but no `steps` were passed "
+                                  "(the training step of each scenario).")
+            return _StepChoice(None, None, None, None)
+        given = np.asarray(steps)
+        if given.size and (given.dtype.kind not in "iu" or given.ndim > 1):
+            raise OptionError(f"`steps` must be integer training steps, one per scenario (or one for all), but an "
+                              f"array of dtype {given.dtype} and shape {given.shape} was passed.")
+        if n_scenarios is not None:
+            if given.ndim == 0:
+                given = np.full(n_scenarios, given)
+            if given.shape != (n_scenarios,):
+                raise OptionError(f"`steps` must give the training step of each of the {n_scenarios} scenarios (or "
+                                  f"one for all), but {given.size} steps were passed.")
+        given = given.astype(np.int64).reshape(-1)
+        available = [int(s) for s in np.unique(given)]
+        if step is not None:
+            if int(step) not in available:
+                raise HSIDataError(f"`step` must be one of the training steps of the data {available}, but {step} "
+                                   f"was passed.")
+            keep = given == int(step)
+            count = "" if keep.all() else f" ({int(keep.sum())} of {given.size} scenarios)"
+            if self.step is None:
+                heading = (f"Explained: training step {step}, as asked{count}; the registry does not say which step "
+                           f"it describes.")
+                return _StepChoice(keep, given[keep], heading, None)
+            if int(step) == self.step:
+                heading = f"Explained: training step {step}, as asked, the step the registry describes{count}."
+                return _StepChoice(keep, given[keep], heading, None)
+            note = (f"the registry describes training step {self.step}, not step {step}: its labels and rates are "
+                    f"those of another network")
+            heading = (f"Explained: training step {step}, as asked{count}; the registry describes training step "
+                       f"{self.step}, another network: every claim notes it.")
+            return _StepChoice(keep, given[keep], heading, note)
+        if self.step is None:
+            pooled = (f"pools {_steps_words(self._registry_steps)}" if len(self._registry_steps) > 1 else
+                      "does not say which training step it describes")
+            if len(available) > 1:
+                warnings.warn(f"the registry {pooled}, and the data hold {_steps_words(available)}: every step is "
+                              f"explained with the same labels; pass step= (--step N) to explain one.",
+                              RegistryStepWarning, stacklevel=3)
+            heading = f"Explained: every scenario given, of {_steps_words(available)}; the registry {pooled}."
+            return _StepChoice(None, given, heading, None)
+        if self.step not in available:
+            raise HSIDataError(f"the registry describes training step {self.step} (its _meta.data_summary), but the "
+                               f"data hold the training steps {available}, not that one: pass step= (--step N) with "
+                               f"one of them to explain it with the registry of another step, each claim saying so.")
+        keep = given == self.step
+        others = [s for s in available if s != self.step]
+        heading = f"Explained: training step {self.step}, the step the registry describes"
+        heading += (f", {int(keep.sum())} of the {given.size} scenarios given; those of the other "
+                    f"{_steps_words(others).removeprefix('the ')} only when asked for (step=, --step N)."
+                    if others else ".")
+        return _StepChoice(keep, given[keep], heading, None)
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -340,9 +542,15 @@ class Explanation:
     def __init__(self, claimants: Sequence[_Claimant], silent: Sequence[str], batch: bool,
                  scenarios: NDArray[Any], entity_names: NDArray[np.str_], top: NDArray[np.intp], share: FloatArray,
                  percentile: FloatArray, value: FloatArray, consistent: FloatArray,
-                 targets: Sequence[str | None], joint: Mapping[str, NDArray[Any]]) -> None:
+                 targets: Sequence[str | None], joint: Mapping[str, NDArray[Any]], *,
+                 steps: NDArray[np.int64] | None = None, heading: str | None = None, note: str | None = None) -> None:
         self._claimants = tuple(claimants)
         self.silent = tuple(silent)
+        #: Which training step was explained and why (None when no ``steps`` were given).
+        self.heading = heading
+        #: The note every claim carries (the registry describes another step), or None.
+        self.note = note
+        self._steps = steps
         self._batch = batch
         self._scenarios, self._entity_names = scenarios, entity_names
         self._top, self._share, self._percentile = top, share, percentile
@@ -402,12 +610,16 @@ class Explanation:
                                                        joint_consistent == 1)), dtype="boolean"),
             "joint_agreement": joint[per_claim, 0], "joint_agreement_ci_low": joint[per_claim, 1],
             "joint_agreement_ci_high": joint[per_claim, 2], "joint_chance": joint[per_claim, 3],
+            "step": pd.array(np.repeat(self._steps, n_claims) if self._steps is not None else
+                             [None] * (n_steps * n_claims), dtype="Int64"),
+            "note": pd.Series([self.note] * (n_steps * n_claims), dtype=object),
         })
         return frame if self._batch else frame.drop(columns="scenario")
 
     def text(self) -> str:
-        """The claims in words, scenario by scenario; then the heads that make no claim."""
-        lines: list[str] = []
+        """The claims in words, scenario by scenario, after the :attr:`heading` (which training step, when known);
+        then the heads that make no claim."""
+        lines: list[str] = [] if self.heading is None else [self.heading]
         frame = self.claims if self._batch else self.claims.assign(scenario=0)
         for scenario, rows in frame.groupby("scenario", sort=False):
             if self._batch:
@@ -469,7 +681,11 @@ def claim_text(row: Mapping[str, Any]) -> str:
                      f"{_percent(row['joint_agreement'])} [{_percent(row['joint_agreement_ci_low'])}, "
                      f"{_percent(row['joint_agreement_ci_high'])}] of scenarios (chance "
                      f"{_percent(row['joint_chance'])})")
-    return said + "."
+    said += "."
+    note = row.get("note")
+    if isinstance(note, str) and note:
+        said += f" [Note: {note}.]"
+    return said
 
 
 #: Scenarios of a sharded data set the examples are drawn from (the figures' sample).
