@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -33,9 +32,10 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from ._validation import HSIDataError, OptionError, OptionTypeError, RegistryStepWarning, is_int
+from ._validation import HSIDataError, OptionError
 from .agreement import PERCENTILES, target_words, top_entities
 from .catalog import GENERAL_CONTEXT
+from .explain_steps import choose_step, registry_step, registry_steps
 from .focus import is_indicator, target_entities
 from .joint.design import fitted_targets
 
@@ -83,75 +83,6 @@ def load_registry(registry: str | os.PathLike[str] | Mapping[str, Any]) -> Mappi
     if not isinstance(loaded, Mapping):
         raise HSIDataError(f"{path}: a registry is a JSON object of heads, but it holds a {type(loaded).__name__}.")
     return loaded
-
-
-def registry_step(registry: Mapping[str, Any]) -> int | None:
-    """The training step whose network a registry describes, read from its ``_meta``; None when it does not say
-    (a registry of data without steps, or of the original format) or when its analysis pooled several steps.
-
-    The step is ``_meta.data_summary.step_selection.step`` (the step analysed), failing that the one step of
-    ``_meta.data_summary.steps``.
-
-    Examples
-    --------
-    >>> registry_step({"_meta": {"data_summary": {"steps": [1000000], "step_selection": {"step": 1000000,
-    ...                                                                                  "pooled": False}}}})
-    1000000
-    >>> registry_step({"_meta": {"data_summary": {"steps": [100, 200], "step_selection": {"step": None,
-    ...                                                                                  "pooled": True}}}})
-    >>> registry_step({"0": {"name": "Safety Head"}}) is None  # the original format: no _meta
-    True
-    """
-    meta = registry.get("_meta")
-    summary = meta.get("data_summary") if isinstance(meta, Mapping) else None
-    if not isinstance(summary, Mapping):
-        return None
-    selection = summary.get("step_selection")
-    if isinstance(selection, Mapping):
-        if selection.get("pooled"):
-            return None
-        if is_int(selection.get("step")):
-            return int(selection["step"])
-    steps = summary.get("steps")
-    if isinstance(steps, Sequence) and len(steps) == 1 and is_int(steps[0]):
-        return int(steps[0])
-    return None
-
-
-def _registry_steps(registry: Mapping[str, Any]) -> tuple[int, ...]:
-    """Every step a registry's analysis read (several when it pooled them), from ``_meta.data_summary.steps``."""
-    meta = registry.get("_meta")
-    summary = meta.get("data_summary") if isinstance(meta, Mapping) else None
-    steps = summary.get("steps") if isinstance(summary, Mapping) else None
-    if not isinstance(steps, Sequence) or isinstance(steps, str) or not all(is_int(s) for s in steps):
-        return ()
-    return tuple(int(s) for s in steps)
-
-
-@dataclass(frozen=True)
-class _StepChoice:
-    """Which scenarios of a batch are explained, by their training step, and what the explanation says of it."""
-
-    keep: NDArray[np.bool_] | None  # None: every scenario given
-    steps: NDArray[np.int64] | None  # the training step of each scenario kept (None: not given)
-    heading: str | None  # one sentence for the text: which step is explained, and why
-    note: str | None  # for every claim: the registry describes another step
-
-
-def _span(steps: Sequence[int]) -> str:
-    """``"100000"``, ``"100000 and 200000"`` or ``"100000 to 1000000"``.
-
-    >>> _span([5]), _span([5, 9]), _span([1, 2, 3])
-    ('5', '5 and 9', '1 to 3')
-    """
-    if len(steps) <= 2:
-        return " and ".join(str(s) for s in steps)
-    return f"{steps[0]} to {steps[-1]}"
-
-
-def _steps_words(steps: Sequence[int]) -> str:
-    """``"training step 5"``, ``"the 2 training steps 5 and 9"``, ``"the 10 training steps 1 to 10"``."""
-    return f"training step {steps[0]}" if len(steps) == 1 else f"the {len(steps)} training steps {_span(steps)}"
 
 
 def _rates(agreement: object) -> tuple[float, float, float, float] | None:
@@ -223,13 +154,13 @@ class Explainer:
     """
 
     def __init__(self, claimants: Sequence[_Claimant], n_heads: int, silent: Sequence[str], *,
-                 step: int | None = None, registry_steps: Sequence[int] = ()) -> None:
+                 step: int | None = None, pooled_steps: Sequence[int] = ()) -> None:
         self._claimants = tuple(claimants)
         self.n_heads = n_heads
         self.silent = tuple(silent)  # heads that make no claim, by name
         #: The training step whose network the registry describes (:func:`registry_step`); None when it does not say.
         self.step = step
-        self._registry_steps = tuple(registry_steps)
+        self._registry_steps = tuple(pooled_steps)
         # fixed per claim, computed once: which heads, which claims are judged on a feature, in which direction
         self._heads = np.array([c.index for c in self._claimants], dtype=np.intp)
         self._features = tuple(dict.fromkeys(c.feature for c in self._claimants if c.feature is not None))
@@ -267,7 +198,7 @@ class Explainer:
             else:
                 claimants.append(found)
         return cls(claimants, max(entries) + 1, silent, step=registry_step(loaded),
-                   registry_steps=_registry_steps(loaded))
+                   pooled_steps=registry_steps(loaded))
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -365,7 +296,7 @@ class Explainer:
         labels = np.arange(n_steps) if scenarios is None else np.asarray(scenarios).reshape(-1)
         if labels.shape != (n_steps,):
             raise OptionError(f"`scenarios` must label the {n_steps} steps, but {labels.size} labels were passed.")
-        choice = self.choose_step(steps, step, n_steps)
+        choice = choose_step(self.step, self._registry_steps, steps, step, n_steps)
         if choice.keep is not None and not choice.keep.all():
             keep = choice.keep
             if features is not None:
@@ -383,74 +314,6 @@ class Explainer:
         joint = self._joint_checked(features, valid, top, n_steps, n_entities)
         return Explanation(self._claimants, self.silent, batch, labels, names, top, share, percentile, value,
                            consistent, targets, joint, steps=choice.steps, heading=choice.heading, note=choice.note)
-
-    def choose_step(self, steps: ArrayLike | None, step: int | None = None, n_scenarios: int | None = None
-                    ) -> _StepChoice:
-        """Which scenarios :meth:`explain` explains, given their training ``steps`` and the ``step`` asked for.
-
-        The registry's own step (:attr:`step`) by default, refused with the steps available when ``steps`` lack it;
-        ``step`` when asked for (then a note for every claim when the registry describes another step); everything
-        given when the registry names no single step (a :class:`~hsi_stats._validation.RegistryStepWarning` when
-        ``steps`` hold several) or when ``steps`` is None.
-        """
-        if step is not None and not is_int(step):
-            raise OptionTypeError(f"The value for `step` must be None or an integer training step, but {step!r} was "
-                                  "passed.")
-        if steps is None:
-            if step is not None:
-                raise OptionError(f"`step={step}` picks the scenarios of a training step, but no `steps` were passed "
-                                  "(the training step of each scenario).")
-            return _StepChoice(None, None, None, None)
-        given = np.asarray(steps)
-        if given.size and (given.dtype.kind not in "iu" or given.ndim > 1):
-            raise OptionError(f"`steps` must be integer training steps, one per scenario (or one for all), but an "
-                              f"array of dtype {given.dtype} and shape {given.shape} was passed.")
-        if n_scenarios is not None:
-            if given.ndim == 0:
-                given = np.full(n_scenarios, given)
-            if given.shape != (n_scenarios,):
-                raise OptionError(f"`steps` must give the training step of each of the {n_scenarios} scenarios (or "
-                                  f"one for all), but {given.size} steps were passed.")
-        given = given.astype(np.int64).reshape(-1)
-        available = [int(s) for s in np.unique(given)]
-        if step is not None:
-            if int(step) not in available:
-                raise HSIDataError(f"`step` must be one of the training steps of the data {available}, but {step} "
-                                   f"was passed.")
-            keep = given == int(step)
-            count = "" if keep.all() else f" ({int(keep.sum())} of {given.size} scenarios)"
-            if self.step is None:
-                heading = (f"Explained: training step {step}, as asked{count}; the registry does not say which step "
-                           f"it describes.")
-                return _StepChoice(keep, given[keep], heading, None)
-            if int(step) == self.step:
-                heading = f"Explained: training step {step}, as asked, the step the registry describes{count}."
-                return _StepChoice(keep, given[keep], heading, None)
-            note = (f"the registry describes training step {self.step}, not step {step}: its labels and rates are "
-                    f"those of another network")
-            heading = (f"Explained: training step {step}, as asked{count}; the registry describes training step "
-                       f"{self.step}, another network: every claim notes it.")
-            return _StepChoice(keep, given[keep], heading, note)
-        if self.step is None:
-            pooled = (f"pools {_steps_words(self._registry_steps)}" if len(self._registry_steps) > 1 else
-                      "does not say which training step it describes")
-            if len(available) > 1:
-                warnings.warn(f"the registry {pooled}, and the data hold {_steps_words(available)}: every step is "
-                              f"explained with the same labels; pass step= (--step N) to explain one.",
-                              RegistryStepWarning, stacklevel=3)
-            heading = f"Explained: every scenario given, of {_steps_words(available)}; the registry {pooled}."
-            return _StepChoice(None, given, heading, None)
-        if self.step not in available:
-            raise HSIDataError(f"the registry describes training step {self.step} (its _meta.data_summary), but the "
-                               f"data hold the training steps {available}, not that one: pass step= (--step N) with "
-                               f"one of them to explain it with the registry of another step, each claim saying so.")
-        keep = given == self.step
-        others = [s for s in available if s != self.step]
-        heading = f"Explained: training step {self.step}, the step the registry describes"
-        heading += (f", {int(keep.sum())} of the {given.size} scenarios given; those of the other "
-                    f"{_steps_words(others).removeprefix('the ')} only when asked for (step=, --step N)."
-                    if others else ".")
-        return _StepChoice(keep, given[keep], heading, None)
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
