@@ -13,6 +13,7 @@ from collections.abc import Iterable
 import numpy as np
 
 __all__ = [
+    "ClusterError",
     "ConstantInputWarning",
     "ConvergenceWarning",
     "DataAlignmentWarning",
@@ -46,6 +47,12 @@ class OptionError(InputError, ValueError):
 
 class OptionTypeError(InputError, TypeError):
     """An argument of the wrong type (the message names the argument, the type expected and the type passed)."""
+
+
+class ClusterError(Exception):
+    """The Dask cluster failed under the computation (its scheduler lost or unreachable, every worker gone): the
+    environment failed, neither the input nor hsi_stats. The message names the scheduler's address and what
+    happened."""
 
 
 class ConstantInputWarning(RuntimeWarning):

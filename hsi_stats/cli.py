@@ -3,8 +3,11 @@
 The analysis flags are built from :class:`~hsi_stats.settings.AnalysisSettings` (names, choices, defaults and
 help), so the command line always offers what the API offers. Bad input (data, files, options: an
 :class:`~hsi_stats._validation.InputError` or an ``OSError``) ends with exit code 2 and one line on standard
-error; anything else is a bug in hsi_stats and ends with the traceback, a request to report it and exit code 70.
-Nothing is written before the analysis has succeeded, and every file is written atomically.
+error; a Dask cluster that fails under ``analyze --scheduler`` or ``--workers`` (its scheduler lost or unreachable,
+every worker gone: a :class:`~hsi_stats._validation.ClusterError`) ends with exit code 69 and one line naming the
+scheduler's address and what happened; anything else is a bug in hsi_stats and ends with the traceback, a request
+to report it and exit code 70. Nothing is written before the analysis has succeeded, and every file is written
+atomically; a ``--workers`` cluster started here is shut down however the command ends.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 
 from . import __version__
 from ._atomic import atomic_write_text, check_writable
-from ._validation import InputError
+from ._validation import ClusterError, InputError
 from .settings import AnalysisSettings, option_kind, option_names
 
 if TYPE_CHECKING:  # the analysis modules are imported where they run: a refused option costs no scipy import
@@ -37,6 +40,7 @@ if TYPE_CHECKING:  # the analysis modules are imported where they run: a refused
 __all__ = ["main"]
 
 EXIT_BAD_INPUT = 2
+EXIT_CLUSTER_UNAVAILABLE = 69  # EX_UNAVAILABLE of sysexits.h: the Dask cluster failed, not the input nor hsi_stats
 EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE of sysexits.h
 
 
@@ -557,6 +561,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.showwarning = _print_warning
             check_outputs(args)
             return int(args.handler(args))
+    except ClusterError as exc:
+        print(f"hsi-stats: cluster error: {exc}; nothing was written", file=sys.stderr)
+        return EXIT_CLUSTER_UNAVAILABLE
     except (InputError, OSError) as exc:
         print(f"hsi-stats: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
