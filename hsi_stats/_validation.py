@@ -13,6 +13,7 @@ from collections.abc import Iterable
 import numpy as np
 
 __all__ = [
+    "ClusterError",
     "ConstantInputWarning",
     "ConvergenceWarning",
     "DataAlignmentWarning",
@@ -20,6 +21,7 @@ __all__ = [
     "InputError",
     "OptionError",
     "OptionTypeError",
+    "RegistryStepWarning",
     "ResamplingWarning",
     "StepPoolingWarning",
     "check_choice",
@@ -47,6 +49,12 @@ class OptionTypeError(InputError, TypeError):
     """An argument of the wrong type (the message names the argument, the type expected and the type passed)."""
 
 
+class ClusterError(Exception):
+    """The Dask cluster failed under the computation (its scheduler lost or unreachable, every worker gone): the
+    environment failed, neither the input nor hsi_stats. The message names the scheduler's address and what
+    happened."""
+
+
 class ConstantInputWarning(RuntimeWarning):
     """A correlation is undefined because one of its variables never varies; its value is NaN."""
 
@@ -57,6 +65,10 @@ class ResamplingWarning(UserWarning):
 
 class StepPoolingWarning(UserWarning):
     """Scenarios of several training steps (different networks) were pooled into one estimate."""
+
+
+class RegistryStepWarning(UserWarning):
+    """Attention of several training steps explained with a registry that does not say which step it describes."""
 
 
 class ConvergenceWarning(RuntimeWarning):

@@ -3,8 +3,11 @@
 The analysis flags are built from :class:`~hsi_stats.settings.AnalysisSettings` (names, choices, defaults and
 help), so the command line always offers what the API offers. Bad input (data, files, options: an
 :class:`~hsi_stats._validation.InputError` or an ``OSError``) ends with exit code 2 and one line on standard
-error; anything else is a bug in hsi_stats and ends with the traceback, a request to report it and exit code 70.
-Nothing is written before the analysis has succeeded, and every file is written atomically.
+error; a Dask cluster that fails under ``analyze --scheduler`` or ``--workers`` (its scheduler lost or unreachable,
+every worker gone: a :class:`~hsi_stats._validation.ClusterError`) ends with exit code 69 and one line naming the
+scheduler's address and what happened; anything else is a bug in hsi_stats and ends with the traceback, a request
+to report it and exit code 70. Nothing is written before the analysis has succeeded, and every file is written
+atomically; a ``--workers`` cluster started here is shut down however the command ends.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 
 from . import __version__
 from ._atomic import atomic_write_text, check_writable
-from ._validation import InputError
+from ._validation import ClusterError, InputError
 from .settings import AnalysisSettings, option_kind, option_names
 
 if TYPE_CHECKING:  # the analysis modules are imported where they run: a refused option costs no scipy import
@@ -37,6 +40,7 @@ if TYPE_CHECKING:  # the analysis modules are imported where they run: a refused
 __all__ = ["main"]
 
 EXIT_BAD_INPUT = 2
+EXIT_CLUSTER_UNAVAILABLE = 69  # EX_UNAVAILABLE of sysexits.h: the Dask cluster failed, not the input nor hsi_stats
 EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE of sysexits.h
 
 
@@ -239,10 +243,31 @@ def cmd_explain(args: argparse.Namespace) -> int:
     explainer.check_data(dataset.head_names, dataset.feature_names)
     if args.scenario is not None and not 0 <= args.scenario < dataset.n_scenarios:
         raise CommandError(f"--scenario must lie in 0..{dataset.n_scenarios - 1}, but {args.scenario} was given")
+    steps = None if dataset.steps is None else np.asarray(dataset.steps, dtype=np.int64)
+    if args.step is not None and steps is None:
+        raise CommandError(f"--step needs training steps, but {source} has none")
+    if args.step is not None and args.step not in set(steps.tolist()):  # type: ignore[union-attr]
+        raise CommandError(f"--step must be one of the training steps of {source} "
+                           f"{sorted(set(steps.tolist()))}, but {args.step} was given")  # type: ignore[union-attr]
+    wanted = args.step if args.step is not None else explainer.step
+    if args.scenario is not None and steps is not None and wanted is not None and steps[args.scenario] != wanted:
+        of_step = np.flatnonzero(steps == wanted)
+        which = "--step asks for" if args.step is not None else "the registry describes"
+        raise CommandError(f"--scenario {args.scenario} is of training step {steps[args.scenario]}, but {which} "
+                           f"training step {wanted}: pass --step {steps[args.scenario]} to explain it with the "
+                           f"registry of another step (each claim then says so), or a scenario of step {wanted} "
+                           f"({_indices(of_step)})" if of_step.size else
+                           f"--scenario {args.scenario} is of training step {steps[args.scenario]}, but {which} "
+                           f"training step {wanted}, which {source} lacks (its steps: {sorted(set(steps.tolist()))}): "
+                           f"pass --step {steps[args.scenario]} to explain it with the registry of another step "
+                           f"(each claim then says so)")
     rows = np.arange(dataset.n_scenarios) if args.scenario is None else np.array([args.scenario])
     explanation = explainer.explain(dataset.attention[rows], {name: values[rows] for name, values in
                                                               dataset.features.items()}, dataset.mask[rows],
-                                    scenarios=rows)
+                                    scenarios=rows, steps=None if steps is None else steps[rows], step=args.step)
+    if args.format != "text" and explanation.heading is not None:
+        # the claims carry their step and note; which step was explained, and why, goes beside the table
+        print(f"hsi-stats: {explanation.heading}", file=sys.stderr)
     if args.format == "text":
         print(explanation.text())
     elif args.format == "csv":
@@ -250,6 +275,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
     else:
         print(explanation.claims.to_json(orient="records", indent=1))
     return 0
+
+
+def _indices(rows: np.ndarray, shown: int = 6) -> str:
+    """``"0..119"`` for a run of indices, else the first few: ``"3, 7, 9, ..."``."""
+    if rows.size and rows[-1] - rows[0] + 1 == rows.size:
+        return f"{rows[0]}..{rows[-1]}" if rows.size > 1 else str(rows[0])
+    return ", ".join(str(r) for r in rows[:shown]) + (", ..." if rows.size > shown else "")
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -478,7 +510,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("registry", help="head_functions.json (hsi-stats registry, or export_registry)")
     _add_input_options(explain)
     explain.add_argument("--scenario", type=int, default=None, metavar="I",
-                         help="explain scenario I only (default: every scenario)")
+                         help="explain scenario I only (default: every scenario of the step explained)")
+    explain.add_argument("--step", type=int, default=None, metavar="N",
+                         help="data with training steps: explain the scenarios of step N, each claim noting when "
+                              "the registry describes another step (default: the registry's own step, from its "
+                              "_meta; every scenario when it names none)")
     explain.add_argument("--format", choices=("text", "json", "csv"), default="text",
                          help="claims in words (default), or one row per claim as JSON records or CSV")
     explain.add_argument("--allow-unvalidated", action="store_true",
@@ -525,6 +561,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.showwarning = _print_warning
             check_outputs(args)
             return int(args.handler(args))
+    except ClusterError as exc:
+        print(f"hsi-stats: cluster error: {exc}; nothing was written", file=sys.stderr)
+        return EXIT_CLUSTER_UNAVAILABLE
     except (InputError, OSError) as exc:
         print(f"hsi-stats: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -10,6 +10,12 @@ model predicts (the highest fitted attention from the effects of its profile), w
 agreement rate. Heads without a validated label (General Context Heads among them)
 make no claim. A registry without the evidence (the notebook's original format) is refused unless
 ``allow_unvalidated=True``, and then every claim says it is unvalidated.
+
+A registry describes the network of one training step (its ``_meta.data_summary``, :func:`registry_step`). Given
+the training step of each scenario (``steps=``), :meth:`Explainer.explain` explains the scenarios of that step
+only, and refuses data that lack it; another step is explained when asked for (``step=``), and then every claim
+notes that the registry describes another network. A registry that names no single step explains every step it is
+given, with a :class:`~hsi_stats._validation.RegistryStepWarning` when there are several.
 """
 
 from __future__ import annotations
@@ -29,19 +35,21 @@ from numpy.typing import ArrayLike, NDArray
 from ._validation import HSIDataError, OptionError
 from .agreement import PERCENTILES, target_words, top_entities
 from .catalog import GENERAL_CONTEXT
+from .explain_steps import choose_step, registry_step, registry_steps
 from .focus import is_indicator, target_entities
 from .joint.design import fitted_targets
 
 FloatArray = NDArray[np.float64]
 
-__all__ = ["CLAIM_COLUMNS", "Explainer", "Explanation", "claim_text", "example_explanations", "load_registry"]
+__all__ = ["CLAIM_COLUMNS", "Explainer", "Explanation", "claim_text", "example_explanations", "load_registry",
+           "registry_step"]
 
 #: The columns of :attr:`Explanation.claims` (``scenario`` first for a batch).
 CLAIM_COLUMNS = ("head", "head_name", "label", "validated", "entity", "entity_name", "share", "focus_percentile",
                  "feature", "target", "value", "consistent", "agreement", "agreement_ci_low", "agreement_ci_high",
                  "chance", "profile", "joint_entity", "joint_entity_name", "joint_tied", "joint_consistent",
                  "joint_agreement",
-                 "joint_agreement_ci_low", "joint_agreement_ci_high", "joint_chance")
+                 "joint_agreement_ci_low", "joint_agreement_ci_high", "joint_chance", "step", "note")
 
 
 @dataclass(frozen=True)
@@ -145,10 +153,14 @@ class Explainer:
     87% [60%, 97%] of scenarios (chance 19%).
     """
 
-    def __init__(self, claimants: Sequence[_Claimant], n_heads: int, silent: Sequence[str]) -> None:
+    def __init__(self, claimants: Sequence[_Claimant], n_heads: int, silent: Sequence[str], *,
+                 step: int | None = None, pooled_steps: Sequence[int] = ()) -> None:
         self._claimants = tuple(claimants)
         self.n_heads = n_heads
         self.silent = tuple(silent)  # heads that make no claim, by name
+        #: The training step whose network the registry describes (:func:`registry_step`); None when it does not say.
+        self.step = step
+        self._registry_steps = tuple(pooled_steps)
         # fixed per claim, computed once: which heads, which claims are judged on a feature, in which direction
         self._heads = np.array([c.index for c in self._claimants], dtype=np.intp)
         self._features = tuple(dict.fromkeys(c.feature for c in self._claimants if c.feature is not None))
@@ -164,7 +176,8 @@ class Explainer:
         """An explainer of the heads of ``registry`` (a ``head_functions.json`` path or its mapping).
 
         A registry without validation evidence (the original format: no ``validated`` key) is refused unless
-        ``allow_unvalidated``; then every labelled head claims, and every claim says it is unvalidated.
+        ``allow_unvalidated``; then every labelled head claims, and every claim says it is unvalidated. The training
+        step the registry describes is read from its ``_meta`` (:attr:`step`, :func:`registry_step`).
         """
         loaded = load_registry(registry)
         entries = {int(key): value for key, value in loaded.items() if str(key).isdigit()}
@@ -184,7 +197,8 @@ class Explainer:
                 silent.append(str(entry.get("head", f"h{h}")))
             else:
                 claimants.append(found)
-        return cls(claimants, max(entries) + 1, silent)
+        return cls(claimants, max(entries) + 1, silent, step=registry_step(loaded),
+                   pooled_steps=registry_steps(loaded))
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -214,16 +228,58 @@ class Explainer:
 
     def explain(self, attention: ArrayLike, features: Mapping[str, ArrayLike] | None = None,
                 mask: ArrayLike | None = None, entity_names: Sequence[str] | None = None, *,
-                scenarios: ArrayLike | None = None) -> Explanation:
+                scenarios: ArrayLike | None = None, steps: ArrayLike | None = None,
+                step: int | None = None) -> Explanation:
         """The claims of one step, attention (H, V), or of a batch (B, H, V).
 
-        ``features`` (name -> (V,) or (B, V)) lets each claim say whether the attended entity is its label's
-        target, and, when they hold every feature of the head's joint model (:attr:`joint_features`), whether it
-        is among the entities the joint model predicts (``joint_entity``, ``joint_tied``, ``joint_consistent``);
-        ``mask`` (V,) or (B, V) marks the entities present (all by default); ``entity_names`` names the V entities
-        in the text (``entity {v}`` by default); ``scenarios`` (B,) labels the steps of a batch (their position by
-        default). Every head is handled at once (numpy over steps and heads); the claims table is
-        built when first read.
+        Parameters
+        ----------
+        attention : array_like, shape (H, V) or (B, H, V)
+            The attention of one scenario (one step of a policy at run time) or of a batch of them.
+        features : mapping of str to array_like, optional
+            Name -> (V,) or (B, V). They let each claim say whether the attended entity is its label's target,
+            and, when they hold every feature of the head's joint model (:attr:`joint_features`), whether it is
+            among the entities the joint model predicts (``joint_entity``, ``joint_tied``, ``joint_consistent``).
+        mask : array_like of bool, shape (V,) or (B, V), optional
+            The entities present (all by default).
+        entity_names : sequence of str, optional
+            The names of the V entities in the text (``entity {v}`` by default).
+        scenarios : array_like, shape (B,), optional
+            Labels of the scenarios of a batch (their position by default; kept when ``steps`` selects some).
+        steps : int or array_like of int, shape (B,), optional
+            The training step (checkpoint) whose network produced each scenario's attention, one number for all.
+            With them, only the scenarios of the registry's own step (:attr:`step`) are explained, and data
+            without that step are refused with the steps they hold; without them, what is given is explained as
+            it is.
+        step : int, optional
+            Explain the scenarios of this training step (one of ``steps``) instead. When the registry describes
+            another step, every claim carries a ``note`` saying so: its labels and agreement rates are those of
+            another network.
+
+        Returns
+        -------
+        Explanation
+            Its claims (a table built when first read), :meth:`~Explanation.text` and, when ``steps`` were
+            given, :attr:`~Explanation.heading`: which step was explained and why.
+
+        Raises
+        ------
+        HSIDataError
+            On attention, features or a mask of the wrong shape, data without the registry's step, or a ``step``
+            the data lack (the message names the steps they hold).
+        OptionError
+            On ``step`` without ``steps``, or labels or steps that do not match the batch.
+
+        Warns
+        -----
+        RegistryStepWarning
+            When the registry names no single training step and ``steps`` hold several, none asked for: every step
+            is explained with the same registry.
+
+        Notes
+        -----
+        Every head is handled at once (numpy over scenarios and heads); the claims table is built when first
+        read.
         """
         values = np.asarray(attention, dtype=np.float64)
         batch = values.ndim == 3
@@ -240,6 +296,15 @@ class Explainer:
         labels = np.arange(n_steps) if scenarios is None else np.asarray(scenarios).reshape(-1)
         if labels.shape != (n_steps,):
             raise OptionError(f"`scenarios` must label the {n_steps} steps, but {labels.size} labels were passed.")
+        choice = choose_step(self.step, self._registry_steps, steps, step, n_steps)
+        if choice.keep is not None and not choice.keep.all():
+            keep = choice.keep
+            if features is not None:
+                features = {name: self._per_step(features[name], f"features[{name!r}]", n_steps, n_entities,
+                                                 float)[keep]
+                            for name in dict.fromkeys([*self.features, *self.joint_features]) if name in features}
+            values, valid, labels = values[keep], valid[keep], labels[keep]
+            n_steps = values.shape[0]
         top, share, _ = top_entities(values[:, self._heads, :], valid)  # (B, C) each
         percentile = np.full(share.shape, np.nan)
         for c, claimant in enumerate(self._claimants):
@@ -248,7 +313,7 @@ class Explainer:
         value, consistent, targets = self._checked(features, valid, top, n_steps, n_entities)
         joint = self._joint_checked(features, valid, top, n_steps, n_entities)
         return Explanation(self._claimants, self.silent, batch, labels, names, top, share, percentile, value,
-                           consistent, targets, joint)
+                           consistent, targets, joint, steps=choice.steps, heading=choice.heading, note=choice.note)
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -340,9 +405,15 @@ class Explanation:
     def __init__(self, claimants: Sequence[_Claimant], silent: Sequence[str], batch: bool,
                  scenarios: NDArray[Any], entity_names: NDArray[np.str_], top: NDArray[np.intp], share: FloatArray,
                  percentile: FloatArray, value: FloatArray, consistent: FloatArray,
-                 targets: Sequence[str | None], joint: Mapping[str, NDArray[Any]]) -> None:
+                 targets: Sequence[str | None], joint: Mapping[str, NDArray[Any]], *,
+                 steps: NDArray[np.int64] | None = None, heading: str | None = None, note: str | None = None) -> None:
         self._claimants = tuple(claimants)
         self.silent = tuple(silent)
+        #: Which training step was explained and why (None when no ``steps`` were given).
+        self.heading = heading
+        #: The note every claim carries (the registry describes another step), or None.
+        self.note = note
+        self._steps = steps
         self._batch = batch
         self._scenarios, self._entity_names = scenarios, entity_names
         self._top, self._share, self._percentile = top, share, percentile
@@ -402,12 +473,16 @@ class Explanation:
                                                        joint_consistent == 1)), dtype="boolean"),
             "joint_agreement": joint[per_claim, 0], "joint_agreement_ci_low": joint[per_claim, 1],
             "joint_agreement_ci_high": joint[per_claim, 2], "joint_chance": joint[per_claim, 3],
+            "step": pd.array(np.repeat(self._steps, n_claims) if self._steps is not None else
+                             [None] * (n_steps * n_claims), dtype="Int64"),
+            "note": pd.Series([self.note] * (n_steps * n_claims), dtype=object),
         })
         return frame if self._batch else frame.drop(columns="scenario")
 
     def text(self) -> str:
-        """The claims in words, scenario by scenario; then the heads that make no claim."""
-        lines: list[str] = []
+        """The claims in words, scenario by scenario, after the :attr:`heading` (which training step, when known);
+        then the heads that make no claim."""
+        lines: list[str] = [] if self.heading is None else [self.heading]
         frame = self.claims if self._batch else self.claims.assign(scenario=0)
         for scenario, rows in frame.groupby("scenario", sort=False):
             if self._batch:
@@ -469,7 +544,11 @@ def claim_text(row: Mapping[str, Any]) -> str:
                      f"{_percent(row['joint_agreement'])} [{_percent(row['joint_agreement_ci_low'])}, "
                      f"{_percent(row['joint_agreement_ci_high'])}] of scenarios (chance "
                      f"{_percent(row['joint_chance'])})")
-    return said + "."
+    said += "."
+    note = row.get("note")
+    if isinstance(note, str) and note:
+        said += f" [Note: {note}.]"
+    return said
 
 
 #: Scenarios of a sharded data set the examples are drawn from (the figures' sample).

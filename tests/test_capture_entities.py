@@ -70,7 +70,7 @@ def test_bad_layouts_and_indices_are_refused_with_the_field_named() -> None:
         entity_attention(w, "b x q k")
     with pytest.raises(HSIDataError, match=r"one axis per name of layout 'b h k' \(3\), but it has shape \(3, 2, 4, "):
         entity_attention(w, "b h k")
-    with pytest.raises(HSIDataError, match=r"`query` picks \[4\], but the weights have 4"):
+    with pytest.raises(HSIDataError, match=r"`query` picks \[4\], but axis q \(queries\) of the weights has length 4"):
         entity_attention(w, "b h q k", query=4)
     with pytest.raises(HSIDataError, match="picks 12 keys, which is not a multiple of tokens_per_entity = 5"):
         entity_attention(w, "b h q k", entities=slice(1, None), tokens_per_entity=5)
@@ -80,6 +80,48 @@ def test_bad_layouts_and_indices_are_refused_with_the_field_named() -> None:
         entity_attention(w, "b h q k", entities="all")
     with pytest.raises(HSIDataError, match="must be numeric"):
         entity_attention(np.array([["a"]]), "h k")
+
+
+@pytest.mark.parametrize(("param", "index", "message"), [
+    ("entities", slice(1, 20), r"`entities` is slice\(1, 20, None\), whose stop 20 lies past axis k \(keys\) of "
+                               r"length 7"),
+    ("entities", slice(8, None), r"whose start 8 lies past axis k \(keys\) of length 7"),
+    ("entities", slice(-8, None), r"whose start -8 lies before the start of axis k \(keys\) of length 7"),
+    ("entities", slice(None, -9, -1), r"whose stop -9 lies before the start of axis k \(keys\) of length 7: .* "
+                                      r"must lie in -8..6 \(its step is negative\)"),
+    ("entities", slice(7, None, -1), r"whose start 7 lies past axis k \(keys\) of length 7"),
+    ("entities", 7, r"`entities` picks \[7\], but axis k \(keys\) of the weights has length 7: .* \[7\] do not"),
+    ("entities", -8, r"`entities` picks \[-8\], but axis k \(keys\) of the weights has length 7"),
+    ("entities", [1, 2, 9], r"picks \[1, 2, 9\], but axis k \(keys\) of the weights has length 7: .* \[9\] do not"),
+    ("entities", np.array([0, -8]), r"has length 7: an index must lie in -7..6 .* \[-8\] do not"),
+    ("query", slice(0, 5), r"`query` is slice\(0, 5, None\), whose stop 5 lies past axis q \(queries\) of length 4"),
+    ("query", 4, r"`query` picks \[4\], but axis q \(queries\) of the weights has length 4"),
+    ("query", [0, 3, 4], r"`query` picks \[0, 3, 4\], but axis q \(queries\) of the weights has length 4"),
+])
+def test_a_selection_past_its_axis_is_refused_with_the_axis_length(param: str, index: object, message: str) -> None:
+    """Python would clip ``slice(1, 20)`` on 7 keys to 6 entities; the weights' layout says how long each axis is,
+    so reaching past it is a mistake, refused with the axis and its length named."""
+    w = np.random.default_rng(2).random((B, H, Q, 7))
+    with pytest.raises(HSIDataError, match=message):
+        entity_attention(w, "b h q k", **{param: index})  # type: ignore[arg-type]
+
+
+def test_selections_within_the_axis_keep_their_python_meaning() -> None:
+    """In-range slices (a stop equal to the length included), ``slice(None)`` and negative indices within the axis
+    pick what numpy's indexing picks."""
+    w = np.random.default_rng(3).random((B, H, Q, 7))
+    for query, entities in [(-1, slice(-6, None)), (0, slice(1, 7)), (slice(None), slice(None)), (-4, [-1, 0, -7]),
+                            (slice(-4, 4), slice(6, -8, -1)), (slice(None, None, 2), slice(6, None, -1)),
+                            (np.int64(3), np.array([6, -2]))]:
+        expected = w[:, :, np.arange(Q)[query], :][..., np.arange(7)[entities]]
+        expected = expected.sum(axis=2) if expected.ndim == 4 else expected
+        np.testing.assert_array_equal(entity_attention(w, "b h q k", query=query, entities=entities), expected)
+    np.testing.assert_array_equal(entity_attention(w, "b h q k", entities=slice(1, None)),
+                                  entity_attention(w, "b h q k", entities=slice(1, 7)))
+    with pytest.raises(OptionError, match="non-zero step"):
+        entity_attention(w, "b h q k", entities=slice(None, None, 0))
+    with pytest.raises(OptionError, match=r"its stop is not an integer"):
+        entity_attention(w, "b h q k", entities=slice(1, 2.5))  # type: ignore[misc]
 
 
 def test_importing_the_package_and_capture_imports_no_framework() -> None:

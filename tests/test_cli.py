@@ -496,7 +496,9 @@ def test_explain_prints_the_claims_of_validated_heads(tmp_path: Path, capsys: py
     text = capsys.readouterr().out
     validated = [entry["head"] for key, entry in json.loads(registry.read_text()).items()
                  if key.isdigit() and entry["validated"]]
-    first = re.match(r"scenario 7:\n  (h\d) \((Safety|Proximity|Left Lane|Traffic Flow) Head\): attends entity", text)
+    step = int(run.steps[7])  # one checkpoint: the registry's
+    first = re.match(rf"Explained: training step {step}, the step the registry describes.\nscenario 7:\n  (h\d) "
+                     r"\((Safety|Proximity|Left Lane|Traffic Flow) Head\): attends entity", text)
     assert first is not None and first.group(1) == validated[0]
     assert "no claim (no validated label)" in text
     assert main(["explain", str(registry), str(tmp_path / "run.npz"), "--format", "csv"]) == 0
@@ -509,6 +511,81 @@ def test_explain_prints_the_claims_of_validated_heads(tmp_path: Path, capsys: py
     write_npz(renamed, tmp_path / "other.npz")
     assert main(["explain", str(registry), str(tmp_path / "other.npz")]) == 2
     assert f"the registry names heads ['{validated[0]}'" in capsys.readouterr().err
+    stepless = HSIDataset(run.attention, run.features, mask=run.mask, groups=run.groups, head_names=run.head_names)
+    write_npz(stepless, tmp_path / "stepless.npz")
+    assert main(["explain", str(registry), str(tmp_path / "stepless.npz"), "--step", "5"]) == 2
+    assert f"--step needs training steps, but {tmp_path / 'stepless.npz'} has none" in _one_error_line(capsys)
+
+
+def _demo_explain(demo_dir: Path, *flags: str) -> list[str]:
+    logs = demo_dir / "logs"
+    return ["explain", str(demo_dir / "head_functions.json"), "--feature-dir", str(logs / "features"),
+            "--attention-dir", str(logs / "attention"), *flags]
+
+
+@pytest.fixture(scope="module")
+def demo_steps(demo_dir: Path) -> np.ndarray:
+    """The training step of each scenario of the demo's logs, as explain reads them."""
+    from hsi_stats import load_logs
+
+    logs = demo_dir / "logs"
+    steps = load_logs(logs / "features", logs / "attention").steps
+    assert steps is not None and sorted(set(steps.tolist())) == list(DEMO_CHECKPOINTS)
+    return steps
+
+
+def test_explain_on_the_demo_logs_explains_the_registry_step_only(demo_dir: Path, demo_steps: np.ndarray,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    final = DEMO_CHECKPOINTS[-1]
+    assert json.loads((demo_dir / "head_functions.json").read_text())["_meta"]["data_summary"]["steps"] == [final]
+    assert main(_demo_explain(demo_dir)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at_final = np.flatnonzero(demo_steps == final)
+    assert lines[0] == (f"Explained: training step {final}, the step the registry describes, {at_final.size} of the "
+                        f"{demo_steps.size} scenarios given; those of the other {len(DEMO_CHECKPOINTS) - 1} training "
+                        f"steps {DEMO_CHECKPOINTS[0]} to {DEMO_CHECKPOINTS[-2]} only when asked for (step=, --step N).")
+    explained = [int(line.split()[1].rstrip(":")) for line in lines if line.startswith("scenario ")]
+    assert explained == at_final.tolist()
+    assert not any("[Note:" in line for line in lines)
+    # one scenario of another step: refused, with the way to ask for it
+    early = int(np.flatnonzero(demo_steps == DEMO_CHECKPOINTS[0])[3])
+    assert main(_demo_explain(demo_dir, "--scenario", str(early))) == 2
+    line = _one_error_line(capsys)
+    assert (f"--scenario {early} is of training step {DEMO_CHECKPOINTS[0]}, but the registry describes training step "
+            f"{final}: pass --step {DEMO_CHECKPOINTS[0]}") in line
+    assert f"or a scenario of step {final} ({at_final[0]}..{at_final[-1]})" in line
+
+
+def test_explain_another_step_when_asked_notes_it_on_every_claim(demo_dir: Path, demo_steps: np.ndarray,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    first, final = DEMO_CHECKPOINTS[0], DEMO_CHECKPOINTS[-1]
+    early = int(np.flatnonzero(demo_steps == first)[3])
+    assert main(_demo_explain(demo_dir, "--scenario", str(early), "--step", str(first))) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (f"Explained: training step {first}, as asked; the registry describes training step {final}, "
+                        "another network: every claim notes it.")
+    claims = [line for line in lines if ": attends " in line]
+    note = (f" [Note: the registry describes training step {final}, not step {first}: its labels and rates are those "
+            "of another network.]")
+    registry = json.loads((demo_dir / "head_functions.json").read_text())
+    n_validated = sum(entry["validated"] for key, entry in registry.items() if key.isdigit())
+    assert len(claims) == n_validated > 0 and all(line.endswith(note) for line in claims)
+    assert main(_demo_explain(demo_dir, "--step", str(first), "--format", "csv")) == 0
+    captured = capsys.readouterr()
+    table = pd.read_csv(io.StringIO(captured.out))
+    assert set(table["scenario"]) == set(np.flatnonzero(demo_steps == first).tolist())
+    assert (table["step"] == first).all() and (table["note"] == note[len(" [Note: "):-len(".]")]).all()
+    assert captured.err.startswith(f"hsi-stats: Explained: training step {first}, as asked")
+
+
+def test_explain_refuses_a_registry_step_the_data_lack_naming_the_steps(demo_dir: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    final, earlier = DEMO_CHECKPOINTS[-1], list(DEMO_CHECKPOINTS[:-1])
+    assert main(_demo_explain(demo_dir, "--step-range", str(earlier[0]), str(earlier[-1]))) == 2
+    assert (f"the registry describes training step {final} (its _meta.data_summary), but the data hold the training "
+            f"steps {earlier}, not that one") in _one_error_line(capsys)
+    assert main(_demo_explain(demo_dir, "--step", "250")) == 2
+    assert f"--step must be one of the training steps of {demo_dir / 'logs'}" in _one_error_line(capsys)
 
 
 # ----------------------------------------------------------------------------------------------- compare

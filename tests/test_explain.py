@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from hsi_stats import analyze
-from hsi_stats._validation import HSIDataError
+from hsi_stats import HSIDataset, analyze
+from hsi_stats._validation import HSIDataError, OptionError, RegistryStepWarning
 from hsi_stats.agreement import PERCENTILES
-from hsi_stats.explain import Explainer
+from hsi_stats.explain import Explainer, registry_step
 from hsi_stats.synthetic import HeadSpec, generate
 from tests.rates_reference import clustered_wilson
 
@@ -155,3 +155,121 @@ def test_the_report_explains_each_validated_head_on_two_scenarios(analysed, tmp_
     write_report(result, tmp_path / "report", formats="html")
     html = (tmp_path / "report" / "report.html").read_text()
     assert "Explanations on example scenarios" in html and html.count("(Safety Head): attends entity") == 2
+
+
+# ----------------------------------------------------------------------------------------- training steps
+@pytest.fixture(scope="module")
+def two_steps(analysed):  # type: ignore[no-untyped-def]
+    """The analysed scenarios as two checkpoints, 100 and 200 (interleaved, so that a selection must follow the
+    steps rather than a block of rows), and the registry of their analysis, which is of the last step, 200."""
+    dataset, _ = analysed
+    steps = np.where(np.arange(dataset.n_scenarios) % 3 == 0, 100, 200)
+    stepped = HSIDataset(dataset.attention, dataset.features, mask=dataset.mask, groups=dataset.groups, steps=steps,
+                         head_names=dataset.head_names)
+    return stepped, analyze(stepped, n_resamples=199, rng=2).registry()
+
+
+def _stepless(registry: dict) -> dict:  # type: ignore[type-arg]
+    """The registry as the analysis of data without steps writes it: ``steps`` None, no step selected."""
+    summary = {**registry["_meta"]["data_summary"], "steps": None,
+               "step_selection": {"step": None, "available": [], "pooled": False, "chosen": False}}
+    return {**registry, "_meta": {**registry["_meta"], "data_summary": summary}}
+
+
+def _batch(dataset: HSIDataset) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    return dataset.attention, dict(dataset.features), dataset.mask
+
+
+def test_the_registry_step_is_read_from_its_meta(two_steps, registry_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, registry = two_steps
+    assert registry["_meta"]["data_summary"]["steps"] == [200]
+    assert registry_step(registry) == 200 and Explainer.from_registry(registry).step == 200
+    written = json.loads(registry_path.read_text())  # the synthetic run's one checkpoint, through the file
+    assert registry_step(written) == written["_meta"]["data_summary"]["steps"][0]
+    assert registry_step(_stepless(registry)) is None  # data without steps
+    assert registry_step({key: value for key, value in registry.items() if key != "_meta"}) is None
+    pooled = {**registry, "_meta": {"data_summary": {"steps": [100, 200], "step_selection": {
+        "step": None, "available": [100, 200], "pooled": True, "chosen": False}}}}
+    assert registry_step(pooled) is None
+    only_steps = {**registry, "_meta": {"data_summary": {"steps": [300]}}}
+    assert registry_step(only_steps) == 300
+
+
+def test_data_with_steps_are_explained_at_the_registry_step_only(two_steps) -> None:  # type: ignore[no-untyped-def]
+    dataset, registry = two_steps
+    explainer = Explainer.from_registry(registry)
+    explanation = explainer.explain(*_batch(dataset), steps=dataset.steps)
+    claims = explanation.claims
+    at_200 = np.flatnonzero(dataset.steps == 200)
+    assert claims["scenario"].unique().tolist() == at_200.tolist()  # labelled by their place in the data given
+    assert (claims["step"] == 200).all() and claims["note"].isna().all()
+    alone = explainer.explain(dataset.attention[at_200], {k: v[at_200] for k, v in dataset.features.items()},
+                              dataset.mask[at_200], scenarios=at_200).claims
+    pd.testing.assert_frame_equal(claims.drop(columns=["step", "note"]), alone.drop(columns=["step", "note"]))
+    assert explanation.heading == (f"Explained: training step 200, the step the registry describes, {at_200.size} of "
+                                   f"the {dataset.n_scenarios} scenarios given; those of the other training step 100 "
+                                   f"only when asked for (step=, --step N).")
+    assert explanation.text().splitlines()[0] == explanation.heading and "[Note:" not in explanation.text()
+    # one step at run time, its checkpoint given as one number
+    one = explainer.explain(dataset.attention[1], {k: v[1] for k, v in dataset.features.items()}, dataset.mask[1],
+                            steps=200)
+    assert one.heading == "Explained: training step 200, the step the registry describes." and len(one.claims) == 1
+
+
+def test_another_step_only_when_asked_and_every_claim_notes_it(two_steps) -> None:  # type: ignore[no-untyped-def]
+    dataset, registry = two_steps
+    explanation = Explainer.from_registry(registry).explain(*_batch(dataset), steps=dataset.steps, step=100)
+    claims = explanation.claims
+    at_100 = np.flatnonzero(dataset.steps == 100)
+    assert claims["scenario"].unique().tolist() == at_100.tolist() and (claims["step"] == 100).all()
+    note = "the registry describes training step 200, not step 100: its labels and rates are those of another network"
+    assert (claims["note"] == note).all()
+    claim_lines = [line for line in explanation.text().splitlines() if "(Safety Head): attends" in line]
+    assert len(claim_lines) == at_100.size and all(line.endswith(f" [Note: {note}.]") for line in claim_lines)
+    assert "the registry describes training step 200, another network: every claim notes it" in explanation.heading
+    same = Explainer.from_registry(registry).explain(*_batch(dataset), steps=dataset.steps, step=200)
+    assert same.claims["note"].isna().all() and "as asked, the step the registry describes" in same.heading
+
+
+def test_steps_that_lack_the_registry_step_or_do_not_fit_are_refused(two_steps) -> None:  # type: ignore[no-untyped-def]
+    dataset, registry = two_steps
+    explainer = Explainer.from_registry(registry)
+    batch = _batch(dataset)
+    with pytest.raises(HSIDataError, match=r"registry describes training step 200 .* but the data hold the training "
+                                           r"steps \[100\], not that one: pass step="):
+        explainer.explain(*batch, steps=np.full(dataset.n_scenarios, 100))
+    with pytest.raises(HSIDataError, match=r"`step` must be one of the training steps of the data \[100, 200\], but "
+                                           r"300 was passed"):
+        explainer.explain(*batch, steps=dataset.steps, step=300)
+    with pytest.raises(OptionError, match=r"`step=100` picks .* but no `steps` were passed"):
+        explainer.explain(*batch, step=100)
+    with pytest.raises(OptionError, match=rf"each of the {dataset.n_scenarios} scenarios .* but 3 steps were passed"):
+        explainer.explain(*batch, steps=[100, 200, 200])
+    with pytest.raises(OptionError, match="`steps` must be integer training steps"):
+        explainer.explain(*batch, steps=dataset.steps.astype(float))
+
+
+def test_a_registry_without_a_step_explains_every_step_given_with_a_warning(two_steps) -> None:  # type: ignore[no-untyped-def]
+    dataset, registry = two_steps
+    explainer = Explainer.from_registry(_stepless(registry))
+    assert explainer.step is None
+    with pytest.warns(RegistryStepWarning, match=r"does not say which training step it describes, and the data hold "
+                                                 r"the 2 training steps 100 and 200"):
+        explanation = explainer.explain(*_batch(dataset), steps=dataset.steps)
+    assert explanation.claims["scenario"].nunique() == dataset.n_scenarios
+    np.testing.assert_array_equal(explanation.claims["step"], dataset.steps)
+    assert explanation.claims["note"].isna().all()
+    one_step = explainer.explain(*_batch(dataset), steps=dataset.steps, step=100)  # asked: no warning
+    assert one_step.claims["scenario"].nunique() == int((dataset.steps == 100).sum())
+    assert "the registry does not say which step it describes" in one_step.heading
+    pooled = {**registry, "_meta": {"data_summary": {"steps": [100, 200], "step_selection": {"step": None,
+                                                                                             "pooled": True}}}}
+    with pytest.warns(RegistryStepWarning, match=r"the registry pools the 2 training steps 100 and 200"):
+        Explainer.from_registry(pooled).explain(*_batch(dataset), steps=dataset.steps)
+
+
+def test_without_steps_what_is_given_is_explained_as_before(two_steps) -> None:  # type: ignore[no-untyped-def]
+    dataset, registry = two_steps
+    explanation = Explainer.from_registry(registry).explain(*_batch(dataset))
+    assert explanation.heading is None and explanation.claims["scenario"].nunique() == dataset.n_scenarios
+    assert explanation.claims["step"].isna().all()

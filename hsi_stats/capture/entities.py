@@ -41,11 +41,42 @@ def _parse_layout(layout: object, shape: tuple[int, ...]) -> list[str]:
     return axes
 
 
-def _positions(index: Index, size: int, param: str) -> NDArray[np.intp]:
-    """The positions ``index`` picks among ``size`` (None: all), checked."""
+def _positions(index: Index, size: int, param: str, axis: str) -> NDArray[np.intp]:
+    """The positions ``index`` picks among the ``size`` positions of ``axis`` (None: all), checked.
+
+    Nothing reaching past the axis is clipped: an integer must lie in ``-size .. size - 1`` (a negative one counts
+    from the end, as in Python), every entry of a sequence too, and a slice's start and stop in ``-size .. size``
+    (``-size - 1 .. size - 1`` with a negative step, whose bounds are mirrored): ``slice(1, 20)`` on 7 positions
+    is refused rather than read as ``slice(1, 7)``.
+
+    Examples
+    --------
+    >>> _positions(slice(1, None), 4, "entities", "k (keys)").tolist(), _positions(-1, 4, "query", "q").tolist()
+    ([1, 2, 3], [3])
+    >>> _positions(slice(1, 20), 7, "entities", "k (keys)")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    hsi_stats._validation.HSIDataError: `entities` is slice(1, 20, None), whose stop 20 lies past axis k (keys) ...
+    """
     if index is None:
         return np.arange(size)
     if isinstance(index, slice):
+        for part in ("start", "stop", "step"):
+            bound = getattr(index, part)
+            if bound is not None and not (isinstance(bound, (int, np.integer)) and not isinstance(bound, bool)):
+                raise OptionError(f"The value for `{param}` must be an index, a slice of integers or a sequence of "
+                                  f"indices, but {index!r} was passed (its {part} is not an integer).")
+        if index.step == 0:
+            raise OptionError(f"The value for `{param}` must be a slice with a non-zero step, but {index!r} was "
+                              f"passed.")
+        low, high = (-size, size) if index.step is None or index.step > 0 else (-size - 1, size - 1)
+        for part in ("start", "stop"):
+            bound = getattr(index, part)
+            if bound is not None and not low <= int(bound) <= high:
+                where = "past" if bound > 0 else "before the start of"
+                raise HSIDataError(f"`{param}` is {index!r}, whose {part} {int(bound)} lies {where} axis {axis} of "
+                                   f"length {size}: a slice's start and stop must lie in {low}..{high}"
+                                   f"{' (its step is negative)' if low < -size else ''}; nothing is clipped.")
         return np.arange(size)[index]
     if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
         picked = np.array([int(index)])
@@ -58,8 +89,11 @@ def _positions(index: Index, size: int, param: str) -> NDArray[np.intp]:
     else:
         raise OptionError(f"The value for `{param}` must be an index, a slice or a sequence of indices, but "
                           f"{index!r} was passed.")
-    if picked.size and (picked.min() < -size or picked.max() >= size):
-        raise HSIDataError(f"`{param}` picks {picked.tolist()}, but the weights have {size} along that axis.")
+    outside = picked[(picked < -size) | (picked >= size)]
+    if outside.size:
+        raise HSIDataError(f"`{param}` picks {picked.tolist()}, but axis {axis} of the weights has length {size}: "
+                           f"an index must lie in {-size}..{size - 1} (negative ones count from the end), and "
+                           f"{outside.tolist()} do not.")
     return np.where(picked < 0, picked + size, picked)
 
 
@@ -95,6 +129,12 @@ def entity_attention(weights: ArrayLike, layout: str, *, query: Index = 0, entit
     entities : int, slice, sequence of int or None, default None
         The keys that are entity tokens, in order (a slice such as ``slice(1, None)`` drops an ego key at 0, or
         ``slice(start, end)`` from token boundaries); None for every key.
+
+        Neither selection is clipped to its axis, as Python's slicing would: an index must lie in ``-n .. n - 1``
+        for an axis of length ``n`` (a negative one counts from the end, as in Python: ``query=-1`` is the last
+        query), every entry of a sequence too, and a slice's start and stop in ``-n .. n`` (``-n - 1 .. n - 1``
+        with a negative step): ``slice(1, None)`` and ``slice(1, n)`` are the same keys, ``slice(1, n + 1)`` is
+        refused.
     tokens_per_entity : int, default 1
         Tokens per entity T among the keys picked (observation time steps); their number must be a multiple of T.
     token_order : {"entity-major", "time-major"}, default "entity-major"
@@ -114,7 +154,8 @@ def entity_attention(weights: ArrayLike, layout: str, *, query: Index = 0, entit
     OptionError
         On a layout that does not name its axes, a bad index, ``tokens_per_entity`` or choice.
     HSIDataError
-        On weights whose shape does not fit the layout or the indices.
+        On weights whose shape does not fit the layout, or a ``query`` or ``entities`` selection that reaches past
+        its axis (the message names the axis and its length).
 
     Examples
     --------
@@ -145,8 +186,8 @@ def entity_attention(weights: ArrayLike, layout: str, *, query: Index = 0, entit
             array, axes = array[None], [name, *axes]
     array = np.moveaxis(array, [axes.index(name) for name in AXES], range(4))  # (B, H, Q, K), a view
     n_batch, n_heads, n_queries, n_keys = array.shape
-    picked_queries = _positions(query, n_queries, "query")
-    picked_keys = _positions(entities, n_keys, "entities")
+    picked_queries = _positions(query, n_queries, "query", "q (queries)")
+    picked_keys = _positions(entities, n_keys, "entities", "k (keys)")
     if picked_queries.size == 0 or picked_keys.size == 0:
         raise HSIDataError(f"`query` and `entities` must each pick at least one position, but they pick "
                            f"{picked_queries.size} queries and {picked_keys.size} keys.")
