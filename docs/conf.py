@@ -24,6 +24,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax served with the pages: the formulas render offline too
     "sphinx.ext.viewcode",
     "numpydoc",
     "myst_parser",
