@@ -13,11 +13,11 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_folder", "atomic_path", "atomic_write_text", "check_writable"]
+__all__ = ["atomic_folder", "atomic_path", "atomic_write_text", "check_writable", "write_files"]
 
 
 @contextlib.contextmanager
@@ -72,6 +72,18 @@ def atomic_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
                 os.replace(path, destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_files(folder: Path, files: Mapping[str, str | bytes]) -> None:
+    """Write ``files`` (relative path -> text, as UTF-8, or bytes) into ``folder``, making subfolders as needed;
+    meant for the staging folder of :func:`atomic_folder`."""
+    for name, data in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, bytes):
+            path.write_bytes(data)
+        else:
+            path.write_text(data, encoding="utf-8")
 
 
 def _existing_ancestor(path: Path) -> Path:

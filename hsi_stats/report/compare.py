@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from .._atomic import atomic_folder
+from .._atomic import atomic_folder, write_files
 from ..catalog import GENERAL_CONTEXT
 from ..compare import RunComparison
 from ..formatting import MISSING, format_number
@@ -171,10 +171,5 @@ def write_comparison(comparison: RunComparison, out_dir: str | os.PathLike[str])
     }
     out = Path(out_dir)
     with atomic_folder(out) as staging:
-        for name, data in files.items():
-            (staging / name).parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(data, bytes):
-                (staging / name).write_bytes(data)
-            else:
-                (staging / name).write_text(data, encoding="utf-8")
+        write_files(staging, files)
     return {name: out / name for name in files}

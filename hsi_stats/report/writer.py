@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._atomic import atomic_folder
+from .._atomic import atomic_folder, write_files
 from .._validation import check_choice
 from ..outputs import write_tables_into
 from ..results import HSIResult
@@ -98,12 +98,7 @@ def write_report(
     # The set is written into a staging folder and moved into place only when complete: a failure leaves the
     # previous report and tables as they were.
     with atomic_folder(out) as staging:
-        for name, data in rendered.items():
-            (staging / name).parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(data, bytes):
-                (staging / name).write_bytes(data)
-            else:
-                (staging / name).write_text(data, encoding="utf-8")
+        write_files(staging, rendered)
         written_tables = write_tables_into(staging, result, evolution=evolution, allow_unvalidated=allow_unvalidated,
                                            ablation=ablation)
     return {name: out / name for name in [*rendered, *written_tables]}
